@@ -1,0 +1,162 @@
+"""The microdot routes. Thin: each handler calls one of the modules."""
+import asyncio
+import gc
+import os
+from microdot import Microdot, Response, send_file
+from microdot.websocket import with_websocket, WebSocketError
+
+from firmware import clock, commands, events, state as state_module
+from firmware.storage import valid_name
+
+_STATIC = 'static'
+_SNAPS_LIMIT = 100
+_TYPES = {'html': 'text/html; charset=UTF-8', 'js': 'text/javascript',
+          'css': 'text/css', 'svg': 'image/svg+xml', 'ico': 'image/x-icon',
+          'json': 'application/json', 'png': 'image/png'}
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _static_name_ok(name):
+    # one flat folder: letters, digits, '-', '_', and a dot that is not leading
+    if not (1 <= len(name) <= 64) or name[0] == '.' or '..' in name:
+        return False
+    for c in name:
+        if not (c.isalpha() or c.isdigit() or c in '-_.'):
+            return False
+    return True
+
+
+def serve_static(request, name):
+    """A file of the static folder, the .gz copy when the client takes it."""
+    if not _static_name_ok(name):
+        return 'Not found', 404
+    path = _STATIC + '/' + name
+    ctype = _TYPES.get(name.rsplit('.', 1)[-1], 'application/octet-stream')
+    headers = {'Cache-Control': 'no-cache', 'Vary': 'Accept-Encoding'}
+    if 'gzip' in request.headers.get('Accept-Encoding', '') and _exists(path + '.gz'):
+        response = send_file(path + '.gz', content_type=ctype, compressed=True)
+    elif _exists(path):
+        response = send_file(path, content_type=ctype)
+    else:
+        return 'Not found', 404
+    response.headers.update(headers)
+    return response
+
+
+def create_app(board):
+    """Build the app around a board dict: state, camera, store, settings."""
+    app = Microdot()
+    state = board['state']
+
+    @app.get('/')
+    async def index(request):
+        return serve_static(request, 'index.html')
+
+    @app.get('/static/<path:name>')
+    async def static(request, name):
+        return serve_static(request, name)
+
+    @app.get('/snapshot.jpg')
+    async def snapshot(request):
+        jpeg = board['camera'].latest_jpeg
+        if jpeg is None:
+            return 'No frame yet', 503, {'Retry-After': '1'}
+        return jpeg, 200, {'Content-Type': 'image/jpeg',
+                           'Cache-Control': 'no-store'}
+
+    @app.get('/events')
+    async def status_events(request):
+        return events.StatusStream(state), 200, events.headers()
+
+    @app.get('/snaps')
+    async def snaps(request):
+        items = board['store'].newest(_SNAPS_LIMIT)
+        return [{'name': name, 'bytes': size} for name, size in items]
+
+    @app.get('/snaps/<name>')
+    async def snap_file(request, name):
+        path = board['store'].path_of(name)
+        if path is None:
+            return 'Not found', 404
+        return send_file(path, content_type='image/jpeg', max_age=86400)
+
+    @app.delete('/snaps/<name>')
+    async def snap_delete(request, name):
+        if not board['store'].delete(name):
+            return 'Not found', 404
+        return {'ok': True, 'deleted': name}
+
+    @app.get('/control')
+    @with_websocket
+    async def control(request, ws):
+        state.add('clients', 1)
+        try:
+            while True:
+                message = await ws.receive()
+                reply = await commands.handle(message, board)
+                await ws.send(commands.encode(reply))
+        finally:
+            state.add('clients', -1)
+
+    return app
+
+
+def build_board(config, card_mounted, camera_module):
+    """Wire the modules together: the one place that knows them all."""
+    from firmware.camera import CameraTask
+    from firmware.motion import Motion
+    from firmware.storage import SnapshotStore
+    from firmware.led import FlashLed
+
+    state = state_module
+    sd = config['sd']
+    store = SnapshotStore(sd['mount'], sd['folder'], card_mounted,
+                          on_change=lambda s: state.update(sd_free=s.free_bytes()),
+                          tz_offset_s=config['tz_offset_min'] * 60)
+    motion = Motion(state, store, config['motion'])
+    camera = CameraTask(camera_module, config['camera'],
+                        report=lambda status: state.update(camera=status),
+                        on_frame=motion.frame)
+    led = FlashLed(config.get('flash_pin', 4))
+
+    def set_motion(key, value):
+        motion.sensitivity = value
+
+    settings = dict(config['camera'])
+    settings.pop('fps', None)
+    settings['sensitivity'] = motion.sensitivity
+    settings['flash'] = 0
+    state.update(settings=settings)
+    return {'state': state, 'store': store, 'camera': camera, 'motion': motion,
+            'led': led,
+            'settings': {'motion': set_motion, 'camera': camera.apply,
+                         'led': lambda key, value: led.set(value)}}
+
+
+async def serve(board, port):
+    """Start the tasks and serve until the server stops."""
+    board['store'].open()
+    board['camera'].start()
+    asyncio.create_task(board['state'].heartbeat())
+    asyncio.create_task(clock.keep_time(
+        lambda ok: board['state'].update(clock_set=ok)))
+    gc.collect()
+    app = create_app(board)
+    await app.start_server(host='0.0.0.0', port=port)
+
+
+def main():
+    """Entry point of main.py."""
+    from firmware import startup
+    import camera
+    info = startup.board or startup.run()
+    board = build_board(info['config'], info['card_mounted'], camera)
+    print('app: serving on http://%s:%d/' % (info['ip'], info['config']['http_port']))
+    asyncio.run(serve(board, info['config']['http_port']))

@@ -1,0 +1,180 @@
+"""The camera adapter: both driver APIs that register as `camera`.
+
+micropython-camera-driver: camera.init(0, ...), capture() -> bytes | False.
+micropython-camera-API:    Camera(...), capture() -> memoryview | None,
+                           valid only until the next capture (so we copy).
+A CameraTask owns the driver and the capture task; failures go to `report`
+and are retried with deinit() before every re-init.
+"""
+import asyncio
+import time
+from micropython import const
+
+_RETRY_MIN_MS = const(500)
+_RETRY_MAX_MS = const(30000)
+_FAILS_BEFORE_REINIT = const(3)
+
+FRAMESIZES = ('QQVGA', 'QCIF', 'HQVGA', '240X240', 'QVGA', 'CIF', 'HVGA',
+              'VGA', 'SVGA', 'XGA', 'HD', 'SXGA', 'UXGA')
+SETTINGS = ('framesize', 'quality', 'brightness', 'vflip', 'hmirror')
+
+
+class DriverCamera:
+    """micropython-camera-driver (module-level functions)."""
+    api = 'camera-driver'
+
+    def __init__(self, cam, settings):
+        self.cam = cam
+        kw = {'format': cam.JPEG, 'quality': settings['quality'],
+              'framesize': getattr(cam, 'FRAME_' + settings['framesize'])}
+        if hasattr(cam, 'PSRAM'):
+            kw['fb_location'] = cam.PSRAM
+        if not cam.init(0, **kw):
+            cam.deinit()
+            raise OSError('camera init failed')
+        for key in ('brightness', 'vflip', 'hmirror'):
+            self.apply(key, settings[key])
+
+    def capture(self):
+        return self.cam.capture() or None
+
+    def apply(self, key, value):
+        cam = self.cam
+        if key == 'framesize':
+            cam.framesize(getattr(cam, 'FRAME_' + value))
+        elif key == 'quality':
+            cam.quality(value)
+        elif key == 'brightness':
+            cam.brightness(value)
+        elif key == 'vflip':
+            cam.flip(1 if value else 0)
+        elif key == 'hmirror':
+            cam.mirror(1 if value else 0)
+
+    def deinit(self):
+        self.cam.deinit()
+
+
+def _api_quality(quality):
+    # our scale is esp32-camera's 4..63 (lower is better); this API's is 0..100
+    return max(0, min(100, 100 - (quality - 4) * 100 // 59))
+
+
+class ApiCamera:
+    """micropython-camera-API (a Camera object)."""
+    api = 'camera-API'
+
+    def __init__(self, module, settings):
+        self.module = module
+        self.cam = module.Camera(
+            pixel_format=module.PixelFormat.JPEG,
+            frame_size=getattr(module.FrameSize, settings['framesize']),
+            jpeg_quality=_api_quality(settings['quality']))
+        for key in ('brightness', 'vflip', 'hmirror'):
+            self.apply(key, settings[key])
+
+    def capture(self):
+        frame = self.cam.capture()
+        return bytes(frame) if frame else None
+
+    def apply(self, key, value):
+        cam = self.cam
+        if key == 'framesize':
+            cam.set_frame_size(getattr(self.module.FrameSize, value))
+        elif key == 'quality':
+            cam.set_quality(_api_quality(value))
+        elif key == 'brightness':
+            cam.set_brightness(value)
+        elif key == 'vflip':
+            cam.set_vflip(bool(value))
+        elif key == 'hmirror':
+            cam.set_hmirror(bool(value))
+
+    def deinit(self):
+        self.cam.deinit()
+
+
+def open_driver(module, settings):
+    """Initialise whichever driver API `module` has."""
+    if hasattr(module, 'Camera'):
+        return ApiCamera(module, settings)
+    return DriverCamera(module, settings)
+
+
+class CameraTask:
+    """Keeps `latest_jpeg` fresh; reports 'ok' or 'error: ...' to `report`."""
+
+    def __init__(self, module, settings, report, on_frame=None):
+        self.module = module
+        self.settings = dict(settings)
+        self.report = report
+        self.on_frame = on_frame or (lambda jpeg: None)
+        self.driver = None
+        self.latest_jpeg = None
+        self.frame_count = 0
+        self.task = None
+
+    def start(self):
+        self.task = asyncio.create_task(self._run())
+
+    def deinit(self):
+        """Stop the capture task and release the driver."""
+        if self.task:
+            self.task.cancel()
+            self.task = None
+        self._close()
+
+    def _close(self):
+        if self.driver:
+            try:
+                self.driver.deinit()
+            except Exception:
+                pass
+            self.driver = None
+
+    def apply(self, key, value):
+        """Change a camera setting; kept and re-applied after a re-init."""
+        self.settings[key] = value
+        if self.driver:
+            self.driver.apply(key, value)
+
+    def _open(self):
+        self._close()   # a second init without deinit() kills the camera
+        try:
+            self.driver = open_driver(self.module, self.settings)
+            return True
+        except Exception as exc:
+            self.report('error: init failed (%s)' % exc)
+            return False
+
+    async def _run(self):
+        period_ms = 1000 // max(1, self.settings.get('fps', 10))
+        retry_ms = _RETRY_MIN_MS
+        fails = 0
+        while True:
+            if self.driver is None and not self._open():
+                await asyncio.sleep_ms(retry_ms)
+                retry_ms = min(retry_ms * 2, _RETRY_MAX_MS)
+                continue
+            started = time.ticks_ms()
+            try:
+                jpeg = self.driver.capture()
+            except Exception:
+                jpeg = None
+            if jpeg is None:
+                fails += 1
+                self.report('error: capture failed')
+                if fails >= _FAILS_BEFORE_REINIT:
+                    fails = 0
+                    self._close()
+                await asyncio.sleep_ms(retry_ms)
+                retry_ms = min(retry_ms * 2, _RETRY_MAX_MS)
+                continue
+            fails = 0
+            retry_ms = _RETRY_MIN_MS
+            self.latest_jpeg = jpeg
+            self.frame_count += 1
+            self.report('ok')
+            self.on_frame(jpeg)
+            spent = time.ticks_diff(time.ticks_ms(), started)
+            await asyncio.sleep_ms(max(1, period_ms - spent))

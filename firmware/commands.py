@@ -1,0 +1,106 @@
+"""The /control command table: validate -> act -> reply dict.
+
+handle() never raises for any input and never needs a socket, so it can be
+tested on its own. Replies are the contract of design §3.
+"""
+import json
+from firmware.storage import SaveError
+from firmware.camera import FRAMESIZES
+
+
+def _int_in(low, high):
+    def check(value):
+        return type(value) is int and low <= value <= high
+    return check
+
+
+def _is_bool(value):
+    return value is True or value is False
+
+
+# key -> (validator, who applies it)
+SETTINGS = {
+    'sensitivity': (_int_in(0, 100), 'motion'),
+    'framesize': (lambda v: v in FRAMESIZES, 'camera'),
+    'quality': (_int_in(4, 63), 'camera'),
+    'brightness': (_int_in(-2, 2), 'camera'),
+    'vflip': (_is_bool, 'camera'),
+    'hmirror': (_is_bool, 'camera'),
+    'flash': (_int_in(0, 255), 'led'),
+}
+
+
+async def _snapshot_now(req, board):
+    jpeg = board['camera'].latest_jpeg
+    if jpeg is None:
+        return {'ok': False, 'reason': 'no frame yet'}
+    try:
+        path, size = await board['store'].save('manual', jpeg)
+    except SaveError as exc:
+        return {'ok': False, 'reason': exc.args[0]}
+    board['state'].snapshot_saved(path)
+    return {'ok': True, 'saved': path, 'bytes': size}
+
+
+async def _reset(req, board):
+    board['state'].update(trigger_count=0, snapshot_count=0)
+    return {'ok': True, 'counters': 'reset'}
+
+
+async def _set(req, board):
+    key = req.get('key')
+    value = req.get('value')
+    if not isinstance(key, str) or key not in SETTINGS:
+        return {'ok': False, 'error': 'bad value', 'key': key,
+                'reason': 'unknown setting'}
+    valid, owner = SETTINGS[key]
+    if not valid(value):
+        return {'ok': False, 'error': 'bad value', 'key': key, 'value': value}
+    try:
+        board['settings'][owner](key, value)
+    except Exception as exc:
+        return {'ok': False, 'error': 'not supported', 'key': key,
+                'reason': str(exc)}
+    settings = dict(board['state'].state['settings'])
+    settings[key] = value
+    board['state'].update(settings=settings)
+    return {'ok': True, 'key': key, 'value': value}
+
+
+async def _status(req, board):
+    return {'ok': True, 'status': board['state'].status()}
+
+
+COMMANDS = {
+    'snapshot_now': _snapshot_now,
+    'reset': _reset,
+    'set': _set,
+    'status': _status,
+}
+
+
+async def handle(message, board):
+    """Answer one WebSocket message (str or bytes) with a reply dict."""
+    if not isinstance(message, str):
+        return {'ok': False, 'error': 'binary frames are not accepted'}
+    try:
+        req = json.loads(message)
+    except Exception:   # ValueError, or RuntimeError on deep nesting
+        return {'ok': False, 'error': 'bad json'}
+    if not isinstance(req, dict):
+        return {'ok': False, 'error': 'bad command'}
+    cmd = req.get('cmd')
+    if not isinstance(cmd, str):
+        reply = {'ok': False, 'error': 'bad command'}
+    elif cmd not in COMMANDS:
+        reply = {'ok': False, 'error': 'unknown command'}
+    else:
+        reply = await COMMANDS[cmd](req, board)
+    if 'id' in req:
+        reply['id'] = req['id']
+    return reply
+
+
+def encode(reply):
+    """microdot's ws.send() takes str or bytes only."""
+    return json.dumps(reply)

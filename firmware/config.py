@@ -1,0 +1,60 @@
+"""Read config.json, apply defaults, validate: one plain dict."""
+import json
+
+DEFAULTS = {
+    'wifi': [],                 # [{"ssid": ..., "password": ...}] tried in order
+    'wifi_timeout_s': 15,
+    'hostname': 'esp32cam',
+    'ap': {'ssid': 'esp32cam-setup', 'password': 'esp32cam'},
+    'tz_offset_min': 0,
+    'http_port': 80,
+    'camera': {'framesize': 'VGA', 'quality': 12, 'fps': 10,
+               'brightness': 0, 'vflip': False, 'hmirror': False},
+    'motion': {'sensitivity': 50, 'cooldown_s': 5},
+    'sd': {'mount': '/sdcard', 'folder': 'snaps', 'width': 1},
+    'flash_pin': 4,
+    'auth_token': None,
+}
+
+
+def _merge(defaults, given, path, problems):
+    out = {}
+    for key, default in defaults.items():
+        if key not in given:
+            out[key] = default
+            continue
+        value = given[key]
+        if isinstance(default, dict):
+            if isinstance(value, dict):
+                out[key] = _merge(default, value, path + key + '.', problems)
+            else:
+                problems.append(path + key + ' must be an object')
+                out[key] = default
+        elif default is not None and type(value) is not type(default):
+            problems.append(path + key + ' has the wrong type')
+            out[key] = default
+        else:
+            out[key] = value
+    return out
+
+
+def parse(text):
+    """Return (config, problems) from the text of a config file."""
+    problems = []
+    try:
+        given = json.loads(text)
+    except ValueError:
+        return _merge(DEFAULTS, {}, '', problems), ['config.json is not valid JSON']
+    if not isinstance(given, dict):
+        return _merge(DEFAULTS, {}, '', problems), ['config.json must hold an object']
+    return _merge(DEFAULTS, given, '', problems), problems
+
+
+def load(path='config.json'):
+    """Return (config, problems); a missing or broken file gives the defaults."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return _merge(DEFAULTS, {}, '', []), [path + ' not found']
+    return parse(text)

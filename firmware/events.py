@@ -1,0 +1,45 @@
+"""The /events Server-Sent Events stream, coalesced.
+
+microdot's own SSE helper queues every event without bound; this stream
+instead sends the newest status whenever the state version moved, and a
+heartbeat comment on every heartbeat tick. A slow listener therefore skips
+states it was too slow for and never holds more than one event in memory.
+"""
+import json
+
+
+class StatusStream:
+    """A response body (async iterator) for one SSE listener."""
+
+    def __init__(self, state):
+        self.state = state
+        self.seen_version = -1          # so the first event goes out at once
+        self.seen_beat = state.beat
+        self.open = True
+        state.add('clients', 1)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        state = self.state
+        while self.open:
+            if self.seen_version != state.version:
+                self.seen_version = state.version
+                return (b'event: status\ndata: ' +
+                        json.dumps(state.status()).encode() + b'\n\n')
+            if self.seen_beat != state.beat:
+                self.seen_beat = state.beat
+                return b': heartbeat\n\n'
+            await state.wait()
+        raise StopAsyncIteration
+
+    async def aclose(self):
+        if self.open:
+            self.open = False
+            self.state.add('clients', -1)
+
+
+def headers():
+    return {'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache',
+            'X-Accel-Buffering': 'no'}

@@ -1,0 +1,59 @@
+"""Board start-up, run by boot.py: config, Wi-Fi, hostname, SD card.
+
+The result is kept in `board` so main.py finds it without redoing it.
+Nothing here may raise: a board that cannot start its app must still come
+up on the network so it can be fixed.
+"""
+import time
+
+board = None
+
+
+def _connect_wifi(config):
+    import network
+    try:
+        network.hostname(config['hostname'])
+    except Exception as exc:
+        print('wifi: hostname not set:', exc)
+    sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    for net in config['wifi']:
+        ssid = net.get('ssid') if isinstance(net, dict) else None
+        if not ssid:
+            continue
+        print('wifi: connecting to', ssid)
+        sta.connect(ssid, net.get('password', ''))
+        deadline = time.ticks_add(time.ticks_ms(), config['wifi_timeout_s'] * 1000)
+        while not sta.isconnected() and time.ticks_diff(deadline, time.ticks_ms()) > 0:
+            time.sleep_ms(200)
+        if sta.isconnected():
+            ip = sta.ifconfig()[0]
+            print('wifi: connected, ip', ip)
+            return ip
+        sta.disconnect()
+    sta.active(False)
+    ap = network.WLAN(network.AP_IF)
+    ap.active(True)
+    ap.config(essid=config['ap']['ssid'], password=config['ap']['password'])
+    ip = ap.ifconfig()[0]
+    print('wifi: no network; access point', config['ap']['ssid'], 'at', ip)
+    return ip
+
+
+def run(config_path='config.json'):
+    """Bring the board up; never raises. Returns the `board` dict."""
+    global board
+    from firmware import config as config_module
+    from firmware.storage import mount_card
+    config, problems = config_module.load(config_path)
+    for problem in problems:
+        print('config:', problem)
+    try:
+        ip = _connect_wifi(config)
+    except Exception as exc:
+        print('wifi: failed:', exc)
+        ip = '0.0.0.0'
+    card_mounted = mount_card(config['sd']['mount'], config['sd']['width'])
+    board = {'config': config, 'problems': problems, 'ip': ip,
+             'card_mounted': card_mounted}
+    return board

@@ -1,0 +1,77 @@
+"""The shared state dict and change notification.
+
+Every change goes through update(), which bumps `version` and wakes every
+listener at once; listeners read the newest state, so nothing queues up.
+"""
+import asyncio
+import gc
+import time
+
+_HEARTBEAT_S = 15
+
+state = {
+    'trigger_count': 0,
+    'snapshot_count': 0,
+    'last_snapshot': None,
+    'sd_free': None,
+    'camera': 'starting',
+    'clients': 0,
+    'clock_set': False,
+    'settings': {},
+}
+version = 0   # bumped on every change
+beat = 0      # bumped by the heartbeat ticker
+_wake = asyncio.Event()
+_started_ms = time.ticks_ms()
+
+
+def _pulse():
+    # set() schedules every waiter; clear() at once makes this a one-shot pulse
+    _wake.set()
+    _wake.clear()
+
+
+def update(**changes):
+    """Apply changes; wake the listeners only if something really changed."""
+    global version
+    changed = False
+    for key, value in changes.items():
+        if state.get(key) != value:
+            state[key] = value
+            changed = True
+    if changed:
+        version += 1
+        _pulse()
+    return changed
+
+
+def add(key, delta):
+    """Add delta to a counter and notify."""
+    update(**{key: state[key] + delta})
+
+
+def status():
+    """The status object of the SSE stream and the `status` command."""
+    out = dict(state)
+    out['uptime_s'] = time.ticks_diff(time.ticks_ms(), _started_ms) // 1000
+    out['free_heap'] = gc.mem_free()
+    return out
+
+
+async def wait():
+    """Return after the next change or heartbeat."""
+    await _wake.wait()
+
+
+async def heartbeat():
+    """Wake every listener at least every 15 s so dead peers are found."""
+    global beat
+    while True:
+        await asyncio.sleep(_HEARTBEAT_S)
+        beat += 1
+        _pulse()
+
+
+def snapshot_saved(path):
+    """Count a snapshot that reached the card."""
+    update(snapshot_count=state['snapshot_count'] + 1, last_snapshot=path)

@@ -1,0 +1,209 @@
+"""The SD card: snapshot names, crash-safe writes, free space, list/delete.
+
+A snapshot appears under its final name only when complete: it is written
+as NAME.part in chunks (yielding to the event loop between them), closed,
+then renamed. Stale .part files are removed when the card is opened.
+"""
+import asyncio
+import os
+import time
+from micropython import const
+
+_CHUNK = const(4096)
+_RESERVE = const(16384)        # keep this much free for FAT metadata
+_SEQ_BLOCK = const(100)        # sequence numbers reserved per write of .seq
+_SEQ_FILE = '.seq'
+_ENOSPC = const(28)
+_EIO = const(5)
+
+
+class SaveError(Exception):
+    """A snapshot could not be saved; args[0] is the reason for the reply."""
+
+
+def valid_name(name):
+    """True for a plain snapshot file name: no path, no oddities."""
+    if not (5 <= len(name) <= 64) or not name.endswith('.jpg'):
+        return False
+    for c in name:
+        if not (c.isalpha() or c.isdigit() or c in '-_.'):
+            return False
+    return '..' not in name and name[0] != '.'
+
+
+def _seq_of(name):
+    # manual-YYYYMMDD-HHMMSS-NNNN.jpg -> NNNN
+    try:
+        return int(name[name.rindex('-') + 1:-4])
+    except ValueError:
+        return -1
+
+
+def _stamp(offset_s):
+    t = time.localtime(time.time() + offset_s)
+    return '%04d%02d%02d-%02d%02d%02d' % (t[0], t[1], t[2], t[3], t[4], t[5])
+
+
+def _reason(exc):
+    if exc.args and exc.args[0] == _ENOSPC:
+        return 'sd card full'
+    return 'write failed: ' + ('I/O error' if exc.args and exc.args[0] == _EIO
+                               else str(exc))
+
+
+class SnapshotStore:
+    """Owns the snapshot folder on a mounted card (or knows there is none)."""
+
+    def __init__(self, mount_point, folder, mounted, on_change=None, tz_offset_s=0):
+        self.mount_point = mount_point
+        self.tz_offset_s = tz_offset_s
+        self.snapshot_dir = mount_point + '/' + folder
+        self.mounted = mounted
+        self.on_change = on_change or (lambda store: None)
+        self.lock = asyncio.Lock()
+        self.next_seq = 0
+        self.reserved_seq = 0
+
+    def open(self):
+        """Make the folder, drop stale .part files, find the next sequence."""
+        if not self.mounted:
+            self.on_change(self)
+            return
+        try:
+            os.mkdir(self.snapshot_dir)
+        except OSError:
+            pass
+        top = -1
+        for entry in os.ilistdir(self.snapshot_dir):
+            name = entry[0]
+            if name.endswith('.part'):
+                os.remove(self.snapshot_dir + '/' + name)
+            elif name.endswith('.jpg'):
+                top = max(top, _seq_of(name))
+        self.next_seq = max(top + 1, self._read_reserved())
+        self.reserved_seq = self.next_seq
+        self.on_change(self)
+
+    def _read_reserved(self):
+        try:
+            with open(self.snapshot_dir + '/' + _SEQ_FILE) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return 0
+
+    def _take_seq(self):
+        # Reserve numbers in blocks so a name is never reused, even after
+        # the newest files were deleted, at one small write per block.
+        if self.next_seq >= self.reserved_seq:
+            reserved = self.next_seq + _SEQ_BLOCK
+            path = self.snapshot_dir + '/' + _SEQ_FILE
+            with open(path + '.part', 'w') as f:
+                f.write(str(reserved))
+            os.rename(path + '.part', path)
+            self.reserved_seq = reserved
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq
+
+    def free_bytes(self):
+        """Free bytes on the card, or None without one."""
+        if not self.mounted:
+            return None
+        try:
+            st = os.statvfs(self.mount_point)
+        except OSError:
+            return None
+        return st[0] * st[4]
+
+    async def save(self, kind, jpeg):
+        """Write jpeg as KIND-YYYYMMDD-HHMMSS-NNNN.jpg; return (path, size)."""
+        if not self.mounted:
+            raise SaveError('no sd card')
+        async with self.lock:
+            free = self.free_bytes()
+            if free is None:
+                raise SaveError('no sd card')
+            if free < len(jpeg) + _RESERVE:
+                raise SaveError('sd card full')
+            try:
+                seq = self._take_seq()
+            except OSError as exc:
+                raise SaveError(_reason(exc))
+            name = '%s-%s-%04d.jpg' % (kind, _stamp(self.tz_offset_s), seq)
+            path = self.snapshot_dir + '/' + name
+            try:
+                await _write_chunks(path + '.part', jpeg)
+                os.rename(path + '.part', path)
+            except OSError as exc:
+                _remove_quietly(path + '.part')
+                raise SaveError(_reason(exc))
+            finally:
+                self.on_change(self)
+        return path, len(jpeg)
+
+    def newest(self, limit):
+        """Up to `limit` (name, bytes) pairs, newest first, in bounded memory."""
+        best = []   # (seq, name, size), at most `limit` long
+        if not self.mounted:
+            return best
+        for entry in os.ilistdir(self.snapshot_dir):
+            name = entry[0]
+            if not name.endswith('.jpg'):
+                continue
+            item = (_seq_of(name), name, entry[3] if len(entry) > 3 else 0)
+            if len(best) < limit:
+                best.append(item)
+                best.sort()
+            elif item[0] > best[0][0]:
+                best[0] = item
+                best.sort()
+        best.reverse()
+        return [(name, size) for _, name, size in best]
+
+    def path_of(self, name):
+        """The board path of an existing snapshot, or None."""
+        if not self.mounted or not valid_name(name):
+            return None
+        path = self.snapshot_dir + '/' + name
+        try:
+            os.stat(path)
+        except OSError:
+            return None
+        return path
+
+    def delete(self, name):
+        """Delete a snapshot; True if it existed."""
+        path = self.path_of(name)
+        if path is None:
+            return False
+        os.remove(path)
+        self.on_change(self)
+        return True
+
+
+async def _write_chunks(path, data):
+    view = memoryview(data)
+    with open(path, 'wb') as f:
+        for start in range(0, len(view), _CHUNK):
+            f.write(view[start:start + _CHUNK])
+            await asyncio.sleep(0)
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def mount_card(mount_point, width=1):
+    """Mount the SD card; True when mounted. Never raises."""
+    try:
+        import machine
+        import vfs
+        card = machine.SDCard(slot=1, width=width)
+        vfs.mount(card, mount_point)
+        return True
+    except Exception as exc:
+        print('sd: no card:', exc)
+        return False

@@ -1,0 +1,4 @@
+# Starts the dashboard app; boot.py has already brought the board up.
+from firmware import app
+
+app.main()

@@ -1,0 +1,194 @@
+"""Fixtures that boot the simulated board under MicroPython and talk to it
+the way users do: HTTP, SSE, WebSocket, and the card read with mtools."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIMULATE = os.path.join(REPO, 'tools', 'simulate.py')
+FRAMES = os.path.join(REPO, 'tools', 'sim', 'frames')
+MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK='1')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Board:
+    """One simulated board process; start() boots it, stop() powers it off."""
+
+    def __init__(self, tmp_path, sdcard='default', frames=FRAMES, fps=10,
+                 camera_api='cnadler86', heap=None, config=None, port=None,
+                 board_root=None):
+        self.tmp = tmp_path
+        self.port = port or free_port()
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self.ws_url = 'ws://127.0.0.1:%d/control' % self.port
+        self.sdcard = str(tmp_path / 'sdcard.img') if sdcard == 'default' else sdcard
+        self.faults_path = str(tmp_path / 'faults.json')
+        self.log_path = str(tmp_path / 'board.log')
+        self.args = ['--port', str(self.port), '--frames', frames, '--fps', str(fps),
+                     '--camera-api', camera_api]
+        self.args += ['--sdcard', self.sdcard] if self.sdcard else ['--no-sdcard']
+        if heap:
+            self.args += ['--heap', heap]
+        self.env = dict(os.environ, SIM_FAULTS=self.faults_path)
+        if config is not None:
+            path = tmp_path / 'config.json'
+            path.write_text(config if isinstance(config, str) else json.dumps(config))
+            self.env['SIM_CONFIG'] = str(path)
+        if board_root:
+            self.env['SIM_BOARD_ROOT'] = board_root
+        self.proc = None
+
+    def start(self, timeout=30):
+        self.log = open(self.log_path, 'ab')
+        self.proc = subprocess.Popen([sys.executable, SIMULATE] + self.args, env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('board exited:\n' + self.output())
+            if 'Dashboard: http://' in self.output():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError('board did not come up:\n' + self.output())
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        self.proc = None
+
+    def output(self):
+        with open(self.log_path, 'rb') as f:
+            return f.read().decode(errors='replace')
+
+    def set_faults(self, **faults):
+        # write then rename: the board never reads half a file
+        tmp = self.faults_path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(faults, f)
+        os.replace(tmp, self.faults_path)
+        time.sleep(0.01)    # mtime granularity
+        os.utime(self.faults_path)
+
+    # --- clients -------------------------------------------------------
+    def http(self):
+        return httpx.Client(base_url=self.url, timeout=10)
+
+    def ws(self):
+        return ws_connect(self.ws_url, open_timeout=10, close_timeout=2)
+
+    def command(self, ws, **cmd):
+        ws.send(json.dumps(cmd))
+        return json.loads(ws.recv(timeout=15))
+
+    def status(self):
+        with self.ws() as ws:
+            return self.command(ws, cmd='status')['status']
+
+    def wait_for(self, predicate, timeout=20, interval=0.1):
+        """Poll the board's status until predicate(status) holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if predicate(status):
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError('status never matched: %r' % status)
+            time.sleep(interval)
+
+    def wait_frame(self):
+        with self.http() as client:
+            deadline = time.monotonic() + 20
+            while client.get('/snapshot.jpg').status_code != 200:
+                assert time.monotonic() < deadline, 'no camera frame'
+                time.sleep(0.1)
+
+    # --- the card, read as a card reader does ------------------------------
+    def card_files(self):
+        """{name: bytes} of /snaps on the card image, read with mtools."""
+        out = subprocess.run(['mdir', '-i', self.sdcard, '-b', '::/snaps'],
+                             capture_output=True, text=True, env=MTOOLS_ENV)
+        if out.returncode != 0:
+            return {}
+        names = [line.rsplit('/', 1)[-1] for line in out.stdout.split() if line]
+        return {n: self.card_read('/snaps/' + n) for n in names if not n.startswith('.')}
+
+    def card_read(self, path):
+        return subprocess.run(['mcopy', '-i', self.sdcard, '-n', '::' + path, '-'],
+                              capture_output=True, check=True, env=MTOOLS_ENV).stdout
+
+
+@pytest.fixture
+def make_board(tmp_path):
+    boards = []
+
+    def make(**kwargs):
+        board = Board(tmp_path, **kwargs)
+        boards.append(board)
+        return board
+
+    yield make
+    for board in boards:
+        board.stop()
+
+
+@pytest.fixture
+def board(make_board):
+    """A booted board with a fresh card and the default frames."""
+    b = make_board().start()
+    b.wait_frame()
+    return b
+
+
+def frame_set():
+    """The bytes of every frame the simulated camera replays."""
+    return {open(os.path.join(FRAMES, n), 'rb').read() for n in os.listdir(FRAMES)}
+
+
+class SSE:
+    """Reads `event: status` objects (and heartbeat comments) from /events."""
+
+    def __init__(self, board, timeout=30):
+        self.client = httpx.Client(base_url=board.url, timeout=timeout)
+        self.cm = self.client.stream('GET', '/events')
+        self.response = self.cm.__enter__()
+        self.lines = self.response.iter_lines()
+
+    def next_status(self):
+        event = None
+        for line in self.lines:
+            if line.startswith('event:'):
+                event = line.split(':', 1)[1].strip()
+            elif line.startswith('data:') and event == 'status':
+                return json.loads(line.split(':', 1)[1])
+        raise AssertionError('stream ended')
+
+    def until(self, predicate, limit=50):
+        for _ in range(limit):
+            status = self.next_status()
+            if predicate(status):
+                return status
+        raise AssertionError('no matching status in %d events' % limit)
+
+    def close(self):
+        self.cm.__exit__(None, None, None)
+        self.client.close()

@@ -1,0 +1,123 @@
+# Simulator only, never goes onto a board: the board's machine module on a PC.
+# SDCard is a FAT image file as a block device; Pin, PWM, WDT and reset stand in.
+from umachine import *  # noqa: F401,F403  the unix port's own machine functions
+import os
+import sys
+import time
+import simctl
+
+_BLOCK = 512
+
+
+class SDCard:
+    """machine.SDCard(slot=1, width=1) backed by the image file SIM_SDCARD."""
+
+    def __init__(self, slot=1, width=1, **kwargs):
+        path = simctl.env('SIM_SDCARD')
+        if not path or simctl.fault('sd_absent'):
+            raise OSError(19)   # ENODEV, as the board says with no card
+        self.file = open(path, 'r+b')
+        self.file.seek(0, 2)
+        self.blocks = self.file.tell() // _BLOCK
+
+    def _check(self, block, buf):
+        if simctl.fault('sd_removed'):
+            raise OSError(5)    # EIO: the card left the slot
+        if block * _BLOCK + len(buf) > self.blocks * _BLOCK:
+            raise OSError(5)
+
+    def readblocks(self, block, buf, offset=0):
+        self._check(block, buf)
+        self.file.seek(block * _BLOCK + offset)
+        self.file.readinto(buf)
+
+    def writeblocks(self, block, buf, offset=0):
+        self._check(block, buf)
+        if simctl.fault('sd_write_error'):
+            raise OSError(5)
+        rate = simctl.fault('sd_bytes_per_s')
+        if rate:
+            # a real card blocks the caller for the transfer time, so do we
+            time.sleep(len(buf) / rate)
+        self.file.seek(block * _BLOCK + (offset or 0))
+        self.file.write(buf)
+
+    def ioctl(self, op, arg):
+        if op == 4:             # block count
+            return self.blocks
+        if op == 5:             # block size
+            return _BLOCK
+        if op == 3:             # sync
+            self.file.flush()
+        return 0
+
+
+class PWM:
+    def __init__(self, pin, freq=5000, duty=0):
+        self.pin = pin
+        self._freq = freq
+        self._duty = duty
+
+    def duty(self, value=None):
+        if value is None:
+            return self._duty
+        self._duty = value
+
+    def freq(self, value=None):
+        if value is None:
+            return self._freq
+        self._freq = value
+
+    def deinit(self):
+        pass
+
+
+class Pin:
+    IN = 1
+    OUT = 3
+    PULL_UP = 2
+    PULL_DOWN = 1
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
+
+    def __init__(self, number, mode=-1, pull=-1, value=None):
+        self.number = number
+        self._value = value or 0
+
+    def value(self, v=None):
+        if v is None:
+            return self._value
+        self._value = v
+
+    def on(self):
+        self._value = 1
+
+    def off(self):
+        self._value = 0
+
+    def irq(self, handler=None, trigger=3):
+        self.handler = handler
+
+
+class WDT:
+    """Records feeds; the simulator does not reset on a missed one."""
+
+    def __init__(self, id=0, timeout=5000):
+        self.timeout = timeout
+        self.fed_ms = time.ticks_ms()
+
+    def feed(self):
+        self.fed_ms = time.ticks_ms()
+
+
+def reset():
+    """Power-cycle: the simulator restarts the board on exit status 75."""
+    sys.exit(75)
+
+
+def freq(hz=None):
+    return 240000000
+
+
+def unique_id():
+    return b'\x24\x0a\xc4\x00\x00\x01'

@@ -1,0 +1,34 @@
+# Simulator only, never goes onto a board: fault switches that tests flip at run time.
+# The file named by SIM_FAULTS holds a JSON object such as {"sd_write_error": true};
+# it is re-read whenever its modification time changes.
+import json
+import os
+
+_path = os.getenv('SIM_FAULTS')
+_mtime = None
+_faults = {}
+
+
+def fault(name):
+    """The value of a fault switch, or None when it is off."""
+    global _mtime, _faults
+    if not _path:
+        return None
+    try:
+        mtime = os.stat(_path)[8]
+    except OSError:
+        _faults = {}
+        return None
+    if mtime != _mtime:
+        _mtime = mtime
+        try:
+            with open(_path) as f:
+                _faults = json.loads(f.read())
+        except (OSError, ValueError):
+            _faults = {}
+    return _faults.get(name)
+
+
+def env(name, default=None):
+    value = os.getenv(name)
+    return default if value is None or value == '' else value

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Run the simulated board: boot.py then main.py, unchanged, under the
+MicroPython unix port, with the stand-ins of tools/sim/ for the hardware.
+
+    python tools/simulate.py [--port 8080] [--sdcard IMG | --no-sdcard]
+        [--frames DIR] [--fps N] [--camera-api lemariva|cnadler86] [--heap SIZE]
+
+The board's files come from SIM_BOARD_ROOT (default: this repository; the
+deploy bundle build/board/ works too). Its config.json is SIM_CONFIG (a file,
+or "none" for a board without one; default tools/sim/config.json). Tests
+switch faults through the JSON file SIM_FAULTS (see tools/sim/simctl.py).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+SIM_DIR = os.path.join(HERE, 'sim')
+BOARD_FILES = ('boot.py', 'main.py', 'firmware', 'static')   # in the source tree
+RESTART_STATUS = 75     # machine.reset() in the simulator
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--port', type=int, default=8080)
+    card = p.add_mutually_exclusive_group()
+    card.add_argument('--sdcard', metavar='IMG',
+                      default=os.path.join(REPO, 'build', 'sim', 'sdcard.img'),
+                      help='FAT image file; created and formatted when missing')
+    card.add_argument('--no-sdcard', action='store_true')
+    p.add_argument('--frames', metavar='DIR', default=os.path.join(SIM_DIR, 'frames'))
+    p.add_argument('--fps', type=float, default=10)
+    p.add_argument('--camera-api', choices=('lemariva', 'cnadler86'), default='cnadler86')
+    p.add_argument('--heap', default='512K', help='MicroPython heap, e.g. 256K or 2M')
+    return p.parse_args(argv)
+
+
+def micropython_binary():
+    found = shutil.which('micropython', path=os.path.dirname(sys.executable))
+    return found or shutil.which('micropython')
+
+
+def make_flash(args, board_root):
+    """A folder laid out like the board's flash: links to the board files."""
+    flash = tempfile.mkdtemp(prefix='esp32cam-flash-')
+    if os.path.exists(os.path.join(board_root, 'lib')):
+        names = os.listdir(board_root)          # a bundle: take it whole
+    else:
+        names = [n for n in BOARD_FILES if os.path.exists(os.path.join(board_root, n))]
+        os.mkdir(os.path.join(flash, 'lib'))
+        import microdot
+        os.symlink(os.path.dirname(microdot.__file__), os.path.join(flash, 'lib', 'microdot'))
+    for name in names:
+        if name != 'config.json':
+            os.symlink(os.path.join(board_root, name), os.path.join(flash, name))
+    config_src = os.environ.get('SIM_CONFIG') or os.path.join(SIM_DIR, 'config.json')
+    if config_src != 'none':
+        with open(config_src) as f:
+            text = f.read()
+        if not os.environ.get('SIM_CONFIG'):
+            config = json.loads(text)
+            config['camera']['fps'] = args.fps     # the board runs at its camera's rate
+            text = json.dumps(config, indent=2)
+        with open(os.path.join(flash, 'config.json'), 'w') as f:
+            f.write(text)
+    return flash
+
+
+def board_env(args, flash):
+    env = dict(os.environ)
+    env.update({
+        'SIM_DIR': SIM_DIR,
+        'SIM_PORT': str(args.port),
+        'SIM_SDCARD': '' if args.no_sdcard else os.path.abspath(args.sdcard),
+        'SIM_FRAMES': os.path.abspath(args.frames),
+        'SIM_FPS': str(args.fps),
+        'SIM_CAMERA_API': args.camera_api,
+    })
+    return env
+
+
+def wait_for_port(port, proc, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(('127.0.0.1', port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    board_root = os.path.abspath(os.environ.get('SIM_BOARD_ROOT', REPO))
+    if not args.no_sdcard:
+        os.makedirs(os.path.dirname(os.path.abspath(args.sdcard)), exist_ok=True)
+    flash = make_flash(args, board_root)
+    cmd = [micropython_binary(), '-X', 'heapsize=' + args.heap,
+           os.path.join(SIM_DIR, 'run_board.py')]
+    stopping = []
+
+    def stop(signum, frame):
+        stopping.append(signum)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    try:
+        while True:
+            proc = subprocess.Popen(cmd, cwd=flash, env=board_env(args, flash))
+            if wait_for_port(args.port, proc):
+                print('Dashboard: http://127.0.0.1:%d/' % args.port, flush=True)
+            while True:
+                try:
+                    status = proc.wait(timeout=5 if stopping else None)
+                    break
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            if status != RESTART_STATUS or stopping:
+                break
+            print('simulator: board reset, booting again', flush=True)
+    finally:
+        shutil.rmtree(flash, ignore_errors=True)
+    return 0 if stopping else status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
