@@ -17,7 +17,9 @@ $(VENV_OK): requirements.txt
 sim: setup
 	$(PY) tools/simulate.py $(SIM_ARGS)
 
+# mtools, dosfstools and chromium come from Debian when missing.
 test: setup compile
+	bash tools/system-deps.sh
 	$(PY) -m pytest tests
 
 # Every board file must compile for MicroPython.

@@ -50,16 +50,18 @@ class Board:
         if board_root:
             self.env['SIM_BOARD_ROOT'] = board_root
         self.proc = None
+        self.log_start = 0
 
     def start(self, timeout=30):
         self.log = open(self.log_path, 'ab')
+        self.log_start = self.log.tell()
         self.proc = subprocess.Popen([sys.executable, SIMULATE] + self.args, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError('board exited:\n' + self.output())
-            if 'Dashboard: http://' in self.output():
+            if 'Dashboard: http://' in self.output()[self.log_start:]:
                 return self
             time.sleep(0.05)
         raise RuntimeError('board did not come up:\n' + self.output())
@@ -85,9 +87,7 @@ class Board:
         tmp = self.faults_path + '.tmp'
         with open(tmp, 'w') as f:
             json.dump(faults, f)
-        os.replace(tmp, self.faults_path)
-        time.sleep(0.01)    # mtime granularity
-        os.utime(self.faults_path)
+        os.replace(tmp, self.faults_path)    # a new inode: the board re-reads it
 
     # --- clients -------------------------------------------------------
     def http(self):

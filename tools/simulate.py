@@ -67,7 +67,8 @@ def make_flash(args, board_root):
             text = f.read()
         if not os.environ.get('SIM_CONFIG'):
             config = json.loads(text)
-            config['camera']['fps'] = args.fps     # the board runs at its camera's rate
+            # the board captures at its camera's rate
+            config['camera']['fps'] = max(1, round(args.fps))
             text = json.dumps(config, indent=2)
         with open(os.path.join(flash, 'config.json'), 'w') as f:
             f.write(text)

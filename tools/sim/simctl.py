@@ -1,6 +1,6 @@
 # Simulator only, never goes onto a board: fault switches that tests flip at run time.
 # The file named by SIM_FAULTS holds a JSON object such as {"sd_write_error": true};
-# it is re-read whenever its modification time changes.
+# it is re-read whenever it is replaced (tests write it and rename it over).
 import json
 import os
 
@@ -15,7 +15,8 @@ def fault(name):
     if not _path:
         return None
     try:
-        mtime = os.stat(_path)[8]
+        st = os.stat(_path)
+        mtime = (st[1], st[6], st[8])   # inode, size, mtime
     except OSError:
         _faults = {}
         return None

@@ -1,0 +1,144 @@
+"""Snapshots on the card: names, bursts, restarts, full and missing cards."""
+import json
+import re
+import subprocess
+
+import pytest
+
+from conftest import MTOOLS_ENV, frame_set
+
+NAME = re.compile(r'^(manual|motion)-\d{8}-\d{6}-\d{4,}\.jpg$')
+
+
+def burst(board, ws, count):
+    for i in range(count):
+        ws.send(json.dumps({'cmd': 'snapshot_now', 'id': i}))
+    return [json.loads(ws.recv(timeout=30)) for _ in range(count)]
+
+
+def test_burst_of_25_in_one_second_gives_25_whole_files(board):
+    with board.ws() as ws:
+        replies = burst(board, ws, 25)
+    assert [r['id'] for r in replies] == list(range(25))
+    assert all(r['ok'] for r in replies), replies
+    saved = [r['saved'].rsplit('/', 1)[1] for r in replies]
+    assert len(set(saved)) == 25
+    assert saved == sorted(saved), 'names sort in the order they were taken'
+    files = board.card_files()
+    frames = frame_set()
+    for name in saved:
+        assert NAME.match(name), name
+        assert files[name] in frames, name + ' is not a whole camera frame'
+    assert not [n for n in files if n.endswith('.part')]
+
+
+def test_restart_keeps_snapshots_and_never_reuses_a_name(make_board):
+    board = make_board().start()
+    board.wait_frame()
+    with board.ws() as ws:
+        first = {r['saved'] for r in burst(board, ws, 5)}
+    # delete the newest one: its name must still never come back
+    newest = sorted(first)[-1].rsplit('/', 1)[1]
+    with board.http() as client:
+        assert client.delete('/snaps/' + newest).status_code == 200
+    board.stop()
+    board.start()
+    board.wait_frame()
+    with board.ws() as ws:
+        second = {r['saved'] for r in burst(board, ws, 5)}
+    assert not first & second
+    files = board.card_files()
+    assert {p.rsplit('/', 1)[1] for p in first} - {newest} <= set(files)
+    seqs = [int(p[-8:-4]) for p in sorted(first | second)]
+    assert len(set(seqs)) == 10
+
+
+def test_stale_part_files_are_removed_at_start_up(make_board, tmp_path):
+    board = make_board().start()
+    board.wait_frame()
+    board.stop()
+    stale = tmp_path / 'stale.part'
+    stale.write_bytes(b'half a jpeg')
+    subprocess.run(['mcopy', '-i', board.sdcard, str(stale), '::/snaps/manual-20000101-000000-0099.jpg.part'],
+                   check=True, env=MTOOLS_ENV)
+    board.start()
+    board.wait_frame()
+    listing = subprocess.run(['mdir', '-i', board.sdcard, '-b', '::/snaps'],
+                             capture_output=True, text=True, env=MTOOLS_ENV).stdout
+    assert '.part' not in listing
+
+
+def test_no_card(make_board):
+    board = make_board(sdcard=None).start()
+    board.wait_frame()
+    status = board.status()
+    assert status['sd_free'] is None
+    with board.ws() as ws:
+        assert board.command(ws, cmd='snapshot_now', id=1) == \
+            {'ok': False, 'reason': 'no sd card', 'id': 1}
+    with board.http() as client:
+        assert client.get('/snaps').json() == []
+
+
+@pytest.fixture
+def small_card(tmp_path):
+    """A 360 KB card, formatted as a card reader would (mformat)."""
+    path = str(tmp_path / 'small.img')
+    subprocess.run(['mformat', '-C', '-i', path, '-f', '360', '::'], check=True, env=MTOOLS_ENV)
+    return path
+
+
+def test_full_card_gives_clear_errors_and_no_partial_files(make_board, small_card):
+    board = make_board(sdcard=small_card).start()
+    board.wait_frame()
+    with board.ws() as ws:
+        replies = burst(board, ws, 80)
+    saved = [r for r in replies if r['ok']]
+    refused = [r for r in replies if not r['ok']]
+    assert saved and refused
+    assert {r['reason'] for r in refused} == {'sd card full'}
+    files = board.card_files()
+    frames = frame_set()
+    assert len(files) == len(saved)
+    assert all(data in frames for data in files.values())
+    assert not [n for n in files if n.endswith('.part')]
+    assert board.status()['sd_free'] < 40000
+
+
+def test_write_error_leaves_no_file(board):
+    with board.ws() as ws:
+        board.set_faults(sd_write_error=True)
+        reply = board.command(ws, cmd='snapshot_now')
+        assert reply['ok'] is False and reply['reason'].startswith('write failed: ')
+        board.set_faults()
+        assert board.command(ws, cmd='snapshot_now')['ok'] is True
+    files = board.card_files()
+    assert len(files) == 1 and all(NAME.match(n) for n in files)
+
+
+def test_clock_not_set_names_are_still_unique(make_board):
+    board = make_board()
+    board.set_faults(ntp_fail=True)
+    board.start()
+    board.wait_frame()
+    assert board.status()['clock_set'] is False
+    with board.ws() as ws:
+        names = [r['saved'] for r in burst(board, ws, 10)]
+    assert all('-2000' in n for n in names)
+    assert len(set(names)) == 10
+
+
+def test_snaps_list_get_and_delete(board):
+    with board.ws() as ws:
+        saved = [r['saved'].rsplit('/', 1)[1] for r in burst(board, ws, 3)]
+    with board.http() as client:
+        listing = client.get('/snaps').json()
+        assert [item['name'] for item in listing] == saved[::-1]
+        response = client.get('/snaps/' + saved[0])
+        assert response.status_code == 200
+        assert response.headers['content-type'] == 'image/jpeg'
+        assert response.content in frame_set()
+        assert client.delete('/snaps/' + saved[0]).json() == {'ok': True, 'deleted': saved[0]}
+        assert client.get('/snaps/' + saved[0]).status_code == 404
+        assert client.delete('/snaps/' + saved[0]).status_code == 404
+    assert saved[0] not in board.card_files()
