@@ -2,10 +2,11 @@
 import asyncio
 import gc
 import os
-from microdot import Microdot, Response, send_file
-from microdot.websocket import with_websocket, WebSocketError
+from microdot import send_file
 
 from firmware import clock, commands, events, state as state_module
+from firmware.server import Server
+from firmware.wsock import StrictWebSocket, keepalive, with_strict_websocket
 from firmware.storage import valid_name
 
 _STATIC = 'static'
@@ -52,8 +53,13 @@ def serve_static(request, name):
 
 def create_app(board):
     """Build the app around a board dict: state, camera, store, settings."""
-    app = Microdot()
+    limits = board['config']['limits']
+    app = Server(limits)
     state = board['state']
+    state.gauges['connections'] = lambda: len(app.connections)
+    StrictWebSocket.max_message = limits['max_ws_message']
+    ping_ms = limits['ws_ping_s'] * 1000
+    app.tick_hooks.append(lambda conn, now: keepalive(conn, now, ping_ms))
 
     @app.get('/')
     async def index(request):
@@ -73,7 +79,10 @@ def create_app(board):
 
     @app.get('/events')
     async def status_events(request):
-        return events.StatusStream(state), 200, events.headers()
+        stream = events.StatusStream(state)
+        request.sock[0].kind = 'sse'
+        request.sock[0].on_close.append(stream.release)
+        return stream, 200, events.headers()
 
     @app.get('/snaps')
     async def snaps(request):
@@ -94,8 +103,12 @@ def create_app(board):
         return {'ok': True, 'deleted': name}
 
     @app.get('/control')
-    @with_websocket
+    @with_strict_websocket
     async def control(request, ws):
+        conn = request.sock[0]
+        conn.kind = 'ws'
+        conn.ws = ws
+        conn.read_timeout_ms = limits['dead_peer_s'] * 1000
         state.add('clients', 1)
         try:
             while True:
@@ -134,7 +147,7 @@ def build_board(config, card_mounted, camera_module):
     settings['sensitivity'] = motion.sensitivity
     settings['flash'] = 0
     state.update(settings=settings)
-    return {'state': state, 'store': store, 'camera': camera, 'motion': motion,
+    return {'config': config, 'state': state, 'store': store, 'camera': camera, 'motion': motion,
             'led': led,
             'settings': {'motion': set_motion, 'camera': camera.apply,
                          'led': lambda key, value: led.set(value)}}
@@ -149,6 +162,7 @@ async def serve(board, port):
         lambda ok: board['state'].update(clock_set=ok)))
     gc.collect()
     app = create_app(board)
+    asyncio.create_task(app.reap())
     await app.start_server(host='0.0.0.0', port=port)
 
 

@@ -3,6 +3,7 @@
 handle() never raises for any input and never needs a socket, so it can be
 tested on its own. Replies are the contract of design §3.
 """
+import gc
 import json
 from firmware.storage import SaveError
 from firmware.camera import FRAMESIZES
@@ -68,6 +69,7 @@ async def _set(req, board):
 
 
 async def _status(req, board):
+    gc.collect()    # so free_heap means live objects, not garbage
     return {'ok': True, 'status': board['state'].status()}
 
 

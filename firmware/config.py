@@ -14,6 +14,9 @@ DEFAULTS = {
     'sd': {'mount': '/sdcard', 'folder': 'snaps', 'width': 1},
     'flash_pin': 4,
     'auth_token': None,
+    'limits': {'max_connections': 7, 'head_timeout_s': 10, 'write_timeout_s': 10,
+               'ws_ping_s': 10, 'dead_peer_s': 30, 'max_body': 16384,
+               'max_ws_message': 4096},
 }
 
 

@@ -35,6 +35,10 @@ class StatusStream:
         raise StopAsyncIteration
 
     async def aclose(self):
+        self.release()
+
+    def release(self):
+        """Stop and uncount this listener; safe to call more than once."""
         if self.open:
             self.open = False
             self.state.add('clients', -1)

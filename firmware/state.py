@@ -19,6 +19,7 @@ state = {
     'clock_set': False,
     'settings': {},
 }
+gauges = {}    # name -> function: read live by status(), never pushed
 version = 0   # bumped on every change
 beat = 0      # bumped by the heartbeat ticker
 _wake = asyncio.Event()
@@ -55,6 +56,8 @@ def status():
     out = dict(state)
     out['uptime_s'] = time.ticks_diff(time.ticks_ms(), _started_ms) // 1000
     out['free_heap'] = gc.mem_free()
+    for name, read in gauges.items():
+        out[name] = read()
     return out
 
 

@@ -1,0 +1,183 @@
+"""A strict WebSocket on top of microdot's: what a browser or the
+`websockets` library expects of a server (RFC 6455).
+
+microdot's WebSocket accepts unmasked frames, reserved bits and opcodes,
+drops fragmented messages, and lets invalid UTF-8 through. StrictWebSocket
+fails the connection with the right close code instead (1002 protocol
+error, 1007 invalid UTF-8, 1009 too big), reassembles fragments up to the
+size cap, answers pings and echoes the peer's close code.
+"""
+import asyncio
+import time
+from micropython import const
+from microdot.websocket import WebSocket, WebSocketError, websocket_wrapper
+
+_CONT = const(0)
+_TEXT = const(1)
+_BINARY = const(2)
+_CLOSE = const(8)
+_PING = const(9)
+_PONG = const(10)
+PROTOCOL_ERROR = const(1002)
+INVALID_DATA = const(1007)
+TOO_BIG = const(1009)
+
+
+def utf8_valid(data):
+    """Strict UTF-8 (RFC 3629): no overlongs, surrogates or > U+10FFFF."""
+    i = 0
+    n = len(data)
+    while i < n:
+        c = data[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            need, low, high = 1, 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            need = 2
+            low = 0xA0 if c == 0xE0 else 0x80
+            high = 0x9F if c == 0xED else 0xBF
+        elif 0xF0 <= c <= 0xF4:
+            need = 3
+            low = 0x90 if c == 0xF0 else 0x80
+            high = 0x8F if c == 0xF4 else 0xBF
+        else:
+            return False
+        if i + need >= n:
+            return False
+        if not low <= data[i + 1] <= high:
+            return False
+        for k in range(2, need + 1):
+            if not 0x80 <= data[i + k] <= 0xBF:
+                return False
+        i += need + 1
+    return True
+
+
+def _close_code_ok(code):
+    return 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999
+
+
+class StrictWebSocket(WebSocket):
+    """microdot's WebSocket, strict about what it receives."""
+
+    max_message = 4096
+
+    async def _fail(self, code):
+        if not self.closed:
+            self.closed = True
+            try:
+                await self.send(code.to_bytes(2, 'big'), _CLOSE)
+            except Exception:
+                pass
+        raise WebSocketError('closed with %d' % code)
+
+    async def _read_strict_frame(self):
+        read = self.request.sock[0].readexactly
+        head = await read(2)
+        fin = head[0] & 0x80
+        opcode = head[0] & 0x0F
+        length = head[1] & 0x7F
+        if head[0] & 0x70 or opcode not in (_CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG):
+            await self._fail(PROTOCOL_ERROR)      # reserved bits or opcode
+        if not head[1] & 0x80:
+            await self._fail(PROTOCOL_ERROR)      # clients must mask
+        if opcode >= _CLOSE and (not fin or length > 125):
+            await self._fail(PROTOCOL_ERROR)
+        if length == 126:
+            length = int.from_bytes(await read(2), 'big')
+        elif length == 127:
+            length = int.from_bytes(await read(8), 'big')
+        if length > self.max_message:
+            await self._fail(TOO_BIG)
+        mask = await read(4)
+        payload = bytearray(await read(length))
+        for i in range(length):
+            payload[i] ^= mask[i & 3]
+        return fin, opcode, payload
+
+    async def _answer_close(self, payload):
+        code = 1000
+        if len(payload) == 1:
+            await self._fail(PROTOCOL_ERROR)
+        if len(payload) >= 2:
+            code = int.from_bytes(payload[:2], 'big')
+            if not _close_code_ok(code):
+                await self._fail(PROTOCOL_ERROR)
+            if not utf8_valid(payload[2:]):
+                await self._fail(INVALID_DATA)
+        await self._fail(code)
+
+    async def receive(self):
+        """The next whole message: str for text, bytes for binary."""
+        message = None
+        message_opcode = None
+        while True:
+            fin, opcode, payload = await self._read_strict_frame()
+            if opcode == _PING:
+                await self.send(bytes(payload), _PONG)
+                continue
+            if opcode == _PONG:
+                continue
+            if opcode == _CLOSE:
+                await self._answer_close(payload)
+            if opcode == _CONT:
+                if message is None:
+                    await self._fail(PROTOCOL_ERROR)   # nothing to continue
+                if len(message) + len(payload) > self.max_message:
+                    await self._fail(TOO_BIG)
+                message.extend(payload)
+            else:
+                if message is not None:
+                    await self._fail(PROTOCOL_ERROR)   # new message mid-fragment
+                message = payload
+                message_opcode = opcode
+            if fin:
+                if message_opcode == _BINARY:
+                    return bytes(message)
+                if not utf8_valid(message):
+                    await self._fail(INVALID_DATA)
+                return bytes(message).decode()
+
+    async def ping(self):
+        await self.send(b'', _PING)
+
+
+def keepalive(conn, now, ping_ms):
+    """Reaper hook: ping an idle WebSocket. One that answers nothing hits
+    its read deadline (dead_peer_s) and is dropped."""
+    if conn.ws is None or conn.pinging:
+        return
+    if time.ticks_diff(now, conn.last_rx) < ping_ms or \
+            time.ticks_diff(now, conn.last_ping) < ping_ms:
+        return
+    conn.last_ping = now
+    conn.pinging = True
+    asyncio.create_task(_ping(conn))
+
+
+async def _ping(conn):
+    try:
+        await conn.ws.ping()
+    except Exception:
+        pass            # a dead peer: the read deadline will drop it
+    conn.pinging = False
+
+
+async def strict_upgrade(request):
+    """Like microdot's websocket_upgrade, with a StrictWebSocket."""
+    from microdot import Response
+    ws = StrictWebSocket(request)
+    await ws.handshake()
+
+    @request.after_request
+    async def after_request(request, response):
+        return Response.already_handled
+
+    return ws
+
+
+def with_strict_websocket(f):
+    """Decorator: a WebSocket route with a StrictWebSocket."""
+    return websocket_wrapper(f, strict_upgrade)
