@@ -7,6 +7,7 @@ import gc
 import json
 from firmware.storage import SaveError
 from firmware.camera import FRAMESIZES
+from firmware.wsock import utf8_valid
 
 
 def _int_in(low, high):
@@ -81,13 +82,52 @@ COMMANDS = {
 }
 
 
+def _hex4(text, at):
+    try:
+        return int(text[at:at + 4], 16) if len(text) >= at + 4 else -1
+    except ValueError:
+        return -1
+
+
+def join_surrogates(text):
+    """Turn JSON surrogate-pair escapes into the character they encode:
+    MicroPython's json decodes \\ud83d\\ude00 as two invalid halves."""
+    out = []
+    start = i = 0
+    while True:
+        j = text.find('\\u', i)
+        if j < 0:
+            break
+        k = j
+        while k > 0 and text[k - 1] == '\\':
+            k -= 1
+        high = _hex4(text, j + 2)
+        low = _hex4(text, j + 8) if text[j + 6:j + 8] == '\\u' else -1
+        if (j - k) % 2 == 0 and 0xD800 <= high <= 0xDBFF and 0xDC00 <= low <= 0xDFFF:
+            out.append(text[start:j])
+            out.append(chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)))
+            start = i = j + 12
+        else:
+            i = j + 2
+    if not out:
+        return text
+    out.append(text[start:])
+    return ''.join(out)
+
+
 async def handle(message, board):
     """Answer one WebSocket message (str or bytes) with a reply dict."""
     if not isinstance(message, str):
         return {'ok': False, 'error': 'binary frames are not accepted'}
+    if '\\ud' in message:
+        message = join_surrogates(message)
     try:
         req = json.loads(message)
     except Exception:   # ValueError, or RuntimeError on deep nesting
+        return {'ok': False, 'error': 'bad json'}
+    if '\\u' in message and not utf8_valid(json.dumps(req).encode()):
+        # a lone surrogate escape: no valid string, and echoing it would
+        # send the client invalid UTF-8
         return {'ok': False, 'error': 'bad json'}
     if not isinstance(req, dict):
         return {'ok': False, 'error': 'bad command'}

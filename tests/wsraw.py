@@ -74,12 +74,15 @@ class RawWebSocket:
                 return struct.unpack('>H', payload[:2])[0] if len(payload) >= 2 else None
 
     def closed_by_server(self):
-        """True when the server closes the TCP connection (after a close frame)."""
+        """True when the server closes the TCP connection (after a close frame).
+        A reset counts: the server closed with bytes of a failed frame unread."""
         try:
             while self.sock.recv(65536):
                 pass
             return True
-        except (ConnectionResetError, TimeoutError, socket.timeout):
+        except ConnectionResetError:
+            return True
+        except (TimeoutError, socket.timeout):
             return False
 
     def close(self):

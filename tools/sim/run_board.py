@@ -30,5 +30,8 @@ def _run(name):
     exec(code, {'__name__': '__main__'})
 
 
-_run('boot.py')
-_run('main.py')
+try:
+    _run('boot.py')
+    _run('main.py')
+except KeyboardInterrupt:
+    print('simulator: board powered off')

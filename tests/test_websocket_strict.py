@@ -1,0 +1,206 @@
+"""Autobahn-style WebSocket cases, replayed from raw sockets against the
+board's /control. Families follow the Autobahn TestSuite's numbering:
+1 framing, 2 ping/pong, 3 reserved bits, 4 opcodes, 5 fragmentation,
+6 UTF-8, 7 close handling, 9 limits; plus masking (RFC 6455 §5.1)."""
+import json
+import struct
+
+import pytest
+
+from wsraw import RawWebSocket, frame
+
+TEXT, BINARY, CLOSE, PING, PONG, CONT = 1, 2, 8, 9, 10, 0
+STATUS = '{"cmd": "status", "id": 1}'
+MAX = 4096      # the board's default max_ws_message
+
+
+@pytest.fixture
+def raw(board):
+    ws = RawWebSocket(board.port)
+    assert ws.status == 101
+    yield ws
+    ws.close()
+
+
+def reply(ws):
+    opcode, payload = ws.recv_frame()
+    assert opcode == TEXT, (opcode, payload)
+    return json.loads(payload)
+
+
+def assert_fails(ws, code):
+    assert ws.recv_close_code() == code
+    assert ws.closed_by_server()
+
+
+# --- 1: framing --------------------------------------------------------------
+@pytest.mark.parametrize('size', [0, 125, 126, 127, 1000, MAX - 1, MAX])
+def test_1_text_messages_of_many_sizes(raw, size):
+    message = STATUS + ' ' * (size - len(STATUS)) if size else ''
+    raw.send(frame(TEXT, message))
+    answer = reply(raw)
+    if size:
+        assert answer['ok'] is True and answer['id'] == 1
+    else:
+        assert answer == {'ok': False, 'error': 'bad json'}
+
+
+def test_1_binary_message_gets_an_error_reply(raw):
+    raw.send(frame(BINARY, b'\x00\xff' * 100))
+    assert reply(raw)['ok'] is False
+    raw.send(frame(TEXT, STATUS))
+    assert reply(raw)['ok'] is True
+
+
+# --- 2: ping/pong -------------------------------------------------------------
+@pytest.mark.parametrize('payload', [b'', b'hello', bytes(range(125))])
+def test_2_ping_is_answered_with_the_same_payload(raw, payload):
+    raw.send(frame(PING, payload))
+    assert raw.recv_frame() == (PONG, payload)
+
+
+def test_2_ping_payload_over_125_fails(raw):
+    raw.send(frame(PING, b'x' * 126))
+    assert_fails(raw, 1002)
+
+
+def test_2_unsolicited_pong_is_ignored(raw):
+    raw.send(frame(PONG, b'unasked') + frame(TEXT, STATUS))
+    assert reply(raw)['ok'] is True
+
+
+def test_2_fragmented_ping_fails(raw):
+    raw.send(frame(PING, b'x', fin=False))
+    assert_fails(raw, 1002)
+
+
+# --- 3: reserved bits ---------------------------------------------------------
+@pytest.mark.parametrize('rsv', [1, 2, 3, 4, 5, 6, 7])
+def test_3_reserved_bits_fail(raw, rsv):
+    raw.send(frame(TEXT, STATUS, rsv=rsv))
+    assert_fails(raw, 1002)
+
+
+# --- 4: opcodes -----------------------------------------------------------------
+@pytest.mark.parametrize('opcode', [3, 4, 5, 6, 7, 11, 12, 13, 14, 15])
+def test_4_reserved_opcodes_fail(raw, opcode):
+    raw.send(frame(opcode, b'x'))
+    assert_fails(raw, 1002)
+
+
+# --- 5: fragmentation -------------------------------------------------------------
+def test_5_fragmented_text_is_reassembled(raw):
+    raw.send(frame(TEXT, '{"cmd": ', fin=False) + frame(CONT, '"status", ', fin=False)
+             + frame(CONT, '"id": 5}'))
+    assert reply(raw)['id'] == 5
+
+
+def test_5_ping_between_fragments_is_answered(raw):
+    raw.send(frame(TEXT, '{"cmd": "status",', fin=False) + frame(PING, b'mid')
+             + frame(CONT, ' "id": 6}'))
+    assert raw.recv_frame() == (PONG, b'mid')
+    assert reply(raw)['id'] == 6
+
+
+def test_5_continuation_without_a_start_fails(raw):
+    raw.send(frame(CONT, STATUS))
+    assert_fails(raw, 1002)
+
+
+def test_5_new_message_inside_a_fragmented_one_fails(raw):
+    raw.send(frame(TEXT, '{"cmd":', fin=False) + frame(TEXT, STATUS))
+    assert_fails(raw, 1002)
+
+
+def test_5_fragments_over_the_cap_fail_with_1009(raw):
+    part = ' ' * 1500
+    raw.send(frame(TEXT, part, fin=False) + frame(CONT, part, fin=False) + frame(CONT, part))
+    assert_fails(raw, 1009)
+
+
+# --- 6: UTF-8 -------------------------------------------------------------------------
+@pytest.mark.parametrize('text', ['κόσμε', 'ሰማይ', '𝄞 clef', '\u00e9\u20ac\U0010ffff'])
+def test_6_valid_utf8_is_accepted(raw, text):
+    raw.send(frame(TEXT, json.dumps({'cmd': 'status', 'id': text}, ensure_ascii=False)))
+    assert reply(raw)['id'] == text
+
+
+def test_6_valid_utf8_split_across_fragments(raw):
+    data = json.dumps({'cmd': 'status', 'id': 'κόσμε'}, ensure_ascii=False).encode()
+    cut = data.index('ό'.encode()) + 1          # inside a two-byte character
+    raw.send(frame(TEXT, data[:cut], fin=False) + frame(CONT, data[cut:]))
+    assert reply(raw)['id'] == 'κόσμε'
+
+
+@pytest.mark.parametrize('bad', [
+    b'\xff', b'\xfe', b'\xc0\xaf', b'\xe0\x80\xaf', b'\xf0\x80\x80\xaf',   # invalid, overlong
+    b'\xed\xa0\x80', b'\xed\xbf\xbf',                                     # surrogates
+    b'\xf4\x90\x80\x80', b'\xf8\x88\x80\x80\x80',                         # > U+10FFFF
+    b'\xce\xba\xe1', b'\x80', b'\xc2',                                    # truncated, lone
+])
+def test_6_invalid_utf8_fails_with_1007(raw, bad):
+    raw.send(frame(TEXT, b'{"cmd": "' + bad + b'"}'))
+    assert_fails(raw, 1007)
+
+
+# --- 7: close handling ------------------------------------------------------------------
+@pytest.mark.parametrize('code', [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999])
+def test_7_close_is_echoed_with_its_code(raw, code):
+    raw.send(frame(CLOSE, struct.pack('>H', code) + b'bye'))
+    assert_fails(raw, code)
+
+
+def test_7_empty_close_is_answered(raw):
+    raw.send(frame(CLOSE, b''))
+    assert raw.recv_close_code() in (None, 1000)
+    assert raw.closed_by_server()
+
+
+@pytest.mark.parametrize('code', [0, 999, 1004, 1005, 1006, 1012, 1015, 1016, 2000, 2999, 5000, 65535])
+def test_7_invalid_close_codes_fail(raw, code):
+    raw.send(frame(CLOSE, struct.pack('>H', code)))
+    assert_fails(raw, 1002)
+
+
+def test_7_one_byte_close_payload_fails(raw):
+    raw.send(frame(CLOSE, b'\x03'))
+    assert_fails(raw, 1002)
+
+
+def test_7_close_reason_with_invalid_utf8_fails(raw):
+    raw.send(frame(CLOSE, struct.pack('>H', 1000) + b'\xce\xba\xe1\xbd'))
+    assert_fails(raw, 1007)
+
+
+def test_7_data_after_close_is_ignored(raw):
+    raw.send(frame(CLOSE, struct.pack('>H', 1000)) + frame(TEXT, STATUS))
+    assert_fails(raw, 1000)
+
+
+# --- 9: limits --------------------------------------------------------------------------
+@pytest.mark.parametrize('size', [MAX + 1, 65536, 1 << 20])
+def test_9_oversize_message_fails_with_1009(raw, size):
+    raw.send(frame(TEXT, b'', length=size))     # the header alone announces it
+    assert_fails(raw, 1009)
+
+
+def test_9_eight_byte_length_with_the_top_bit_set_fails(raw):
+    raw.send(bytes([0x81, 0xFF]) + b'\x80' + b'\x00' * 7)
+    assert raw.recv_close_code() in (1002, 1009)
+
+
+# --- masking ------------------------------------------------------------------------------
+def test_unmasked_client_frame_fails(raw):
+    raw.send(frame(TEXT, STATUS, mask=False))
+    assert_fails(raw, 1002)
+
+
+def test_the_board_keeps_serving_after_every_failure(board):
+    for data in [frame(TEXT, STATUS, rsv=1), frame(CONT, b'x'), frame(TEXT, b'\xff'),
+                 frame(TEXT, b'', length=1 << 20), frame(TEXT, STATUS, mask=False)]:
+        ws = RawWebSocket(board.port)
+        ws.send(data)
+        assert ws.recv_close_code() in (1002, 1007, 1009)
+        ws.close()
+    assert board.status()['camera'] == 'ok'
+    assert 'Traceback' not in board.output()
