@@ -74,7 +74,13 @@ class StrictWebSocket(WebSocket):
         raise WebSocketError('closed with %d' % code)
 
     async def _read_strict_frame(self):
-        read = self.request.sock[0].readexactly
+        try:
+            return await self._read_frame_parts(self.request.sock[0].readexactly)
+        except EOFError:
+            # the peer closed mid-frame: the end of this connection, no error
+            raise WebSocketError('connection closed')
+
+    async def _read_frame_parts(self, read):
         head = await read(2)
         fin = head[0] & 0x80
         opcode = head[0] & 0x0F

@@ -204,3 +204,12 @@ def test_the_board_keeps_serving_after_every_failure(board):
         ws.close()
     assert board.status()['camera'] == 'ok'
     assert 'Traceback' not in board.output()
+
+
+@pytest.mark.parametrize('cut', [1, 2, 6, 10])
+def test_a_peer_that_closes_mid_frame_is_no_error(board, cut):
+    ws = RawWebSocket(board.port)
+    ws.send(frame(TEXT, STATUS)[:cut])
+    ws.close()
+    board.wait_for(lambda s: s['connections'] == 1)
+    assert 'Traceback' not in board.output()
