@@ -2,9 +2,10 @@
 import asyncio
 import gc
 import os
-from microdot import send_file
+from microdot import Response, send_file
 
 from firmware import clock, commands, events, state as state_module
+from firmware.guard import COOKIE, Guard, login_page
 from firmware.server import Server
 from firmware.wsock import StrictWebSocket, keepalive, with_strict_websocket
 from firmware.storage import valid_name
@@ -60,6 +61,25 @@ def create_app(board):
     StrictWebSocket.max_message = limits['max_ws_message']
     ping_ms = limits['ws_ping_s'] * 1000
     app.tick_hooks.append(lambda conn, now: keepalive(conn, now, ping_ms))
+
+    guard = board['guard']
+    app.before_request(guard.before_request)
+
+    @app.get('/login')
+    async def login_form(request):
+        return login_page()
+
+    @app.post('/login')
+    async def login(request):
+        if not guard.token or guard.check_login(request.form and request.form.get('token')):
+            response = Response.redirect('/')
+            if guard.token:
+                response.set_cookie(COOKIE, guard.session, path='/', http_only=True,
+                                    secure=board['tls'], max_age=30 * 86400)
+                response.headers['Set-Cookie'][-1] += '; SameSite=Strict'
+            return response
+        page, _, headers = login_page('<p role="alert">Wrong token.</p>')
+        return page, 401, headers
 
     @app.get('/')
     async def index(request):
@@ -121,7 +141,7 @@ def create_app(board):
     return app
 
 
-def build_board(config, card_mounted, camera_module):
+def build_board(config, card_mounted, camera_module, ip='127.0.0.1'):
     """Wire the modules together: the one place that knows them all."""
     from firmware.camera import CameraTask
     from firmware.motion import Motion
@@ -147,7 +167,11 @@ def build_board(config, card_mounted, camera_module):
     settings['sensitivity'] = motion.sensitivity
     settings['flash'] = 0
     state.update(settings=settings)
-    return {'config': config, 'state': state, 'store': store, 'camera': camera, 'motion': motion,
+    rate = config['snapshot_rate']
+    return {'config': config, 'state': state, 'store': store,
+            'guard': Guard(config, ip), 'tls': bool(config['tls']['cert']),
+            'snapshot_bucket': {'tokens': rate['burst'], 'burst': rate['burst'],
+                                'per_s': rate['per_s'], 'at': None}, 'camera': camera, 'motion': motion,
             'led': led,
             'settings': {'motion': set_motion, 'camera': camera.apply,
                          'led': lambda key, value: led.set(value)}}
@@ -163,7 +187,17 @@ async def serve(board, port):
     gc.collect()
     app = create_app(board)
     asyncio.create_task(app.reap())
-    await app.start_server(host='0.0.0.0', port=port)
+    await app.start_server(host='0.0.0.0', port=port, ssl=_tls_context(board['config']['tls']))
+
+
+def _tls_context(tls):
+    """An SSLContext from the DER files named in the config, or None."""
+    if not tls['cert']:
+        return None
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls['cert'], tls['key'])
+    return context
 
 
 def main():
@@ -171,6 +205,6 @@ def main():
     from firmware import startup
     import camera
     info = startup.board or startup.run()
-    board = build_board(info['config'], info['card_mounted'], camera)
+    board = build_board(info['config'], info['card_mounted'], camera, info['ip'])
     print('app: serving on http://%s:%d/' % (info['ip'], info['config']['http_port']))
     asyncio.run(serve(board, info['config']['http_port']))

@@ -5,6 +5,7 @@ tested on its own. Replies are the contract of design §3.
 """
 import gc
 import json
+import time
 from firmware.storage import SaveError
 from firmware.camera import FRAMESIZES
 from firmware.wsock import utf8_valid
@@ -32,7 +33,23 @@ SETTINGS = {
 }
 
 
+def _take_token(bucket):
+    """Token bucket: True if a snapshot may be taken now."""
+    now = time.ticks_ms()
+    if bucket['at'] is not None:
+        earned = time.ticks_diff(now, bucket['at']) * bucket['per_s'] / 1000
+        bucket['tokens'] = min(bucket['burst'], bucket['tokens'] + earned)
+    bucket['at'] = now
+    if bucket['tokens'] < 1:
+        return False
+    bucket['tokens'] -= 1
+    return True
+
+
 async def _snapshot_now(req, board):
+    if not _take_token(board['snapshot_bucket']):
+        return {'ok': False, 'reason': 'rate limited',
+                'retry_after_s': round(1 / board['snapshot_bucket']['per_s'], 1)}
     jpeg = board['camera'].latest_jpeg
     if jpeg is None:
         return {'ok': False, 'reason': 'no frame yet'}

@@ -13,7 +13,11 @@ DEFAULTS = {
     'motion': {'sensitivity': 50, 'cooldown_s': 5},
     'sd': {'mount': '/sdcard', 'folder': 'snaps', 'width': 1},
     'flash_pin': 4,
-    'auth_token': None,
+    'auth_token': None,         # set a string to require it everywhere
+    'allowed_hosts': [],        # extra Host names, e.g. a DNS name you gave the board
+    'allowed_origins': [],      # extra page origins allowed to open /control
+    'tls': {'cert': None, 'key': None},   # DER files on flash: serve HTTPS/WSS
+    'snapshot_rate': {'burst': 30, 'per_s': 2},
     'limits': {'max_connections': 7, 'head_timeout_s': 10, 'write_timeout_s': 10,
                'ws_ping_s': 10, 'dead_peer_s': 30, 'max_body': 16384,
                'max_ws_message': 4096},

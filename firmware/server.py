@@ -16,6 +16,7 @@ import asyncio
 import time
 from micropython import const
 from microdot import Microdot
+from firmware.wsock import utf8_valid
 
 _REAP_MS = const(500)
 _READ_CHUNK = const(512)
@@ -45,6 +46,8 @@ def parse_head(head, max_body):
     if (len(parts) != 3 or not parts[0].isalpha() or not parts[0].isupper()
             or not parts[1].startswith(b'/') or parts[2] not in (b'HTTP/1.0', b'HTTP/1.1')):
         raise HeadError(400)
+    if not _target_ok(parts[1]):
+        raise HeadError(400)
     headers = [line for line in lines[1:] if line]
     if len(headers) > _MAX_HEADERS:
         raise HeadError(431)
@@ -58,6 +61,24 @@ def parse_head(head, max_body):
                 raise HeadError(400)
             if int(value) > max_body:
                 raise HeadError(413)
+
+
+def _target_ok(target):
+    # microdot decodes the query without checking: %zz or invalid UTF-8 would
+    # raise inside it, so such targets are refused here
+    if b'%' not in target:
+        return True
+    parts = target.split(b'%')
+    decoded = bytearray(parts[0])
+    for part in parts[1:]:
+        if len(part) < 2 or part[0] in b'+- ' or part[1] in b'+- ':
+            return False
+        try:
+            decoded.append(int(part[:2], 16))
+        except ValueError:
+            return False
+        decoded.extend(part[2:])
+    return utf8_valid(decoded)
 
 
 async def read_head(reader):

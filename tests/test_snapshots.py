@@ -89,7 +89,9 @@ def small_card(tmp_path):
 
 
 def test_full_card_gives_clear_errors_and_no_partial_files(make_board, small_card):
-    board = make_board(sdcard=small_card).start()
+    config = json.load(open('tools/sim/config.json'))
+    config['snapshot_rate'] = {'burst': 100, 'per_s': 100}
+    board = make_board(sdcard=small_card, config=config).start()
     board.wait_frame()
     with board.ws() as ws:
         replies = burst(board, ws, 80)
