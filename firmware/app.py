@@ -179,7 +179,11 @@ def build_board(config, card_mounted, camera_module, ip='127.0.0.1'):
 
 async def serve(board, port):
     """Start the tasks and serve until the server stops."""
+    from firmware.storage import mount_card
+    sd = board['config']['sd']
     board['store'].open()
+    asyncio.create_task(board['store'].watch(
+        lambda: mount_card(sd['mount'], sd['width'], quiet=True)))
     board['camera'].start()
     asyncio.create_task(board['state'].heartbeat())
     asyncio.create_task(clock.keep_time(

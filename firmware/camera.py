@@ -13,6 +13,7 @@ from micropython import const
 _RETRY_MIN_MS = const(500)
 _RETRY_MAX_MS = const(30000)
 _FAILS_BEFORE_REINIT = const(3)
+_HUNG_MS = const(1000)      # a capture this slow blocked the whole board
 
 FRAMESIZES = ('QQVGA', 'QCIF', 'HQVGA', '240X240', 'QVGA', 'CIF', 'HVGA',
               'VGA', 'SVGA', 'XGA', 'HD', 'SXGA', 'UXGA')
@@ -167,6 +168,15 @@ class CameraTask:
                 if fails >= _FAILS_BEFORE_REINIT:
                     fails = 0
                     self._close()
+                await asyncio.sleep_ms(retry_ms)
+                retry_ms = min(retry_ms * 2, _RETRY_MAX_MS)
+                continue
+            took = time.ticks_diff(time.ticks_ms(), started)
+            if took > _HUNG_MS:
+                # the driver blocks the event loop: re-init, and back off so a
+                # sick camera cannot keep the board from serving
+                self.report('error: capture hung for %d ms' % took)
+                self._close()
                 await asyncio.sleep_ms(retry_ms)
                 retry_ms = min(retry_ms * 2, _RETRY_MAX_MS)
                 continue

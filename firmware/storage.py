@@ -15,6 +15,8 @@ _SEQ_BLOCK = const(100)        # sequence numbers reserved per write of .seq
 _SEQ_FILE = '.seq'
 _ENOSPC = const(28)
 _EIO = const(5)
+_ENODEV = const(19)
+_WATCH_MS = const(3000)
 
 
 class SaveError(Exception):
@@ -65,7 +67,7 @@ class SnapshotStore:
         self.reserved_seq = 0
 
     def open(self):
-        """Make the folder, drop stale .part files, find the next sequence."""
+        """Make the folder, repair what a power cut left, find the next number."""
         if not self.mounted:
             self.on_change(self)
             return
@@ -74,15 +76,43 @@ class SnapshotStore:
         except OSError:
             pass
         top = -1
+        leftovers = []      # a power cut leaves at most a couple
         for entry in os.ilistdir(self.snapshot_dir):
             name = entry[0]
-            if name.endswith('.part'):
-                os.remove(self.snapshot_dir + '/' + name)
+            if name.endswith('.part') or name.endswith('.fix'):
+                leftovers.append(name)
             elif name.endswith('.jpg'):
                 top = max(top, _seq_of(name))
+        leftovers.sort(key=lambda name: not name.endswith('.fix'))
+        for name in leftovers:
+            self._repair(name)
         self.next_seq = max(top + 1, self._read_reserved())
         self.reserved_seq = self.next_seq
         self.on_change(self)
+
+    def _repair(self, name):
+        # A cut inside FatFs's rename can leave NAME.jpg and NAME.jpg.part as
+        # two entries of one cluster chain: deleting either frees clusters the
+        # other still uses. Copy the picture out first, then drop both.
+        folder = self.snapshot_dir + '/'
+        if name.endswith('.fix'):
+            final = folder + name[:-4]
+            if _size(final + '.part') is not None:
+                os.remove(folder + name)        # cut while copying: start again
+            else:
+                _remove_quietly(final)          # cut after the copy: finish it
+                os.rename(folder + name, final)
+            return
+        part = folder + name
+        final = part[:-5]
+        if not name.endswith('.jpg.part') or _size(final) is None \
+                or _size(final) != _size(part):
+            _remove_quietly(part)               # an unfinished write
+            return
+        _copy(final, final + '.fix')
+        os.remove(part)
+        os.remove(final)
+        os.rename(final + '.fix', final)
 
     def _read_reserved(self):
         try:
@@ -128,7 +158,7 @@ class SnapshotStore:
             try:
                 seq = self._take_seq()
             except OSError as exc:
-                raise SaveError(_reason(exc))
+                raise self._failure(exc)
             name = '%s-%s-%04d.jpg' % (kind, _stamp(self.tz_offset_s), seq)
             path = self.snapshot_dir + '/' + name
             try:
@@ -136,10 +166,41 @@ class SnapshotStore:
                 os.rename(path + '.part', path)
             except OSError as exc:
                 _remove_quietly(path + '.part')
-                raise SaveError(_reason(exc))
+                raise self._failure(exc)
             finally:
                 self.on_change(self)
         return path, len(jpeg)
+
+    def _failure(self, exc):
+        if exc.args and exc.args[0] in (_EIO, _ENODEV):
+            self._lost()
+        return SaveError(_reason(exc))
+
+    def _lost(self):
+        # the card stopped answering: forget it until watch() finds it again
+        self.mounted = False
+        try:
+            import vfs
+            vfs.umount(self.mount_point)
+        except Exception:
+            pass
+        print('sd: card lost')
+        self.on_change(self)
+
+    async def watch(self, mount):
+        """Mount a card inserted after boot; notice one that went away."""
+        while True:
+            await asyncio.sleep_ms(_WATCH_MS)
+            if self.mounted:
+                if self.free_bytes() is None:
+                    self._lost()
+            elif mount():
+                self.mounted = True
+                print('sd: card mounted')
+                try:
+                    self.open()
+                except OSError:
+                    self._lost()
 
     def newest(self, limit):
         """Up to `limit` (name, bytes) pairs, newest first, in bounded memory."""
@@ -186,7 +247,28 @@ async def _write_chunks(path, data):
     with open(path, 'wb') as f:
         for start in range(0, len(view), _CHUNK):
             f.write(view[start:start + _CHUNK])
+            if start == 0:
+                # the entry now records its first cluster: a cut file can be
+                # deleted without leaving orphaned clusters
+                f.flush()
             await asyncio.sleep(0)
+
+
+def _size(path):
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return None
+
+
+def _copy(src, dst):
+    buf = bytearray(_CHUNK)
+    with open(src, 'rb') as fin, open(dst, 'wb') as fout:
+        while True:
+            n = fin.readinto(buf)
+            if not n:
+                break
+            fout.write(buf[:n] if n < _CHUNK else buf)
 
 
 def _remove_quietly(path):
@@ -196,7 +278,7 @@ def _remove_quietly(path):
         pass
 
 
-def mount_card(mount_point, width=1):
+def mount_card(mount_point, width=1, quiet=False):
     """Mount the SD card; True when mounted. Never raises."""
     try:
         import machine
@@ -205,5 +287,6 @@ def mount_card(mount_point, width=1):
         vfs.mount(card, mount_point)
         return True
     except Exception as exc:
-        print('sd: no card:', exc)
+        if not quiet:
+            print('sd: no card:', exc)
         return False

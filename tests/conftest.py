@@ -78,6 +78,15 @@ class Board:
             self.log.close()
         self.proc = None
 
+    def power_cut(self):
+        """SIGKILL the MicroPython process itself: no clean-up runs at all."""
+        with open('/proc/%d/task/%d/children' % (self.proc.pid, self.proc.pid)) as f:
+            for child in f.read().split():
+                os.kill(int(child), signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.log.close()
+        self.proc = None
+
     def output(self):
         with open(self.log_path, 'rb') as f:
             return f.read().decode(errors='replace')

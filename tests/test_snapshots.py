@@ -113,6 +113,9 @@ def test_write_error_leaves_no_file(board):
         reply = board.command(ws, cmd='snapshot_now')
         assert reply['ok'] is False and reply['reason'].startswith('write failed: ')
         board.set_faults()
+    # an I/O error drops the card; the board mounts it again by itself
+    board.wait_for(lambda s: s['sd_free'] is not None, timeout=30)
+    with board.ws() as ws:
         assert board.command(ws, cmd='snapshot_now')['ok'] is True
     files = board.card_files()
     assert len(files) == 1 and all(NAME.match(n) for n in files)

@@ -1,0 +1,72 @@
+"""Faults switched on and off in the simulator while the board runs."""
+import json
+import threading
+import time
+
+from conftest import frame_set
+
+
+def test_card_removed_mid_write_then_reinserted(board):
+    board.set_faults(sd_bytes_per_s=20000)          # a 6 KB frame takes ~0.3 s
+    with board.ws() as ws:
+        ws.send(json.dumps({'cmd': 'snapshot_now', 'id': 'cut'}))
+        time.sleep(0.1)
+        board.set_faults(sd_removed=True)
+        reply = json.loads(ws.recv(timeout=30))
+    assert reply == {'ok': False, 'reason': 'write failed: I/O error', 'id': 'cut'}
+    status = board.wait_for(lambda s: s['sd_free'] is None)
+    with board.ws() as ws:
+        assert board.command(ws, cmd='snapshot_now')['reason'] == 'no sd card'
+    board.set_faults()                               # the card is back
+    board.wait_for(lambda s: s['sd_free'] is not None, timeout=30)
+    with board.ws() as ws:
+        reply = board.command(ws, cmd='snapshot_now')
+    assert reply['ok'] is True
+    files = board.card_files()
+    assert not [n for n in files if '.part' in n]
+    assert all(data in frame_set() for data in files.values())
+    assert 'Traceback' not in board.output()
+
+
+def test_card_missing_at_boot_and_inserted_later(make_board):
+    board = make_board()
+    board.set_faults(sd_absent=True)
+    board.start()
+    board.wait_frame()
+    assert board.status()['sd_free'] is None
+    board.set_faults()
+    board.wait_for(lambda s: s['sd_free'] is not None, timeout=30)
+    with board.ws() as ws:
+        reply = board.command(ws, cmd='snapshot_now')
+    assert reply['ok'] is True
+    assert reply['saved'].rsplit('/', 1)[1] in board.card_files()
+
+
+def test_a_hanging_camera_is_reported_and_the_board_keeps_serving(board):
+    board.set_faults(camera_hang_s=1.5)
+    status = board.wait_for(lambda s: 'hung' in s['camera'], timeout=30)
+    assert status['camera'].startswith('error: capture hung')
+    with board.http() as client:
+        assert client.get('/').status_code == 200
+    board.set_faults()
+    board.wait_for(lambda s: s['camera'] == 'ok', timeout=60)
+
+
+def test_slow_card_does_not_stop_other_clients(board):
+    # 25 snapshots onto a card throttled to 200 KB/s while another client talks
+    board.set_faults(sd_bytes_per_s=200000)
+    replies = []
+
+    def burst():
+        with board.ws() as ws:
+            for i in range(25):
+                ws.send(json.dumps({'cmd': 'snapshot_now', 'id': i}))
+            replies.extend(json.loads(ws.recv(timeout=60)) for _ in range(25))
+
+    worker = threading.Thread(target=burst)
+    worker.start()
+    with board.ws() as ws:
+        for _ in range(20):
+            assert board.command(ws, cmd='status')['ok'] is True
+    worker.join()
+    assert all(r['ok'] for r in replies)
