@@ -185,7 +185,7 @@ async def serve(board, port):
     asyncio.create_task(board['store'].watch(
         lambda: mount_card(sd['mount'], sd['width'], quiet=True)))
     board['camera'].start()
-    asyncio.create_task(board['state'].heartbeat())
+    asyncio.create_task(board['state'].heartbeat(board['config']['limits']['heartbeat_s']))
     asyncio.create_task(clock.keep_time(
         lambda ok: board['state'].update(clock_set=ok)))
     gc.collect()

@@ -66,11 +66,11 @@ async def wait():
     await _wake.wait()
 
 
-async def heartbeat():
+async def heartbeat(interval_s=_HEARTBEAT_S):
     """Wake every listener at least every 15 s so dead peers are found."""
     global beat
     while True:
-        await asyncio.sleep(_HEARTBEAT_S)
+        await asyncio.sleep(interval_s)
         beat += 1
         _pulse()
 

@@ -10,7 +10,8 @@ from conftest import SSE
 from wsraw import RawWebSocket, frame
 
 LIMITS = {'max_connections': 4, 'head_timeout_s': 2, 'write_timeout_s': 2,
-          'ws_ping_s': 1, 'dead_peer_s': 3, 'max_body': 16384, 'max_ws_message': 4096}
+          'ws_ping_s': 1, 'dead_peer_s': 3, 'max_body': 16384, 'max_ws_message': 4096,
+          'heartbeat_s': 1}
 
 
 @pytest.fixture
@@ -136,3 +137,36 @@ def test_reset_connections_never_print_tracebacks(tight_board):
     board.wait_for(lambda s: s['connections'] == 1)
     assert 'Traceback' not in board.output()
     assert board.status()['camera'] == 'ok'
+
+
+def test_sse_heartbeat_comments_arrive_while_nothing_changes(tight_board):
+    sock = socket.create_connection(('127.0.0.1', tight_board.port), timeout=15)
+    sock.sendall(b'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    data = b''
+    while data.count(b': heartbeat') < 2:
+        chunk = sock.recv(4096)
+        assert chunk, 'stream closed'
+        data += chunk
+    sock.close()
+
+
+def test_pings_and_replies_on_one_connection_at_once(tight_board):
+    # idle gaps make the board ping; bursts of commands land on top of the
+    # pings: two writers on one socket must take turns (asyncio asserts)
+    raw = RawWebSocket(tight_board.port)
+    pings = replies = 0
+    for burst in range(4):
+        time.sleep(LIMITS['ws_ping_s'] + 0.8)     # > ping interval + reaper period
+        for i in range(50):
+            raw.send(frame(1, '{"cmd": "status"}'))
+        while replies < (burst + 1) * 50:
+            opcode, payload = raw.recv_frame()
+            if opcode == 9:
+                pings += 1
+                raw.send(frame(10, payload))
+            else:
+                assert json.loads(payload)['ok'] is True
+                replies += 1
+    raw.close()
+    assert pings >= 1
+    assert 'Traceback' not in tight_board.output()
