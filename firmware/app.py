@@ -4,7 +4,7 @@ import gc
 import os
 from microdot import Response, send_file
 
-from firmware import clock, commands, events, state as state_module
+from firmware import clock, commands, compat, events, state as state_module, stream as mjpeg
 from firmware.guard import COOKIE, Guard, login_page
 from firmware.server import Server
 from firmware.wsock import StrictWebSocket, keepalive, with_strict_websocket
@@ -58,6 +58,7 @@ def create_app(board):
     app = Server(limits)
     state = board['state']
     state.gauges['connections'] = lambda: len(app.connections)
+    state.gauges['frames'] = lambda: board['camera'].frame_count
     StrictWebSocket.max_message = limits['max_ws_message']
     ping_ms = limits['ws_ping_s'] * 1000
     app.tick_hooks.append(lambda conn, now: keepalive(conn, now, ping_ms))
@@ -89,6 +90,19 @@ def create_app(board):
     async def static(request, name):
         return serve_static(request, name)
 
+    @app.get('/stream')
+    async def stream(request):
+        max_fps = board['config']['stream_max_fps']
+        try:
+            fps = min(max_fps, max(1, int(request.args.get('fps', max_fps))))
+        except ValueError:
+            return 'Bad fps', 400
+        viewer = mjpeg.MjpegStream(board['camera'], state, fps)
+        request.sock[0].kind = 'stream'
+        request.sock[0].on_close.append(viewer.release)
+        return viewer, 200, mjpeg.headers()
+
+    @app.get('/capture')
     @app.get('/snapshot.jpg')
     async def snapshot(request):
         jpeg = board['camera'].latest_jpeg
@@ -122,9 +136,19 @@ def create_app(board):
             return 'Not found', 404
         return {'ok': True, 'deleted': name}
 
+    @app.get('/status')
+    async def camera_status(request):
+        return compat.status(state.state['settings'])
+
     @app.get('/control')
+    async def control(request):
+        # one path, two APIs: WebSocket commands, or CameraWebServer's GET
+        if request.headers.get('Upgrade', '').lower() == 'websocket':
+            return await control_socket(request)
+        return '', await compat.control(request.args, board)
+
     @with_strict_websocket
-    async def control(request, ws):
+    async def control_socket(request, ws):
         conn = request.sock[0]
         conn.kind = 'ws'
         conn.ws = ws

@@ -17,7 +17,7 @@ _HUNG_MS = const(1000)      # a capture this slow blocked the whole board
 
 FRAMESIZES = ('QQVGA', 'QCIF', 'HQVGA', '240X240', 'QVGA', 'CIF', 'HVGA',
               'VGA', 'SVGA', 'XGA', 'HD', 'SXGA', 'UXGA')
-SETTINGS = ('framesize', 'quality', 'brightness', 'vflip', 'hmirror')
+_APPLIED_AFTER_INIT = ('brightness', 'contrast', 'saturation', 'vflip', 'hmirror')
 
 
 class DriverCamera:
@@ -33,7 +33,7 @@ class DriverCamera:
         if not cam.init(0, **kw):
             cam.deinit()
             raise OSError('camera init failed')
-        for key in ('brightness', 'vflip', 'hmirror'):
+        for key in _APPLIED_AFTER_INIT:
             self.apply(key, settings[key])
 
     def capture(self):
@@ -45,8 +45,8 @@ class DriverCamera:
             cam.framesize(getattr(cam, 'FRAME_' + value))
         elif key == 'quality':
             cam.quality(value)
-        elif key == 'brightness':
-            cam.brightness(value)
+        elif key in ('brightness', 'contrast', 'saturation'):
+            getattr(cam, key)(value)
         elif key == 'vflip':
             cam.flip(1 if value else 0)
         elif key == 'hmirror':
@@ -71,7 +71,7 @@ class ApiCamera:
             pixel_format=module.PixelFormat.JPEG,
             frame_size=getattr(module.FrameSize, settings['framesize']),
             jpeg_quality=_api_quality(settings['quality']))
-        for key in ('brightness', 'vflip', 'hmirror'):
+        for key in _APPLIED_AFTER_INIT:
             self.apply(key, settings[key])
 
     def capture(self):
@@ -84,8 +84,8 @@ class ApiCamera:
             cam.set_frame_size(getattr(self.module.FrameSize, value))
         elif key == 'quality':
             cam.set_quality(_api_quality(value))
-        elif key == 'brightness':
-            cam.set_brightness(value)
+        elif key in ('brightness', 'contrast', 'saturation'):
+            getattr(cam, 'set_' + key)(value)
         elif key == 'vflip':
             cam.set_vflip(bool(value))
         elif key == 'hmirror':
@@ -114,9 +114,14 @@ class CameraTask:
         self.latest_jpeg = None
         self.frame_count = 0
         self.task = None
+        self._new_frame = asyncio.Event()
 
     def start(self):
         self.task = asyncio.create_task(self._run())
+
+    async def wait_frame(self):
+        """Return after the next new frame."""
+        await self._new_frame.wait()
 
     def deinit(self):
         """Stop the capture task and release the driver."""
@@ -184,6 +189,8 @@ class CameraTask:
             retry_ms = _RETRY_MIN_MS
             self.latest_jpeg = jpeg
             self.frame_count += 1
+            self._new_frame.set()     # wakes every stream viewer at once
+            self._new_frame.clear()
             self.report('ok')
             self.on_frame(jpeg)
             spent = time.ticks_diff(time.ticks_ms(), started)

@@ -27,6 +27,8 @@ SETTINGS = {
     'framesize': (lambda v: v in FRAMESIZES, 'camera'),
     'quality': (_int_in(4, 63), 'camera'),
     'brightness': (_int_in(-2, 2), 'camera'),
+    'contrast': (_int_in(-2, 2), 'camera'),
+    'saturation': (_int_in(-2, 2), 'camera'),
     'vflip': (_is_bool, 'camera'),
     'hmirror': (_is_bool, 'camera'),
     'flash': (_int_in(0, 255), 'led'),
@@ -67,8 +69,11 @@ async def _reset(req, board):
 
 
 async def _set(req, board):
-    key = req.get('key')
-    value = req.get('value')
+    return await handle_set(req.get('key'), req.get('value'), board)
+
+
+async def handle_set(key, value, board):
+    """Validate and apply one setting; the reply dict of `set`."""
     if not isinstance(key, str) or key not in SETTINGS:
         return {'ok': False, 'error': 'bad value', 'key': key,
                 'reason': 'unknown setting'}

@@ -9,10 +9,12 @@ DEFAULTS = {
     'tz_offset_min': 0,
     'http_port': 80,
     'camera': {'framesize': 'VGA', 'quality': 12, 'fps': 10,
-               'brightness': 0, 'vflip': False, 'hmirror': False},
+               'brightness': 0, 'contrast': 0, 'saturation': 0,
+               'vflip': False, 'hmirror': False},
     'motion': {'sensitivity': 50, 'cooldown_s': 5},
     'sd': {'mount': '/sdcard', 'folder': 'snaps', 'width': 1},
     'flash_pin': 4,
+    'stream_max_fps': 15,       # per /stream viewer
     'auth_token': None,         # set a string to require it everywhere
     'allowed_hosts': [],        # extra Host names, e.g. a DNS name you gave the board
     'allowed_origins': [],      # extra page origins allowed to open /control

@@ -85,6 +85,8 @@ if _API == 'lemariva':
     framesize = _setter('framesize')
     quality = _setter('quality')
     brightness = _setter('brightness')
+    contrast = _setter('contrast')
+    saturation = _setter('saturation')
     flip = _setter('flip')
     mirror = _setter('mirror')
 
@@ -142,6 +144,12 @@ else:
 
         def set_brightness(self, value):
             self._set('brightness', value)
+
+        def set_contrast(self, value):
+            self._set('contrast', value)
+
+        def set_saturation(self, value):
+            self._set('saturation', value)
 
         def set_vflip(self, value):
             self._set('vflip', value)

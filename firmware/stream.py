@@ -1,0 +1,64 @@
+"""/stream: MJPEG to many viewers from the one capture task.
+
+Each viewer sends the newest frame when it is ready for one: a slow viewer
+skips frames instead of queueing them, holds at most a reference to the one
+frame it is sending, and never slows the camera or the other viewers.
+"""
+import asyncio
+import time
+
+BOUNDARY = 'frame'
+
+
+class MjpegStream:
+    """The response body (async iterator) for one viewer."""
+
+    def __init__(self, camera, state, max_fps):
+        self.camera = camera
+        self.state = state
+        self.interval_ms = 1000 // max(1, max_fps)
+        self.seen = -1
+        self.sent_ms = None
+        self.pending = []       # the parts of the frame being sent
+        self.open = True
+        state.add('clients', 1)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        camera = self.camera
+        while self.open:
+            if self.pending:
+                return self.pending.pop(0)
+            if self.sent_ms is not None:
+                wait = self.interval_ms - time.ticks_diff(time.ticks_ms(), self.sent_ms)
+                if wait > 0:
+                    await asyncio.sleep_ms(wait)       # the per-viewer frame-rate cap
+                    continue
+            jpeg = camera.latest_jpeg
+            if jpeg is None or camera.frame_count == self.seen:
+                await camera.wait_frame()
+                continue
+            self.seen = camera.frame_count
+            self.sent_ms = time.ticks_ms()
+            # three writes instead of one concatenation: no copy of the frame
+            self.pending = [jpeg, b'\r\n']
+            return (b'--' + BOUNDARY.encode() + b'\r\nContent-Type: image/jpeg\r\n'
+                    b'Content-Length: %d\r\n\r\n' % len(jpeg))
+        raise StopAsyncIteration
+
+    async def aclose(self):
+        self.release()
+
+    def release(self):
+        """Stop and uncount this viewer; safe to call more than once."""
+        if self.open:
+            self.open = False
+            self.pending = []
+            self.state.add('clients', -1)
+
+
+def headers():
+    return {'Content-Type': 'multipart/x-mixed-replace; boundary=' + BOUNDARY,
+            'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no'}

@@ -1,0 +1,42 @@
+"""The CameraWebServer-compatible endpoints answer as that example does."""
+import pytest
+
+
+def test_status_uses_the_example_field_names(board):
+    with board.http() as client:
+        status = client.get('/status').json()
+    for field in ('framesize', 'quality', 'brightness', 'contrast', 'saturation',
+                  'hmirror', 'vflip', 'led_intensity', 'pixformat'):
+        assert isinstance(status[field], int), field
+    assert status['framesize'] == 10        # VGA
+
+
+@pytest.mark.parametrize('var, val, key, value', [
+    ('framesize', 6, 'framesize', 'QVGA'), ('quality', 20, 'quality', 20),
+    ('brightness', -1, 'brightness', -1), ('contrast', 2, 'contrast', 2),
+    ('saturation', -2, 'saturation', -2), ('hmirror', 1, 'hmirror', True),
+    ('vflip', 1, 'vflip', True), ('led_intensity', 200, 'flash', 200),
+])
+def test_control_get_changes_a_setting(board, var, val, key, value):
+    with board.http() as client:
+        response = client.get('/control', params={'var': var, 'val': val})
+        assert response.status_code == 200
+        assert client.get('/status').json()[var] == val
+    assert board.status()['settings'][key] == value
+
+
+@pytest.mark.parametrize('params, status', [
+    ({'var': 'framesize', 'val': 99}, 500), ({'var': 'quality', 'val': 99}, 500),
+    ({'var': 'hmirror', 'val': 2}, 500), ({'var': 'nonsense', 'val': 1}, 500),
+    ({'var': 'quality', 'val': 'x'}, 400), ({'var': 'quality'}, 400), ({}, 400),
+])
+def test_control_get_refuses_bad_values_and_changes_nothing(board, params, status):
+    before = board.status()['settings']
+    with board.http() as client:
+        assert client.get('/control', params=params).status_code == status
+    assert board.status()['settings'] == before
+
+
+def test_websocket_control_still_works_on_the_same_path(board):
+    with board.ws() as ws:
+        assert board.command(ws, cmd='status')['ok'] is True

@@ -1,0 +1,99 @@
+"""/stream: MJPEG to several viewers; a slow one does not hold back the others."""
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import frame_set
+
+
+def read_mjpeg(port, seconds, frames_out, slow=False, path='/stream'):
+    """Collect whole JPEG parts from /stream for `seconds`."""
+    sock = socket.socket()
+    if slow:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.connect(('127.0.0.1', port))
+    sock.settimeout(10)
+    sock.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' % path).encode())
+    buf = b''
+    while b'\r\n\r\n' not in buf:
+        buf += sock.recv(4096)
+    head, buf = buf.split(b'\r\n\r\n', 1)
+    assert b'multipart/x-mixed-replace; boundary=frame' in head
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if slow:
+            time.sleep(0.2)
+        chunk = sock.recv(1024 if slow else 65536)
+        if not chunk:
+            break
+        buf += chunk
+        while True:
+            start = buf.find(b'--frame\r\n')
+            end = buf.find(b'\r\n\r\n', start)
+            if start < 0 or end < 0:
+                break
+            headers = buf[start:end].decode()
+            length = int(headers.split('Content-Length: ')[1].split('\r\n')[0])
+            if len(buf) < end + 4 + length:
+                break
+            frames_out.append(buf[end + 4:end + 4 + length])
+            buf = buf[end + 4 + length:]
+    sock.close()
+
+
+@pytest.fixture
+def fast_board(make_board):
+    config = json.load(open('tools/sim/config.json'))
+    config['stream_max_fps'] = 30
+    config['camera']['fps'] = 25
+    board = make_board(config=config, fps=25).start()
+    board.wait_frame()
+    return board
+
+
+def test_three_viewers_get_whole_frames_and_a_slow_one_holds_nobody_back(fast_board):
+    board = fast_board
+    got = [[], [], []]
+    viewers = [threading.Thread(target=read_mjpeg, args=(board.port, 4, got[i], i == 2))
+               for i in range(3)]
+    before = board.status()['frames']
+    for viewer in viewers:
+        viewer.start()
+    for viewer in viewers:
+        viewer.join()
+    produced = board.status()['frames'] - before
+    frames = frame_set()
+    for received in got:
+        assert received and all(f in frames for f in received)
+    fast = [len(got[0]), len(got[1])]
+    print('camera frames: %d, viewers got: %s' % (produced, [len(g) for g in got]))
+    # the fast viewers see most camera frames though a third one barely reads
+    assert min(fast) >= 0.6 * produced, (fast, produced)
+    assert len(got[2]) < min(fast)
+    board.wait_for(lambda s: s['clients'] == 1)     # all three released
+
+
+def test_fps_query_caps_a_viewer(fast_board):
+    capped, free = [], []
+    a = threading.Thread(target=read_mjpeg, args=(fast_board.port, 3, capped, False, '/stream?fps=2'))
+    b = threading.Thread(target=read_mjpeg, args=(fast_board.port, 3, free))
+    a.start(), b.start()
+    a.join(), b.join()
+    assert 0 < len(capped) < len(free) / 3
+
+
+def test_bad_fps_is_refused(board):
+    with board.http() as client:
+        assert client.get('/stream?fps=lots').status_code == 400
+
+
+def test_capture_and_snapshot_are_not_cached(board):
+    with board.http() as client:
+        for path in ('/capture', '/snapshot.jpg'):
+            response = client.get(path)
+            assert response.status_code == 200
+            assert response.headers['cache-control'] == 'no-store'
+            assert response.content in frame_set()
