@@ -113,7 +113,11 @@ def create_app(board):
 
     @app.get('/events')
     async def status_events(request):
-        stream = events.StatusStream(state)
+        try:
+            last_id = int(request.headers.get('Last-Event-ID', ''))
+        except ValueError:
+            last_id = None
+        stream = events.StatusStream(state, last_id)
         request.sock[0].kind = 'sse'
         request.sock[0].on_close.append(stream.release)
         return stream, 200, events.headers()

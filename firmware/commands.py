@@ -56,10 +56,11 @@ async def _snapshot_now(req, board):
     if jpeg is None:
         return {'ok': False, 'reason': 'no frame yet'}
     try:
-        path, size = await board['store'].save('manual', jpeg)
+        path, size = await board['store'].save(
+            'manual', jpeg, board['state'].state['trigger_count'])
     except SaveError as exc:
         return {'ok': False, 'reason': exc.args[0]}
-    board['state'].snapshot_saved(path)
+    board['state'].snapshot_saved(path, 'manual')
     return {'ok': True, 'saved': path, 'bytes': size}
 
 

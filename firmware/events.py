@@ -11,9 +11,16 @@ import json
 class StatusStream:
     """A response body (async iterator) for one SSE listener."""
 
-    def __init__(self, state):
+    def __init__(self, state, last_event_id=None):
         self.state = state
         self.seen_version = -1          # so the first event goes out at once
+        # replay what a reconnecting listener missed; a new one starts now
+        if last_event_id is None:
+            self.seen_event = state.last_event_id
+        elif last_event_id > state.last_event_id:
+            self.seen_event = 0     # the board restarted since: replay it all
+        else:
+            self.seen_event = last_event_id
         self.seen_beat = state.beat
         self.open = True
         state.add('clients', 1)
@@ -24,6 +31,14 @@ class StatusStream:
     async def __anext__(self):
         state = self.state
         while self.open:
+            if self.seen_event < state.last_event_id:
+                missed = state.events_after(self.seen_event)
+                if missed:
+                    event_id, name, data = missed[0]
+                    self.seen_event = event_id
+                    return ('id: %d\nevent: %s\ndata: %s\n\n'
+                            % (event_id, name, json.dumps(data))).encode()
+                self.seen_event = state.last_event_id
             if self.seen_version != state.version:
                 self.seen_version = state.version
                 return (b'event: status\ndata: ' +

@@ -39,7 +39,7 @@ class Motion:
         if change > threshold(self.sensitivity):
             self.trigger(jpeg)
 
-    def trigger(self, jpeg):
+    def trigger(self, jpeg, cause='frame'):
         """One trigger from any source; ignored within the cooldown."""
         now = time.ticks_ms()
         if (self.last_trigger_ms is not None and
@@ -47,14 +47,16 @@ class Motion:
             return
         self.last_trigger_ms = now
         self.state.add('trigger_count', 1)
-        if not self.saving:   # one motion save at a time: bounded memory
+        self.state.emit('motion', {'count': self.state.state['trigger_count'], 'cause': cause})
+        if not self.saving and jpeg is not None:   # one at a time: bounded memory
             self.saving = True
-            asyncio.create_task(self._save(jpeg))
+            asyncio.create_task(self._save(jpeg, cause))
 
-    async def _save(self, jpeg):
+    async def _save(self, jpeg, cause):
         try:
-            path, _ = await self.store.save('motion', jpeg)
-            self.state.snapshot_saved(path)
+            path, _ = await self.store.save('motion', jpeg,
+                                            self.state.state['trigger_count'], cause)
+            self.state.snapshot_saved(path, 'motion')
         except Exception as exc:
             print('motion: snapshot not saved:', exc)
         finally:

@@ -8,6 +8,7 @@ import gc
 import time
 
 _HEARTBEAT_S = 15
+_RING = 16
 
 state = {
     'trigger_count': 0,
@@ -20,6 +21,8 @@ state = {
     'settings': {},
 }
 gauges = {}    # name -> function: read live by status(), never pushed
+recent_events = []   # (id, name, data), the last _RING of them
+last_event_id = 0
 version = 0   # bumped on every change
 beat = 0      # bumped by the heartbeat ticker
 _wake = asyncio.Event()
@@ -75,6 +78,23 @@ async def heartbeat(interval_s=_HEARTBEAT_S):
         _pulse()
 
 
-def snapshot_saved(path):
-    """Count a snapshot that reached the card."""
+def snapshot_saved(path, kind):
+    """Count a snapshot that reached the card, and tell the listeners."""
     update(snapshot_count=state['snapshot_count'] + 1, last_snapshot=path)
+    emit('snapshot', {'path': path, 'kind': kind})
+
+
+def emit(name, data):
+    """Record a notable event (snapshot, motion, deleted) in the ring that
+    reconnecting listeners replay from their Last-Event-ID."""
+    global last_event_id
+    last_event_id += 1
+    if len(recent_events) >= _RING:
+        recent_events.pop(0)
+    recent_events.append((last_event_id, name, data))
+    _pulse()
+
+
+def events_after(event_id):
+    """The recorded events newer than event_id, oldest first."""
+    return [e for e in recent_events if e[0] > event_id]

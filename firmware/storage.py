@@ -145,8 +145,9 @@ class SnapshotStore:
             return None
         return st[0] * st[4]
 
-    async def save(self, kind, jpeg):
-        """Write jpeg as KIND-YYYYMMDD-HHMMSS-NNNN.jpg; return (path, size)."""
+    async def save(self, kind, jpeg, trigger_count=0, cause=None):
+        """Write jpeg as KIND-YYYYMMDD-HHMMSS-NNNN.jpg with a JPEG comment
+        (time, cause, trigger count, sequence); return (path, file size)."""
         if not self.mounted:
             raise SaveError('no sd card')
         async with self.lock:
@@ -159,17 +160,20 @@ class SnapshotStore:
                 seq = self._take_seq()
             except OSError as exc:
                 raise self._failure(exc)
-            name = '%s-%s-%04d.jpg' % (kind, _stamp(self.tz_offset_s), seq)
+            stamp = _stamp(self.tz_offset_s)
+            name = '%s-%s-%04d.jpg' % (kind, stamp, seq)
             path = self.snapshot_dir + '/' + name
+            comment = comment_segment('esp32cam time=%s trigger=%s count=%d seq=%d'
+                                      % (stamp, cause or kind, trigger_count, seq))
             try:
-                await _write_chunks(path + '.part', jpeg)
+                size = await _write_chunks(path + '.part', jpeg, comment)
                 os.rename(path + '.part', path)
             except OSError as exc:
                 _remove_quietly(path + '.part')
                 raise self._failure(exc)
             finally:
                 self.on_change(self)
-        return path, len(jpeg)
+        return path, size
 
     def _failure(self, exc):
         if exc.args and exc.args[0] in (_EIO, _ENODEV):
@@ -242,9 +246,22 @@ class SnapshotStore:
         return True
 
 
-async def _write_chunks(path, data):
+def comment_segment(text):
+    """A JPEG COM segment: FF FE, its length (with itself), the text."""
+    body = text.encode()
+    return b'\xff\xfe' + (len(body) + 2).to_bytes(2, 'big') + body
+
+
+async def _write_chunks(path, data, comment=b''):
+    # SOI, then our COM segment, then the rest: no re-encoding, no copy
     view = memoryview(data)
+    size = len(data)
     with open(path, 'wb') as f:
+        if comment and data[:2] == b'\xff\xd8':
+            f.write(view[:2])
+            f.write(comment)
+            view = view[2:]
+            size += len(comment)
         for start in range(0, len(view), _CHUNK):
             f.write(view[start:start + _CHUNK])
             if start == 0:
@@ -252,6 +269,7 @@ async def _write_chunks(path, data):
                 # deleted without leaving orphaned clusters
                 f.flush()
             await asyncio.sleep(0)
+    return size
 
 
 def _size(path):

@@ -132,14 +132,17 @@ class Board:
                 time.sleep(0.1)
 
     # --- the card, read as a card reader does ------------------------------
-    def card_files(self):
-        """{name: bytes} of /snaps on the card image, read with mtools."""
+    def card_files(self, raw=False):
+        """{name: picture} of /snaps on the card image, read with mtools;
+        our JPEG comment is taken out unless raw, so a file can be compared
+        with the camera frame it came from."""
         out = subprocess.run(['mdir', '-i', self.sdcard, '-b', '::/snaps'],
                              capture_output=True, text=True, env=MTOOLS_ENV)
         if out.returncode != 0:
             return {}
         names = [line.rsplit('/', 1)[-1] for line in out.stdout.split() if line]
-        return {n: self.card_read('/snaps/' + n) for n in names if not n.startswith('.')}
+        files = {n: self.card_read('/snaps/' + n) for n in names if not n.startswith('.')}
+        return files if raw else {n: strip_comment(data) for n, data in files.items()}
 
     def card_read(self, path):
         return subprocess.run(['mcopy', '-i', self.sdcard, '-n', '::' + path, '-'],
@@ -166,6 +169,13 @@ def board(make_board):
     b = make_board().start()
     b.wait_frame()
     return b
+
+
+def strip_comment(jpeg):
+    """The JPEG without the COM segment the board puts right after SOI."""
+    if jpeg[:4] == b'\xff\xd8\xff\xfe':
+        return jpeg[:2] + jpeg[4 + int.from_bytes(jpeg[4:6], 'big'):]
+    return jpeg
 
 
 def frame_set():

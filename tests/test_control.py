@@ -104,7 +104,7 @@ def test_snapshot_now_writes_a_frame_to_the_card(board):
     assert name.startswith('manual-') and name.endswith('.jpg') and ':' not in name
     files = board.card_files()
     assert files[name] in frame_set()
-    assert len(files[name]) == reply['bytes']
+    assert len(board.card_files(raw=True)[name]) == reply['bytes']
     status = board.status()
     assert status['last_snapshot'] == reply['saved']
     assert status['snapshot_count'] >= 1
