@@ -180,11 +180,14 @@ def build_board(config, card_mounted, camera_module, ip='127.0.0.1'):
     sd = config['sd']
     store = SnapshotStore(sd['mount'], sd['folder'], card_mounted,
                           on_change=lambda s: state.update(sd_free=s.free_bytes()),
-                          tz_offset_s=config['tz_offset_min'] * 60)
+                          tz_offset_s=config['tz_offset_min'] * 60,
+                          min_free=sd['min_free_bytes'],
+                          on_delete=lambda names: state.emit('deleted', {'names': names}))
     motion = Motion(state, store, config['motion'])
     camera = CameraTask(camera_module, config['camera'],
                         report=lambda status: state.update(camera=status),
                         on_frame=motion.frame)
+    motion.latest_frame = lambda: camera.latest_jpeg
     led = FlashLed(config.get('flash_pin', 4))
 
     def set_motion(key, value):
@@ -213,6 +216,9 @@ async def serve(board, port):
     asyncio.create_task(board['store'].watch(
         lambda: mount_card(sd['mount'], sd['width'], quiet=True)))
     board['camera'].start()
+    pir = board['config']['motion']
+    if pir['pir_pin'] >= 0:
+        board['pir'] = board['motion'].start_pir(pir['pir_pin'], pir['pir_debounce_ms'])
     asyncio.create_task(board['state'].heartbeat(board['config']['limits']['heartbeat_s']))
     asyncio.create_task(clock.keep_time(
         lambda ok: board['state'].update(clock_set=ok)))

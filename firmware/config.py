@@ -11,8 +11,10 @@ DEFAULTS = {
     'camera': {'framesize': 'VGA', 'quality': 12, 'fps': 10,
                'brightness': 0, 'contrast': 0, 'saturation': 0,
                'vflip': False, 'hmirror': False},
-    'motion': {'sensitivity': 50, 'cooldown_s': 5},
-    'sd': {'mount': '/sdcard', 'folder': 'snaps', 'width': 1},
+    'motion': {'sensitivity': 50, 'cooldown_s': 5,
+               'pir_pin': -1, 'pir_debounce_ms': 2000},   # -1: no PIR sensor
+    'sd': {'mount': '/sdcard', 'folder': 'snaps', 'width': 1,
+           'min_free_bytes': 2097152},  # under this, oldest motion snapshots go
     'flash_pin': 4,
     'stream_max_fps': 15,       # per /stream viewer
     'auth_token': None,         # set a string to require it everywhere

@@ -1,18 +1,28 @@
-"""Motion triggers: a frame-change detector -> counter, cooldown, snapshot.
+"""Motion triggers: frame change and an optional PIR pin -> one trigger path
+(counter, cooldown, motion snapshot).
 
-The detector compares each JPEG's size with a running baseline: a moving
-textured object changes how much the encoder has to say, a still scene
-only jitters by a percent or two.
+The frame detector compares each JPEG's size with a running baseline. A
+moving textured object changes how much the encoder has to say; a still
+scene only jitters, and light changes slowly. So a frame counts as changed
+when its size is off the baseline by more than both
+  - the sensitivity threshold: 30 % at 0, 16 % at 50, 2 % at 100, and
+  - four times the scene's own jitter (mean absolute deviation),
+and a trigger needs two changed frames in a row. The baseline follows still
+frames at 1/8 per frame (slow light changes) and changed frames at 1/32;
+the jitter is learnt only from frames within twice the current estimate.
 """
 import asyncio
 import time
 from micropython import const
 
-_BASELINE_WEIGHT = const(8)    # baseline follows 1/8 of each new size
+_STILL_WEIGHT = const(8)
+_MOVING_WEIGHT = const(32)
+_NOISE_FACTOR = const(4)
+_CONFIRM_FRAMES = const(2)
 
 
 def threshold(sensitivity):
-    """Relative size change that counts as motion: 30 % at 0 .. 2 % at 100."""
+    """Relative size change that counts as motion: 0.30 at 0 .. 0.02 at 100."""
     return (2 + (100 - sensitivity) * 0.28) / 100
 
 
@@ -24,20 +34,34 @@ class Motion:
         self.store = store
         self.sensitivity = settings['sensitivity']
         self.cooldown_ms = settings['cooldown_s'] * 1000
+        self.latest_frame = lambda: None    # set by whoever owns the camera
         self.baseline = None
+        self.noise = 0
+        self.changed_frames = 0
         self.last_trigger_ms = None
         self.saving = False
 
     def frame(self, jpeg):
-        """Look at one camera frame; call from the capture task."""
+        """Look at one camera frame; called by the capture task."""
         size = len(jpeg)
         if self.baseline is None:
             self.baseline = size
+            self.noise = size / 100
             return
-        change = abs(size - self.baseline) / self.baseline
-        self.baseline += (size - self.baseline) / _BASELINE_WEIGHT
-        if change > threshold(self.sensitivity):
-            self.trigger(jpeg)
+        deviation = abs(size - self.baseline)
+        limit = max(threshold(self.sensitivity) * self.baseline, _NOISE_FACTOR * self.noise)
+        if deviation > limit:
+            self.changed_frames += 1
+            self.baseline += (size - self.baseline) / _MOVING_WEIGHT
+            if self.changed_frames >= _CONFIRM_FRAMES:
+                self.trigger(jpeg, 'frame')
+        else:
+            self.changed_frames = 0
+            self.baseline += (size - self.baseline) / _STILL_WEIGHT
+            if deviation <= 2 * self.noise:
+                # only plain jitter teaches the noise level, not the frames
+                # at the edges of a movement
+                self.noise += (deviation - self.noise) / _STILL_WEIGHT
 
     def trigger(self, jpeg, cause='frame'):
         """One trigger from any source; ignored within the cooldown."""
@@ -61,3 +85,21 @@ class Motion:
             print('motion: snapshot not saved:', exc)
         finally:
             self.saving = False
+
+    def start_pir(self, pin_number, debounce_ms):
+        """Trigger on rising edges of a PIR sensor's output pin, debounced."""
+        import machine
+        flag = asyncio.ThreadSafeFlag()
+        pin = machine.Pin(pin_number, machine.Pin.IN)
+        pin.irq(trigger=machine.Pin.IRQ_RISING, handler=lambda p: flag.set())
+        asyncio.create_task(self._pir(flag, debounce_ms))
+        return pin
+
+    async def _pir(self, flag, debounce_ms):
+        last = None
+        while True:
+            await flag.wait()
+            now = time.ticks_ms()
+            if last is None or time.ticks_diff(now, last) >= debounce_ms:
+                last = now
+                self.trigger(self.latest_frame(), 'pir')

@@ -17,6 +17,7 @@ _ENOSPC = const(28)
 _EIO = const(5)
 _ENODEV = const(19)
 _WATCH_MS = const(3000)
+_MAX_DELETIONS = const(16)     # per snapshot: keep one save short
 
 
 class SaveError(Exception):
@@ -56,8 +57,11 @@ def _reason(exc):
 class SnapshotStore:
     """Owns the snapshot folder on a mounted card (or knows there is none)."""
 
-    def __init__(self, mount_point, folder, mounted, on_change=None, tz_offset_s=0):
+    def __init__(self, mount_point, folder, mounted, on_change=None, tz_offset_s=0,
+                 min_free=0, on_delete=None):
         self.mount_point = mount_point
+        self.min_free = min_free
+        self.on_delete = on_delete or (lambda names: None)
         self.tz_offset_s = tz_offset_s
         self.snapshot_dir = mount_point + '/' + folder
         self.mounted = mounted
@@ -151,7 +155,7 @@ class SnapshotStore:
         if not self.mounted:
             raise SaveError('no sd card')
         async with self.lock:
-            free = self.free_bytes()
+            free = self._make_room(len(jpeg))
             if free is None:
                 raise SaveError('no sd card')
             if free < len(jpeg) + _RESERVE:
@@ -174,6 +178,42 @@ class SnapshotStore:
             finally:
                 self.on_change(self)
         return path, size
+
+    def _make_room(self, size):
+        """Delete the oldest motion snapshots while free space is under the
+        floor; manual ones are never deleted. Returns the free bytes."""
+        free = self.free_bytes()
+        deleted = []
+        while free is not None and free < max(self.min_free, size + _RESERVE) \
+                and len(deleted) < _MAX_DELETIONS:
+            oldest = self._oldest('motion-', _MAX_DELETIONS - len(deleted))
+            if not oldest:
+                break
+            for name in oldest:
+                os.remove(self.snapshot_dir + '/' + name)
+                deleted.append(name)
+                free = self.free_bytes()
+                if free >= max(self.min_free, size + _RESERVE):
+                    break
+        if deleted:
+            print('sd: low space, deleted', len(deleted), 'motion snapshots')
+            self.on_delete(deleted)
+        return free
+
+    def _oldest(self, prefix, limit):
+        """Up to `limit` names starting with prefix, oldest first, bounded memory."""
+        best = []
+        for entry in os.ilistdir(self.snapshot_dir):
+            name = entry[0]
+            if name.startswith(prefix) and name.endswith('.jpg'):
+                item = (_seq_of(name), name)
+                if len(best) < limit:
+                    best.append(item)
+                    best.sort()
+                elif item[0] < best[-1][0]:
+                    best[-1] = item
+                    best.sort()
+        return [name for _, name in best]
 
     def _failure(self, exc):
         if exc.args and exc.args[0] in (_EIO, _ENODEV):

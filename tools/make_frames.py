@@ -3,9 +3,13 @@
 noise, and a striped figure that walks through it.
 
     python tools/make_frames.py [OUT_DIR] [--count 48] [--still-only]
+        [--segments 1] [--jitter 6] [--drift 0]
 
-Frames 0..15 are still, 16..31 have the figure walking across, 32..47 are
-still again, so a replay at 10 fps shows motion for 1.6 s out of 4.8 s.
+The sequence is cut into 2*segments+1 equal parts: still, walk, still, ...,
+still; during each walk the figure crosses the scene. With the defaults,
+frames 0..15 are still, 16..31 have the walk, 32..47 are still again.
+--jitter is the sensor noise (pixel steps), --drift the change in
+brightness over the whole sequence, in percent (slow light change).
 """
 import argparse
 import os
@@ -56,16 +60,23 @@ def main():
     p.add_argument('--count', type=int, default=48)
     p.add_argument('--still-only', action='store_true')
     p.add_argument('--quality', type=int, default=80)
+    p.add_argument('--segments', type=int, default=1)
+    p.add_argument('--jitter', type=int, default=6)
+    p.add_argument('--drift', type=float, default=0)
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rng = random.Random(2026)
     base = scene()
-    third = args.count // 3
+    part = args.count // (2 * args.segments + 1)
     for i in range(args.count):
         img = base.copy()
-        if not args.still_only and third <= i < 2 * third:
-            figure(ImageDraw.Draw(img), -40 + (i - third) * (WIDTH + 40) // third)
-        add_noise(img, rng)
+        if args.drift:
+            gain = 1 + args.drift / 100 * i / args.count
+            img = img.point(lambda v: min(255, int(v * gain)))
+        n = i // part
+        if not args.still_only and n % 2 == 1 and n < 2 * args.segments:
+            figure(ImageDraw.Draw(img), -40 + (i - n * part) * (WIDTH + 40) // part)
+        add_noise(img, rng, args.jitter)
         img.save(os.path.join(args.out, 'frame-%03d.jpg' % i), quality=args.quality)
 
 

@@ -5,8 +5,10 @@
 #   cnadler86 - micropython-camera-API: Camera(...), capture() -> memoryview | None,
 #               a view into one frame buffer that the next capture overwrites.
 # Faults: camera_init_fail, camera_capture_fail, camera_hang_s (capture blocks).
+# Each capture also delivers simulated pin edges (machine.sim_poll_inputs).
 import os
 import time
+import machine
 import simctl
 
 _API = simctl.env('SIM_CAMERA_API', 'cnadler86')
@@ -32,6 +34,7 @@ class _Replay:
         self.started = time.ticks_ms()
 
     def current_path(self):
+        machine.sim_poll_inputs()   # the camera is the sim's regular clock
         hang = simctl.fault('camera_hang_s')
         if hang:
             time.sleep(hang)    # the real driver blocks up to 4 s, loop and all

@@ -117,8 +117,24 @@ class Pin:
     def off(self):
         self._value = 0
 
-    def irq(self, handler=None, trigger=3):
+    def irq(self, handler=None, trigger=3, hard=False):
         self.handler = handler
+        _irq_pins.append(self)
+
+
+_irq_pins = []
+_pulses_seen = 0
+
+
+def sim_poll_inputs():
+    """Deliver the rising edges asked for by the fault "pir_pulses" (a
+    running count) to the pins that have an irq handler."""
+    global _pulses_seen
+    pulses = simctl.fault('pir_pulses') or 0
+    while _pulses_seen < pulses:
+        _pulses_seen += 1
+        for pin in _irq_pins:
+            pin.handler(pin)
 
 
 class WDT:

@@ -1,0 +1,160 @@
+"""Motion you can trust: every walk-through fires, jitter and slow light
+changes never do, PIR triggers are debounced, snapshots carry their story,
+old motion snapshots make room, and a reconnecting dashboard catches up."""
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from PIL import Image
+
+from conftest import MTOOLS_ENV, REPO, SSE, frame_set, strip_comment
+
+
+def make_frames(tmp_path, name, *flags):
+    out = str(tmp_path / name)
+    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'make_frames.py'), out]
+                   + [str(f) for f in flags], check=True)
+    return out
+
+
+def sim_config(**motion):
+    config = json.load(open(os.path.join(REPO, 'tools', 'sim', 'config.json')))
+    config['motion'].update(motion)
+    return config
+
+
+def test_every_motion_segment_fires(make_board, tmp_path):
+    frames_dir = make_frames(tmp_path, 'walks', '--segments', 3, '--count', 56)
+    names = sorted(os.listdir(frames_dir))
+    part = 56 // 7
+    segment_of = {}
+    for i, name in enumerate(names):
+        if (i // part) % 2 == 1:
+            segment_of[open(os.path.join(frames_dir, name), 'rb').read()] = i // part // 2
+    board = make_board(frames=frames_dir, config=sim_config(cooldown_s=1)).start()
+    deadline = time.monotonic() + 40
+    while True:
+        motion = {n: d for n, d in board.card_files().items() if n.startswith('motion-')}
+        # every saved motion picture shows the walker, never the still scene
+        assert all(d in segment_of for d in motion.values())
+        if {segment_of[d] for d in motion.values()} == {0, 1, 2}:
+            break
+        assert time.monotonic() < deadline, 'segments seen: %r' % {segment_of[d] for d in motion.values()}
+        time.sleep(0.5)
+
+
+def test_jitter_and_slow_light_changes_never_fire(make_board, tmp_path):
+    frames_dir = make_frames(tmp_path, 'still', '--still-only', '--jitter', 40, '--drift', 30)
+    board = make_board(frames=frames_dir, fps=20, config=sim_config(sensitivity=80)).start()
+    board.wait_frame()
+    time.sleep(6)       # two and a half replays, drift back and forth included
+    assert board.status()['trigger_count'] == 0
+    assert board.card_files() == {}
+
+
+def test_pir_pulses_are_debounced_and_saved(make_board, tmp_path):
+    frames_dir = make_frames(tmp_path, 'still', '--still-only')
+    board = make_board(frames=frames_dir, config=sim_config(
+        pir_pin=13, pir_debounce_ms=1500, cooldown_s=0, sensitivity=0))
+    board.start()
+    board.wait_frame()
+    board.set_faults(pir_pulses=3)          # three edges in a burst
+    board.wait_for(lambda s: s['trigger_count'] == 1)
+    time.sleep(0.5)
+    assert board.status()['trigger_count'] == 1
+    time.sleep(1.5)
+    board.set_faults(pir_pulses=4)          # a new edge after the debounce
+    status = board.wait_for(lambda s: s['trigger_count'] == 2)
+    assert status['last_snapshot'].startswith('/sdcard/snaps/motion-')
+    raw = board.card_files(raw=True)
+    assert any(b'trigger=pir' in data[:120] for data in raw.values())
+
+
+def test_saved_files_open_in_pillow_and_carry_a_comment(board):
+    with board.ws() as ws:
+        board.command(ws, cmd='reset')
+        reply = board.command(ws, cmd='snapshot_now')
+    name = reply['saved'].rsplit('/', 1)[1]
+    data = board.card_files(raw=True)[name]
+    assert data[:4] == b'\xff\xd8\xff\xfe'
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    assert image.size == (320, 240)
+    comment = image.info['comment'].decode()
+    seq = int(name[-8:-4])
+    assert comment.startswith('esp32cam time=')
+    assert 'trigger=manual' in comment and 'count=0' in comment and 'seq=%d' % seq in comment
+    assert strip_comment(data) in frame_set()
+
+
+def test_last_event_id_replays_what_a_dashboard_missed(board):
+    sse = SSE(board)
+    sse.next_status()
+    with board.ws() as ws:
+        board.command(ws, cmd='snapshot_now')
+    last_id = None
+    for line in sse.lines:
+        if line.startswith('id:'):
+            last_id = int(line[3:])
+            break
+    sse.close()
+    with board.ws() as ws:                  # while the dashboard was away
+        missed = [board.command(ws, cmd='snapshot_now')['saved'] for _ in range(2)]
+    with httpx.Client(base_url=board.url, timeout=15) as client:
+        with client.stream('GET', '/events', headers={'Last-Event-ID': str(last_id)}) as r:
+            events = []
+            name = None
+            for line in r.iter_lines():
+                if line.startswith('event:'):
+                    name = line.split(':', 1)[1].strip()
+                elif line.startswith('data:'):
+                    events.append((name, json.loads(line[5:])))
+                    if name == 'status':
+                        break
+    replayed = [data['path'] for name, data in events if name == 'snapshot']
+    assert replayed == missed
+    assert events[-1][0] == 'status'
+
+
+@pytest.fixture
+def crowded_card(tmp_path):
+    """A 1.44 MB card already holding 30 motion and 3 manual snapshots."""
+    path = str(tmp_path / 'crowded.img')
+    subprocess.run(['mformat', '-C', '-i', path, '-f', '1440', '::'], check=True, env=MTOOLS_ENV)
+    subprocess.run(['mmd', '-i', path, '::/snaps'], check=True, env=MTOOLS_ENV)
+    frame = sorted(frame_set(), key=len)[-1]
+    src = tmp_path / 'frame.jpg'
+    src.write_bytes(frame)
+    names = ['motion-20260101-0000%02d-%04d.jpg' % (i, i) for i in range(30)]
+    names += ['manual-20260101-0001%02d-%04d.jpg' % (i, 30 + i) for i in range(3)]
+    for name in names:
+        subprocess.run(['mcopy', '-i', path, str(src), '::/snaps/' + name], check=True, env=MTOOLS_ENV)
+    return path
+
+
+def test_retention_deletes_only_motion_snapshots_oldest_first(make_board, crowded_card):
+    config = sim_config(sensitivity=0)
+    config['sd'] = {'min_free_bytes': 1300000}
+    board = make_board(sdcard=crowded_card, config=config).start()
+    board.wait_frame()
+    sse = SSE(board)
+    sse.next_status()
+    with board.ws() as ws:
+        assert board.command(ws, cmd='snapshot_now')['ok'] is True
+    deleted = None
+    for line in sse.lines:
+        if line.startswith('event: deleted'):
+            deleted = json.loads(next(sse.lines)[5:])['names']
+            break
+    sse.close()
+    files = board.card_files()
+    motion_left = sorted(n for n in files if n.startswith('motion-'))
+    assert deleted and all(n.startswith('motion-') for n in deleted)
+    assert sorted(deleted) == ['motion-20260101-0000%02d-%04d.jpg' % (i, i) for i in range(len(deleted))]
+    assert motion_left == ['motion-20260101-0000%02d-%04d.jpg' % (i, i) for i in range(len(deleted), 30)]
+    assert len([n for n in files if n.startswith('manual-')]) == 4     # 3 old + the new one
