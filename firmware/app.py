@@ -4,7 +4,7 @@ import gc
 import os
 from microdot import Response, send_file
 
-from firmware import clock, commands, compat, events, state as state_module, stream as mjpeg
+from firmware import clock, commands, compat, events, watchdog, state as state_module, stream as mjpeg
 from firmware.guard import COOKIE, Guard, login_page
 from firmware.server import Server
 from firmware.wsock import StrictWebSocket, keepalive, with_strict_websocket
@@ -220,6 +220,8 @@ async def serve(board, port):
     if pir['pir_pin'] >= 0:
         board['pir'] = board['motion'].start_pir(pir['pir_pin'], pir['pir_debounce_ms'])
     asyncio.create_task(board['state'].heartbeat(board['config']['limits']['heartbeat_s']))
+    if board['config']['watchdog_s'] > 0:
+        asyncio.create_task(watchdog.feed_while_healthy(board['config']['watchdog_s']))
     asyncio.create_task(clock.keep_time(
         lambda ok: board['state'].update(clock_set=ok)))
     gc.collect()
@@ -243,6 +245,8 @@ def main():
     from firmware import startup
     import camera
     info = startup.board or startup.run()
+    if info['safe']:
+        return          # safe mode: leave the REPL to the person with the cable
     board = build_board(info['config'], info['card_mounted'], camera, info['ip'])
     print('app: serving on http://%s:%d/' % (info['ip'], info['config']['http_port']))
     asyncio.run(serve(board, info['config']['http_port']))

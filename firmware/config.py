@@ -16,6 +16,8 @@ DEFAULTS = {
     'sd': {'mount': '/sdcard', 'folder': 'snaps', 'width': 1,
            'min_free_bytes': 2097152},  # under this, oldest motion snapshots go
     'flash_pin': 4,
+    'safe_pin': -1,             # a pin held low at power-on skips the app
+    'watchdog_s': 60,           # reset when the event loop stalls this long; 0: off
     'stream_max_fps': 15,       # per /stream viewer
     'auth_token': None,         # set a string to require it everywhere
     'allowed_hosts': [],        # extra Host names, e.g. a DNS name you gave the board

