@@ -87,3 +87,12 @@ def test_deploy_config_only_when_asked_and_present(bundle, tmp_path):
         assert ':config.json' in result.stdout
     else:
         assert result.returncode != 0 and 'config.example.json' in result.stderr
+
+
+def test_the_whole_dashboard_is_at_most_25_kb_gzipped(bundle):
+    static = os.path.join(bundle, 'static')
+    gz = [n for n in os.listdir(static) if n.endswith('.gz')]
+    assert {n[:-3] for n in gz} >= {'index.html', 'app.js', 'style.css'}
+    total = sum(os.path.getsize(os.path.join(static, n)) for n in gz)
+    print('dashboard gzipped: %d bytes' % total)
+    assert total <= 25 * 1024

@@ -1,0 +1,152 @@
+"""The dashboard in a real Chromium (Debian's, driven by Playwright) against
+the simulated board: buttons, slider, gallery, reconnecting, screenshots."""
+import json
+import os
+import re
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from conftest import REPO
+
+CHROMIUM = '/usr/bin/chromium'
+ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update',
+        '--disable-sync', '--disable-quic']
+SHOTS = os.path.join(REPO, 'build', 'screenshots')
+# what Chromium itself logs when the board is down: not our page's errors
+NETWORK_NOISE = re.compile(r'ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|'
+                           r'WebSocket connection to .* failed|net::ERR_')
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason='needs Debian chromium')
+expect.set_options(timeout=20000)
+
+
+@pytest.fixture(scope='module')
+def browser():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    contexts = []
+
+    def open_page(board, width=1280, height=900):
+        context = browser.new_context(viewport={'width': width, 'height': height},
+                                      accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []
+        page.on('console', lambda m: m.type == 'error' and page.errors.append(m.text))
+        page.on('pageerror', lambda e: page.errors.append('pageerror: %s' % e))
+        page.goto(board.url + '/')
+        expect(page.locator('#conn')).to_have_text('online')
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def test_save_snapshot_reset_and_slider(board, open_page):
+    page = open_page(board)
+    expect(page.locator('#live-state')).to_have_text('live')
+    page.click('#snap-btn')
+    expect(page.locator('#message')).to_have_text(re.compile(r'^Saved manual-\d{8}-\d{6}-\d{4}\.jpg$'))
+    name = page.locator('#message').inner_text().split(' ')[1]
+    assert name in board.card_files()
+    expect(page.locator('#last-snapshot')).to_have_text(name)
+    expect(page.locator('#gallery li')).to_have_count(1)
+
+    page.click('#reset-btn')
+    expect(page.locator('#trigger-count')).to_have_text('0')
+    expect(page.locator('#message')).to_have_text('Counters reset')
+
+    page.locator('#sensitivity').fill('83')
+    expect(page.locator('#message')).to_have_text('sensitivity set to 83')
+    assert board.status()['settings']['sensitivity'] == 83      # another client sees it
+    assert page.errors == []
+
+
+def test_camera_settings_and_keyboard(board, open_page):
+    page = open_page(board)
+    page.select_option('#framesize', 'QVGA')
+    expect(page.locator('#message')).to_have_text('framesize set to QVGA')
+    page.locator('#vflip').check()
+    expect(page.locator('#message')).to_have_text('vflip set to true')
+    page.locator('#quality').focus()
+    page.keyboard.press('ArrowRight')
+    expect(page.locator('#message')).to_have_text('quality set to 13')
+    page.locator('#snap-btn').focus()
+    page.keyboard.press('Enter')
+    expect(page.locator('#message')).to_have_text(re.compile('^Saved '))
+    settings = board.status()['settings']
+    assert settings['framesize'] == 'QVGA' and settings['vflip'] is True and settings['quality'] == 13
+    assert page.errors == []
+
+
+def test_gallery_shows_opens_and_deletes(board, open_page):
+    with board.ws() as ws:
+        saved = [board.command(ws, cmd='snapshot_now')['saved'].rsplit('/', 1)[1] for _ in range(3)]
+    page = open_page(board)
+    thumbs = page.locator('#gallery li')
+    expect(thumbs).to_have_count(3)
+    expect(thumbs.first).to_contain_text(saved[-1][:-4])       # newest first
+    thumbs.first.locator('button').click()
+    expect(page.locator('#viewer')).to_be_visible()
+    expect(page.locator('#viewer-img')).to_have_attribute('src', '/snaps/' + saved[-1])
+    assert page.locator('#viewer-img').evaluate('img => img.complete && img.naturalWidth') == 320
+    expect(page.locator('#viewer-download')).to_have_attribute('download', saved[-1])
+    page.once('dialog', lambda dialog: dialog.accept())
+    page.click('#viewer-delete')
+    expect(thumbs).to_have_count(2)
+    assert saved[-1] not in board.card_files()
+    # a snapshot taken elsewhere shows up without a reload
+    with board.ws() as ws:
+        board.command(ws, cmd='snapshot_now')
+    expect(thumbs).to_have_count(3)
+    assert page.errors == []
+
+
+def test_board_restart_offline_then_working_again_without_reload(board, open_page):
+    page = open_page(board)
+    board.stop()
+    expect(page.locator('#conn')).to_have_text(re.compile('reconnecting|offline'))
+    expect(page.locator('#snap-btn')).to_be_disabled()
+    board.start()           # same port, same card
+    expect(page.locator('#conn')).to_have_text('online', timeout=40000)
+    expect(page.locator('#snap-btn')).to_be_enabled()
+    page.click('#snap-btn')
+    expect(page.locator('#message')).to_have_text(re.compile('^Saved '))
+    name = page.locator('#message').inner_text().split(' ')[1]
+    assert name in board.card_files()
+    expect(page.locator('#live-state')).to_have_text('live')
+    assert [e for e in page.errors if not NETWORK_NOISE.search(e)] == []
+
+
+def test_error_reasons_in_plain_words(make_board, open_page):
+    board = make_board(sdcard=None).start()
+    page = open_page(board)
+    page.click('#snap-btn')
+    expect(page.locator('#message')).to_have_text('Failed: there is no SD card in the board')
+    expect(page.locator('#sd-free')).to_have_text('no card')
+
+
+def test_screenshots_desktop_and_phone(board, open_page):
+    with board.ws() as ws:
+        for _ in range(4):
+            board.command(ws, cmd='snapshot_now')
+    os.makedirs(SHOTS, exist_ok=True)
+    for label, width, height in (('desktop', 1280, 900), ('phone', 390, 844)):
+        page = open_page(board, width, height)
+        expect(page.locator('#live-state')).to_have_text('live')
+        expect(page.locator('#gallery li')).to_have_count(4)
+        page.wait_for_function("[...document.querySelectorAll('#gallery img')]"
+                               ".every(i => i.complete && i.naturalWidth)")
+        page.screenshot(path=os.path.join(SHOTS, 'dashboard-%s.png' % label), full_page=True)
+        assert page.errors == []
+        width_used = page.evaluate('document.documentElement.scrollWidth')
+        assert width_used <= width, 'the page scrolls sideways at %d px' % width
