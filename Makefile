@@ -46,5 +46,9 @@ console: setup
 	@test -n "$(PORT)" || (echo "usage: make console PORT=/dev/ttyUSB0" && exit 2)
 	.venv/bin/mpremote connect $(PORT) resume repl
 
+# Speed and memory figures against floors measured in the same run.
+bench: setup
+	$(PY) tools/bench.py
+
 clean:
 	rm -rf build .pytest_cache

@@ -220,6 +220,13 @@ async def serve(board, port):
     if pir['pir_pin'] >= 0:
         board['pir'] = board['motion'].start_pir(pir['pir_pin'], pir['pir_debounce_ms'])
     asyncio.create_task(board['state'].heartbeat(board['config']['limits']['heartbeat_s']))
+    if board['config']['loop_monitor']:
+        from firmware.loopmon import LoopMonitor
+        monitor = LoopMonitor()
+        board['state'].gauges['loop_stall_ms'] = lambda: monitor.worst_stall_ms
+        board['state'].gauges['lowest_free_heap'] = lambda: monitor.lowest_free
+        board['state'].on_reset.append(monitor.clear)
+        asyncio.create_task(monitor.run())
     if board['config']['watchdog_s'] > 0:
         asyncio.create_task(watchdog.feed_while_healthy(board['config']['watchdog_s']))
     asyncio.create_task(clock.keep_time(

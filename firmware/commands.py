@@ -66,6 +66,8 @@ async def _snapshot_now(req, board):
 
 async def _reset(req, board):
     board['state'].update(trigger_count=0, snapshot_count=0)
+    for clear in board['state'].on_reset:
+        clear()
     return {'ok': True, 'counters': 'reset'}
 
 

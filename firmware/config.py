@@ -19,6 +19,7 @@ DEFAULTS = {
     'safe_pin': -1,             # a pin held low at power-on skips the app
     'watchdog_s': 60,           # reset when the event loop stalls this long; 0: off
     'stream_max_fps': 15,       # per /stream viewer
+    'loop_monitor': False,      # report loop stalls and lowest free heap (bench)
     'auth_token': None,         # set a string to require it everywhere
     'allowed_hosts': [],        # extra Host names, e.g. a DNS name you gave the board
     'allowed_origins': [],      # extra page origins allowed to open /control

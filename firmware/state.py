@@ -21,6 +21,7 @@ state = {
     'settings': {},
 }
 gauges = {}    # name -> function: read live by status(), never pushed
+on_reset = []  # functions called when the counters are reset
 recent_events = []   # (id, name, data), the last _RING of them
 last_event_id = 0
 version = 0   # bumped on every change

@@ -4,16 +4,24 @@
 import json
 import os
 
+import time
+
 _path = os.getenv('SIM_FAULTS')
 _mtime = None
 _faults = {}
+_checked_ms = None
+_RECHECK_MS = 20        # a stat per block I/O would slow the card down
 
 
 def fault(name):
     """The value of a fault switch, or None when it is off."""
-    global _mtime, _faults
+    global _mtime, _faults, _checked_ms
     if not _path:
         return None
+    now = time.ticks_ms()
+    if _checked_ms is not None and time.ticks_diff(now, _checked_ms) < _RECHECK_MS:
+        return _faults.get(name)
+    _checked_ms = now
     try:
         st = os.stat(_path)
         mtime = (st[1], st[6], st[8])   # inode, size, mtime

@@ -1,0 +1,31 @@
+"""Diagnostics, off by default (config "loop_monitor"): the longest
+event-loop stall and the lowest free heap since the counters were reset."""
+import asyncio
+import gc
+import time
+from micropython import const
+
+_PERIOD_MS = const(2)
+
+
+class LoopMonitor:
+    def __init__(self):
+        self.worst_stall_ms = 0
+        self.lowest_free = None
+
+    async def run(self):
+        """Sleep a short period, over and over; lateness is a stall."""
+        while True:
+            started = time.ticks_ms()
+            await asyncio.sleep_ms(_PERIOD_MS)
+            late = time.ticks_diff(time.ticks_ms(), started) - _PERIOD_MS
+            if late > self.worst_stall_ms:
+                self.worst_stall_ms = late
+            free = gc.mem_free()
+            if self.lowest_free is None or free < self.lowest_free:
+                self.lowest_free = free
+
+    def clear(self):
+        """Start measuring afresh (the `reset` command does this)."""
+        self.worst_stall_ms = 0
+        self.lowest_free = None

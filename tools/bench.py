@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""make bench: how fast and how small, each figure beside a floor measured
+in the same run on the same machine, so the ratio means something.
+
+Runs the simulated board (tools/simulate.py) under MicroPython on loopback,
+prints one table and writes it as build/bench.json.
+"""
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from PIL import Image
+from websockets.sync.client import connect
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, 'tests'))
+from conftest import SSE, Board, free_port  # noqa: E402
+from test_stream import read_mjpeg  # noqa: E402
+
+MICROPYTHON = os.path.join(os.path.dirname(sys.executable), 'micropython')
+ROWS = []
+
+
+def row(figure, value, floor, budget, ok=None):
+    ROWS.append({'figure': figure, 'value': value, 'floor': floor, 'budget': budget, 'ok': ok})
+    mark = '' if ok is None else ('ok' if ok else 'MISSED')
+    print('%-58s %-18s %-22s %-14s %s' % (figure, value, floor, budget, mark), flush=True)
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def frames_of_size(folder, target, count=8):
+    """JPEG frames of about `target` bytes: noise compresses badly."""
+    os.makedirs(folder, exist_ok=True)
+    side = 64
+    while True:
+        img = Image.effect_noise((side, side * 3 // 4), 60).convert('RGB')
+        path = os.path.join(folder, 'probe.jpg')
+        img.save(path, quality=85)
+        if os.path.getsize(path) >= target:
+            break
+        side += 16
+    os.remove(path)
+    for i in range(count):
+        Image.effect_noise((side, side * 3 // 4), 60 + i).convert('RGB').save(
+            os.path.join(folder, 'frame-%02d.jpg' % i), quality=85)
+    return statistics.mean(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder))
+
+
+def bench_config(**extra):
+    config = json.load(open(os.path.join(HERE, 'sim', 'config.json')))
+    config.update({'snapshot_rate': {'burst': 100000, 'per_s': 100000}, 'loop_monitor': True,
+                   'stream_max_fps': 30, 'watchdog_s': 0})
+    config['motion']['sensitivity'] = 0
+    config['camera']['fps'] = 25
+    config.update(extra)
+    return config
+
+
+def round_trips(url, message, count):
+    times = []
+    with connect(url, open_timeout=10) as ws:
+        for i in range(count):
+            t = time.perf_counter()
+            ws.send(message if isinstance(message, str) else message(i))
+            ws.recv(timeout=30)
+            times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
+def floor_echo(count):
+    port = free_port()
+    import microdot
+    env = dict(os.environ, MICROPYPATH='.frozen:' + os.path.dirname(os.path.dirname(microdot.__file__)))
+    proc = subprocess.Popen([MICROPYTHON, os.path.join(HERE, 'bench_floor.py'), 'echo', str(port)],
+                            env=env, stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(('127.0.0.1', port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        return round_trips('ws://127.0.0.1:%d/echo' % port, '{"cmd": "reset"}', count)
+    finally:
+        proc.kill()
+
+
+def floor_fat(image, size, count):
+    env = dict(os.environ, SIM_SDCARD=image, MICROPYPATH='.frozen:' + os.path.join(HERE, 'sim'))
+    out = subprocess.run([MICROPYTHON, os.path.join(HERE, 'bench_floor.py'), 'fat', image,
+                          str(size), str(count)], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
+def start(tmp, name, **kwargs):
+    path = os.path.join(tmp, name)
+    os.makedirs(path, exist_ok=True)
+    from pathlib import Path
+    return Board(Path(path), **kwargs).start()
+
+
+def latency_figures(tmp):
+    board = start(tmp, 'latency', config=bench_config())
+    board.wait_frame()
+    try:
+        floor = floor_echo(2000)
+        ours = round_trips(board.ws_url, '{"cmd": "reset"}', 2000)
+        for p in (50, 99):
+            ratio = pct(ours, p) / pct(floor, p)
+            row('reset round trip p%d (ms)' % p, '%.3f' % pct(ours, p),
+                'echo %.3f' % pct(floor, p), '<= 1.5x', ratio <= 1.5)
+        # SSE push: a change at client A until client B hears of it
+        sse = SSE(board)
+        sse.next_status()
+        pushes, trips = [], []
+        with connect(board.ws_url) as ws:
+            for i in range(300):
+                t = time.perf_counter()
+                ws.send(json.dumps({'cmd': 'set', 'key': 'sensitivity', 'value': i % 100}))
+                ws.recv(timeout=10)
+                trips.append((time.perf_counter() - t) * 1000)
+                sse.until(lambda s: s['settings']['sensitivity'] == i % 100)
+                pushes.append((time.perf_counter() - t) * 1000)
+        sse.close()
+        ratio = statistics.median(pushes) / statistics.median(trips)
+        row('SSE push latency p50 (ms)', '%.3f' % statistics.median(pushes),
+            'round trip %.3f' % statistics.median(trips), '<= 1.2x', ratio <= 1.2)
+        # heap drift over many commands
+        with connect(board.ws_url) as ws:
+            def status():
+                ws.send('{"cmd": "status"}')
+                return json.loads(ws.recv(timeout=10))['status']['free_heap']
+            for i in range(100):
+                ws.send('{"cmd": "reset"}')
+                ws.recv(timeout=10)
+            after_100 = status()
+            for i in range(10000):
+                ws.send('{"cmd": "reset"}')
+                ws.recv(timeout=10)
+            after_10000 = status()
+        drift = abs(after_10000 - after_100) / after_100
+        row('free_heap after 10,000 vs 100 commands', '%d / %d' % (after_10000, after_100),
+            '-', 'within 2%', drift <= 0.02)
+    finally:
+        board.stop()
+
+
+def snapshot_figures(tmp):
+    for label, target in (('30 KB', 30000), ('120 KB', 120000)):
+        frames = os.path.join(tmp, 'frames-%d' % target)
+        size = frames_of_size(frames, target)
+        image = os.path.join(tmp, 'card-%d.img' % target)
+        board = start(tmp, 'snap-%d' % target, frames=frames, sdcard=image, config=bench_config(),
+                      heap='2M')
+        board.wait_frame()
+        times = round_trips(board.ws_url, '{"cmd": "snapshot_now"}', 30)
+        board.stop()
+        floor = floor_fat(image, int(size), 30)
+        ours = statistics.median(times)
+        row('snapshot_now round trip, %s frames (ms)' % label, '%.2f' % ours,
+            'FAT write %.2f' % floor, '<= 1.3x', ours / floor <= 1.3)
+
+
+def stall_figure(tmp):
+    frames = os.path.join(tmp, 'frames-30000')
+    board = start(tmp, 'stall', frames=frames, config=bench_config())
+    board.wait_frame()
+    board.set_faults(sd_bytes_per_s=1000000)
+    with connect(board.ws_url) as ws:
+        ws.send('{"cmd": "reset"}')
+        json.loads(ws.recv())                       # resets the stall reading
+        for i in range(20):
+            ws.send('{"cmd": "snapshot_now"}')
+        replies = [json.loads(ws.recv(timeout=60)) for _ in range(20)]
+        ws.send('{"cmd": "status"}')
+        stall = json.loads(ws.recv())['status']['loop_stall_ms']
+    board.stop()
+    assert all(r['ok'] for r in replies), replies
+    row('longest loop stall, 20 snapshots at 1 MB/s (ms)', stall,
+        'one block %.2f ms' % (512 / 1000000 * 1000), '<= 20 ms', stall <= 20)
+
+
+def stream_figures(tmp):
+    frames = os.path.join(tmp, 'frames-30000')
+    board = start(tmp, 'stream', frames=frames, fps=25, config=bench_config())
+    board.wait_frame()
+    for viewers in (1, 3):
+        got = [[] for _ in range(viewers)]
+        threads = [threading.Thread(target=read_mjpeg, args=(board.port, 5, got[i]))
+                   for i in range(viewers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rates = [len(g) / 5 for g in got]
+        row('MJPEG fps, %d viewer(s), 30 KB frames' % viewers,
+            ' '.join('%.1f' % r for r in rates), 'camera 25', '>= 0.9x each',
+            min(rates) >= 0.9 * 25)
+    board.stop()
+
+
+def workload(board, seconds=5):
+    """3 SSE + 2 WebSocket + 1 stream client; True if all were served."""
+    listeners = [SSE(board) for _ in range(3)]
+    for sse in listeners:
+        sse.next_status()
+    frames = []
+    viewer = threading.Thread(target=read_mjpeg, args=(board.port, seconds, frames))
+    viewer.start()
+    ok = True
+    with connect(board.ws_url) as a, connect(board.ws_url) as b:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for ws in (a, b):
+                ws.send('{"cmd": "snapshot_now"}')
+                ok = ok and json.loads(ws.recv(timeout=10))['ok']
+            time.sleep(0.2)
+        a.send('{"cmd": "status"}')
+        status = json.loads(a.recv(timeout=10))['status']
+    viewer.join()
+    for sse in listeners:
+        sse.close()
+    return ok and len(frames) > seconds * 5, status
+
+
+def heap_figures(tmp):
+    frames = os.path.join(tmp, 'frames-30000')
+    board = start(tmp, 'heap', frames=frames, config=bench_config(), heap='512K')
+    board.wait_frame()
+    time.sleep(1)
+    with connect(board.ws_url) as ws:
+        ws.send('{"cmd": "status"}')
+        idle = json.loads(ws.recv())['status']
+    with connect(board.ws_url) as ws:
+        ws.send('{"cmd": "reset"}')
+        ws.recv()
+    served, status = workload(board)
+    board.stop()
+    heap = 512 * 1024
+    row('heap used at idle (bytes)', heap - idle['free_heap'], '-', 'report')
+    row('heap used at peak, 3 SSE + 2 WS + 1 stream', heap - status['lowest_free_heap'], '-', 'report')
+
+    bundle = os.path.join(tmp, 'bundle')
+    subprocess.run([sys.executable, os.path.join(HERE, 'bundle.py'), '--out', bundle],
+                   check=True, stdout=subprocess.DEVNULL)
+    out = subprocess.run([MICROPYTHON, os.path.join(HERE, 'bench_floor.py'), 'import'],
+                         env=dict(os.environ, MICROPYPATH='.frozen:' + os.path.join(bundle, 'lib')),
+                         capture_output=True, text=True, check=True)
+    floor = int(out.stdout.split()[-1])
+
+    def serves(heap_k):
+        try:
+            board = start(tmp, 'bisect-%d' % heap_k, frames=frames, config=bench_config(),
+                          heap='%dK' % heap_k, board_root=bundle)
+            board.wait_frame()
+            ok, _ = workload(board, 3)
+            ok = ok and 'MemoryError' not in board.output()
+            board.stop()
+            return ok
+        except Exception:
+            return False
+
+    low, high = 32, 512
+    while high - low > 8:
+        mid = (low + high) // 2
+        if serves(mid):
+            high = mid
+        else:
+            low = mid
+    row('smallest --heap serving that, bundled .mpy (KB)', high,
+        'import microdot %d KB' % (floor // 1024), '<= 256 KB', high <= 256)
+
+
+def main():
+    os.makedirs(os.path.join(REPO, 'build'), exist_ok=True)
+    print('%-58s %-18s %-22s %-14s' % ('figure', 'value', 'floor (same run)', 'budget'))
+    with tempfile.TemporaryDirectory(prefix='bench-') as tmp:
+        latency_figures(tmp)
+        snapshot_figures(tmp)
+        stall_figure(tmp)
+        stream_figures(tmp)
+        heap_figures(tmp)
+    with open(os.path.join(REPO, 'build', 'bench.json'), 'w') as f:
+        json.dump(ROWS, f, indent=2)
+    print('written: build/bench.json')
+
+
+if __name__ == '__main__':
+    main()
