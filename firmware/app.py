@@ -105,10 +105,12 @@ def create_app(board):
     @app.get('/capture')
     @app.get('/snapshot.jpg')
     async def snapshot(request):
-        jpeg = board['camera'].latest_jpeg
+        camera = board['camera']
+        jpeg, slot = camera.hold()
+        request.sock[0].on_close.append(lambda: camera.release(slot))
         if jpeg is None:
             return 'No frame yet', 503, {'Retry-After': '1'}
-        return jpeg, 200, {'Content-Type': 'image/jpeg',
+        return jpeg, 200, {'Content-Type': 'image/jpeg', 'Content-Length': str(len(jpeg)),
                            'Cache-Control': 'no-store'}
 
     @app.get('/events')
@@ -187,7 +189,7 @@ def build_board(config, card_mounted, camera_module, ip='127.0.0.1'):
     camera = CameraTask(camera_module, config['camera'],
                         report=lambda status: state.update(camera=status),
                         on_frame=motion.frame)
-    motion.latest_frame = lambda: camera.latest_jpeg
+    motion.camera = camera
     led = FlashLed(config.get('flash_pin', 4))
 
     def set_motion(key, value):

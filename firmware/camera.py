@@ -14,6 +14,7 @@ _RETRY_MIN_MS = const(500)
 _RETRY_MAX_MS = const(30000)
 _FAILS_BEFORE_REINIT = const(3)
 _HUNG_MS = const(1000)      # a capture this slow blocked the whole board
+_POOL = const(3)            # frame buffers: the latest, one being filled, one slow reader
 
 FRAMESIZES = ('QQVGA', 'QCIF', 'HQVGA', '240X240', 'QVGA', 'CIF', 'HVGA',
               'VGA', 'SVGA', 'XGA', 'HD', 'SXGA', 'UXGA')
@@ -75,8 +76,9 @@ class ApiCamera:
             self.apply(key, settings[key])
 
     def capture(self):
-        frame = self.cam.capture()
-        return bytes(frame) if frame else None
+        # a view into the driver's buffer, valid until the next capture:
+        # CameraTask copies it into a buffer of its pool
+        return self.cam.capture() or None
 
     def apply(self, key, value):
         cam = self.cam
@@ -103,7 +105,14 @@ def open_driver(module, settings):
 
 
 class CameraTask:
-    """Keeps `latest_jpeg` fresh; reports 'ok' or 'error: ...' to `report`."""
+    """Keeps `latest_jpeg` fresh; reports 'ok' or 'error: ...' to `report`.
+
+    Frames that the driver hands out as a view into its own buffer are copied
+    into a small pool of reusable buffers instead of a new bytes object per
+    frame (25 of those a second fragment a small heap). Whoever keeps a frame
+    across an await takes it with hold() and gives it back with release(),
+    so the capture never overwrites a frame that is still being written.
+    """
 
     def __init__(self, module, settings, report, on_frame=None):
         self.module = module
@@ -115,6 +124,40 @@ class CameraTask:
         self.frame_count = 0
         self.task = None
         self._new_frame = asyncio.Event()
+        self._buffers = [None] * _POOL
+        self._readers = [0] * _POOL
+        self._latest_slot = None
+
+    def hold(self):
+        """(latest_jpeg, slot): the latest frame, kept intact until release(slot)."""
+        slot = self._latest_slot
+        if slot is not None:
+            self._readers[slot] += 1
+        return self.latest_jpeg, slot
+
+    def release(self, slot):
+        if slot is not None:
+            self._readers[slot] -= 1
+
+    def _keep(self, frame):
+        # a driver's own bytes are ours to keep; a view is copied into the pool
+        if isinstance(frame, bytes):
+            self._latest_slot = None
+            return frame
+        size = len(frame)
+        for slot in range(_POOL):
+            if slot != self._latest_slot and self._readers[slot] == 0:
+                break
+        else:
+            self._latest_slot = None    # every buffer is being read: a copy
+            return bytes(frame)
+        buffer = self._buffers[slot]
+        if buffer is None or len(buffer) < size:
+            self._buffers[slot] = None  # let the small one go first
+            buffer = self._buffers[slot] = bytearray(size + size // 4)
+        buffer[:size] = frame
+        self._latest_slot = slot
+        return memoryview(buffer)[:size]
 
     def start(self):
         self.task = asyncio.create_task(self._run())
@@ -187,7 +230,7 @@ class CameraTask:
                 continue
             fails = 0
             retry_ms = _RETRY_MIN_MS
-            self.latest_jpeg = jpeg
+            jpeg = self.latest_jpeg = self._keep(jpeg)
             self.frame_count += 1
             self._new_frame.set()     # wakes every stream viewer at once
             self._new_frame.clear()

@@ -52,7 +52,8 @@ async def _snapshot_now(req, board):
     if not _take_token(board['snapshot_bucket']):
         return {'ok': False, 'reason': 'rate limited',
                 'retry_after_s': round(1 / board['snapshot_bucket']['per_s'], 1)}
-    jpeg = board['camera'].latest_jpeg
+    camera = board['camera']
+    jpeg, slot = camera.hold()
     if jpeg is None:
         return {'ok': False, 'reason': 'no frame yet'}
     try:
@@ -60,6 +61,8 @@ async def _snapshot_now(req, board):
             'manual', jpeg, board['state'].state['trigger_count'])
     except SaveError as exc:
         return {'ok': False, 'reason': exc.args[0]}
+    finally:
+        camera.release(slot)
     board['state'].snapshot_saved(path, 'manual')
     return {'ok': True, 'saved': path, 'bytes': size}
 

@@ -34,7 +34,7 @@ class Motion:
         self.store = store
         self.sensitivity = settings['sensitivity']
         self.cooldown_ms = settings['cooldown_s'] * 1000
-        self.latest_frame = lambda: None    # set by whoever owns the camera
+        self.camera = None                  # for hold()/release() of frames
         self.baseline = None
         self.noise = 0
         self.changed_frames = 0
@@ -54,7 +54,7 @@ class Motion:
             self.changed_frames += 1
             self.baseline += (size - self.baseline) / _MOVING_WEIGHT
             if self.changed_frames >= _CONFIRM_FRAMES:
-                self.trigger(jpeg, 'frame')
+                self.trigger('frame')
         else:
             self.changed_frames = 0
             self.baseline += (size - self.baseline) / _STILL_WEIGHT
@@ -63,8 +63,9 @@ class Motion:
                 # at the edges of a movement
                 self.noise += (deviation - self.noise) / _STILL_WEIGHT
 
-    def trigger(self, jpeg, cause='frame'):
-        """One trigger from any source; ignored within the cooldown."""
+    def trigger(self, cause='frame'):
+        """One trigger from any source; ignored within the cooldown. The
+        snapshot is the camera's latest frame."""
         now = time.ticks_ms()
         if (self.last_trigger_ms is not None and
                 time.ticks_diff(now, self.last_trigger_ms) < self.cooldown_ms):
@@ -72,11 +73,15 @@ class Motion:
         self.last_trigger_ms = now
         self.state.add('trigger_count', 1)
         self.state.emit('motion', {'count': self.state.state['trigger_count'], 'cause': cause})
-        if not self.saving and jpeg is not None:   # one at a time: bounded memory
+        if not self.saving and self.camera is not None:   # one at a time
+            jpeg, slot = self.camera.hold()
+            if jpeg is None:
+                self.camera.release(slot)
+                return
             self.saving = True
-            asyncio.create_task(self._save(jpeg, cause))
+            asyncio.create_task(self._save(jpeg, slot, cause))
 
-    async def _save(self, jpeg, cause):
+    async def _save(self, jpeg, slot, cause):
         try:
             path, _ = await self.store.save('motion', jpeg,
                                             self.state.state['trigger_count'], cause)
@@ -84,6 +89,7 @@ class Motion:
         except Exception as exc:
             print('motion: snapshot not saved:', exc)
         finally:
+            self.camera.release(slot)
             self.saving = False
 
     def start_pir(self, pin_number, debounce_ms):
@@ -102,4 +108,4 @@ class Motion:
             now = time.ticks_ms()
             if last is None or time.ticks_diff(now, last) >= debounce_ms:
                 last = now
-                self.trigger(self.latest_frame(), 'pir')
+                self.trigger('pir')

@@ -297,7 +297,7 @@ async def _write_chunks(path, data, comment=b''):
     view = memoryview(data)
     size = len(data)
     with open(path, 'wb') as f:
-        if comment and data[:2] == b'\xff\xd8':
+        if comment and len(data) > 2 and data[0] == 0xFF and data[1] == 0xD8:
             f.write(view[:2])
             f.write(comment)
             view = view[2:]

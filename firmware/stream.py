@@ -20,6 +20,7 @@ class MjpegStream:
         self.seen = -1
         self.sent_ms = None
         self.pending = []       # the parts of the frame being sent
+        self.slot = None        # the camera buffer held while it is sent
         self.open = True
         state.add('clients', 1)
 
@@ -31,16 +32,18 @@ class MjpegStream:
         while self.open:
             if self.pending:
                 return self.pending.pop(0)
+            camera.release(self.slot)   # the frame has been written
+            self.slot = None
             if self.sent_ms is not None:
                 wait = self.interval_ms - time.ticks_diff(time.ticks_ms(), self.sent_ms)
                 if wait > 0:
                     await asyncio.sleep_ms(wait)       # the per-viewer frame-rate cap
                     continue
-            jpeg = camera.latest_jpeg
-            if jpeg is None or camera.frame_count == self.seen:
+            if camera.latest_jpeg is None or camera.frame_count == self.seen:
                 await camera.wait_frame()
                 continue
             self.seen = camera.frame_count
+            jpeg, self.slot = camera.hold()
             self.sent_ms = time.ticks_ms()
             # three writes instead of one concatenation: no copy of the frame
             self.pending = [jpeg, b'\r\n']
@@ -56,6 +59,8 @@ class MjpegStream:
         if self.open:
             self.open = False
             self.pending = []
+            self.camera.release(self.slot)
+            self.slot = None
             self.state.add('clients', -1)
 
 

@@ -10,6 +10,7 @@ import time
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidMessage
 from websockets.sync.client import connect as ws_connect
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -118,10 +119,15 @@ class Board:
     def wait_for(self, predicate, timeout=20, interval=0.1):
         """Poll the board's status until predicate(status) holds."""
         deadline = time.monotonic() + timeout
+        status = None
         while True:
-            status = self.status()
-            if predicate(status):
-                return status
+            try:
+                status = self.status()
+            except (OSError, ConnectionError, InvalidMessage):
+                pass            # rebooting: not listening for a moment
+            else:
+                if predicate(status):
+                    return status
             if time.monotonic() > deadline:
                 raise AssertionError('status never matched: %r' % status)
             time.sleep(interval)
