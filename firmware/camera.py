@@ -14,7 +14,7 @@ _RETRY_MIN_MS = const(500)
 _RETRY_MAX_MS = const(30000)
 _FAILS_BEFORE_REINIT = const(3)
 _HUNG_MS = const(1000)      # a capture this slow blocked the whole board
-_POOL = const(3)            # frame buffers: the latest, one being filled, one slow reader
+_POOL = const(2)            # frame buffers: the latest and the one being filled
 
 FRAMESIZES = ('QQVGA', 'QCIF', 'HQVGA', '240X240', 'QVGA', 'CIF', 'HVGA',
               'VGA', 'SVGA', 'XGA', 'HD', 'SXGA', 'UXGA')

@@ -111,13 +111,18 @@ else:
         WHEN_EMPTY = 0
         LATEST = 1
 
+    _frame_buffer = None    # the driver's frame buffer: allocated once, like its PSRAM one
+
     class Camera:
         def __init__(self, pixel_format=PixelFormat.RGB565, frame_size=FrameSize.QVGA,
                      jpeg_quality=85, fb_count=1, grab_mode=GrabMode.WHEN_EMPTY, **pins):
+            global _frame_buffer
             self.pixel_format = pixel_format
             self.settings = {'frame_size': frame_size, 'quality': jpeg_quality}
             self.sensor = _Replay()
-            self.buffer = None
+            if _frame_buffer is None:
+                _frame_buffer = bytearray(max(os.stat(p)[6] for p in self.sensor.paths))
+            self.buffer = _frame_buffer
 
         def capture(self):
             if self.sensor is None:
@@ -126,15 +131,12 @@ else:
             if path is None:
                 return None
             size = os.stat(path)[6]
-            if self.buffer is None or len(self.buffer) < size:
-                self.buffer = bytearray(size)
             with open(path, 'rb') as f:
                 f.readinto(self.buffer)
             return memoryview(self.buffer)[:size]
 
         def deinit(self):
             self.sensor = None
-            self.buffer = None
 
         def _set(self, name, value):
             self.settings[name] = value
