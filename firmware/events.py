@@ -8,11 +8,36 @@ states it was too slow for and never holds more than one event in memory.
 import json
 
 
-class StatusStream:
+class ClientStream:
+    """A long-lived response body that counts itself in state['clients']
+    until the connection ends (release() is safe to call more than once)."""
+
+    def __init__(self, state):
+        self.state = state
+        self.open = True
+        state.add('clients', 1)
+
+    def __aiter__(self):
+        return self
+
+    async def aclose(self):
+        self.release()
+
+    def release(self):
+        if self.open:
+            self.open = False
+            self.on_release()
+            self.state.add('clients', -1)
+
+    def on_release(self):
+        pass
+
+
+class StatusStream(ClientStream):
     """A response body (async iterator) for one SSE listener."""
 
     def __init__(self, state, last_event_id=None):
-        self.state = state
+        super().__init__(state)
         self.seen_version = -1          # so the first event goes out at once
         # replay what a reconnecting listener missed; a new one starts now
         if last_event_id is None:
@@ -22,11 +47,6 @@ class StatusStream:
         else:
             self.seen_event = last_event_id
         self.seen_beat = state.beat
-        self.open = True
-        state.add('clients', 1)
-
-    def __aiter__(self):
-        return self
 
     async def __anext__(self):
         state = self.state
@@ -48,15 +68,6 @@ class StatusStream:
                 return b': heartbeat\n\n'
             await state.wait()
         raise StopAsyncIteration
-
-    async def aclose(self):
-        self.release()
-
-    def release(self):
-        """Stop and uncount this listener; safe to call more than once."""
-        if self.open:
-            self.open = False
-            self.state.add('clients', -1)
 
 
 def headers():

@@ -6,26 +6,22 @@ frame it is sending, and never slows the camera or the other viewers.
 """
 import asyncio
 import time
+from firmware.events import ClientStream
 
 BOUNDARY = 'frame'
 
 
-class MjpegStream:
+class MjpegStream(ClientStream):
     """The response body (async iterator) for one viewer."""
 
     def __init__(self, camera, state, max_fps):
+        super().__init__(state)
         self.camera = camera
-        self.state = state
         self.interval_ms = 1000 // max(1, max_fps)
         self.seen = -1
         self.sent_ms = None
         self.pending = []       # the parts of the frame being sent
         self.slot = None        # the camera buffer held while it is sent
-        self.open = True
-        state.add('clients', 1)
-
-    def __aiter__(self):
-        return self
 
     async def __anext__(self):
         camera = self.camera
@@ -51,17 +47,10 @@ class MjpegStream:
                     b'Content-Length: %d\r\n\r\n' % len(jpeg))
         raise StopAsyncIteration
 
-    async def aclose(self):
-        self.release()
-
-    def release(self):
-        """Stop and uncount this viewer; safe to call more than once."""
-        if self.open:
-            self.open = False
-            self.pending = []
-            self.camera.release(self.slot)
-            self.slot = None
-            self.state.add('clients', -1)
+    def on_release(self):
+        self.pending = []
+        self.camera.release(self.slot)
+        self.slot = None
 
 
 def headers():
