@@ -27,7 +27,7 @@ DEFAULTS = {
     'snapshot_rate': {'burst': 30, 'per_s': 2},
     'limits': {'max_connections': 7, 'head_timeout_s': 10, 'write_timeout_s': 10,
                'ws_ping_s': 10, 'dead_peer_s': 30, 'max_body': 16384,
-               'max_ws_message': 4096, 'heartbeat_s': 15},
+               'max_ws_message': 4096, 'heartbeat_s': 5},
 }
 
 

@@ -7,6 +7,11 @@ states it was too slow for and never holds more than one event in memory.
 """
 import json
 
+# A heartbeat padded to 2 KB: a peer that vanished without a close stops
+# acknowledging, so a few of these fill lwIP's 5.7 KB send buffer and the
+# server's write timeout drops the connection (SSE has no acks of its own).
+HEARTBEAT = b': heartbeat' + b' ' * 2048 + b'\n\n'
+
 
 class ClientStream:
     """A long-lived response body that counts itself in state['clients']
@@ -65,7 +70,7 @@ class StatusStream(ClientStream):
                         json.dumps(state.status()).encode() + b'\n\n')
             if self.seen_beat != state.beat:
                 self.seen_beat = state.beat
-                return b': heartbeat\n\n'
+                return HEARTBEAT
             await state.wait()
         raise StopAsyncIteration
 

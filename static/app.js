@@ -285,8 +285,14 @@ function nextThumb() {
   const img = thumbQueue.shift();
   if (!img) { thumbLoading = false; return; }
   thumbLoading = true;
-  img.addEventListener('load', nextThumb, { once: true });
-  img.addEventListener('error', nextThumb, { once: true });
+  img.onload = nextThumb;
+  img.onerror = () => {
+    // the board may be out of sockets (503): try this one again later
+    const tries = Number(img.dataset.tries || 0) + 1;
+    img.dataset.tries = tries;
+    if (tries < 4) setTimeout(() => { thumbQueue.push(img); if (!thumbLoading) nextThumb(); }, 1000 * tries);
+    nextThumb();
+  };
   img.src = img.dataset.src;
 }
 

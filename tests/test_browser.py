@@ -141,6 +141,7 @@ def test_screenshots_desktop_and_phone(board, open_page):
             board.command(ws, cmd='snapshot_now')
     os.makedirs(SHOTS, exist_ok=True)
     for label, width, height in (('desktop', 1280, 900), ('phone', 390, 844)):
+        # one dashboard at a time: each holds three of the board's sockets
         page = open_page(board, width, height)
         expect(page.locator('#live-state')).to_have_text('live')
         expect(page.locator('#gallery li')).to_have_count(4)
@@ -150,3 +151,4 @@ def test_screenshots_desktop_and_phone(board, open_page):
         assert page.errors == []
         width_used = page.evaluate('document.documentElement.scrollWidth')
         assert width_used <= width, 'the page scrolls sideways at %d px' % width
+        page.context.close()

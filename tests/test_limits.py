@@ -77,6 +77,32 @@ def test_a_live_websocket_client_answers_pings_and_stays(tight_board):
         assert board.command(ws, cmd='status')['ok'] is True
 
 
+def test_a_vanished_sse_listener_is_released_while_nothing_changes(make_board):
+    # Nothing changes on the board (motion off, one status connection opened
+    # beforehand): only the padded heartbeats can find the silent listener.
+    config = json.load(open('tools/sim/config.json'))
+    config['limits'] = LIMITS
+    config['motion']['sensitivity'] = 0
+    board = make_board(config=config).start()
+    with board.ws() as ws:
+        def clients():
+            return board.command(ws, cmd='status')['status']['clients']
+        base = clients()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.connect(('127.0.0.1', board.port))
+        sock.sendall(b'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+        deadline = time.monotonic() + 10
+        while clients() != base + 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        deadline = time.monotonic() + 60
+        while clients() != base:
+            assert time.monotonic() < deadline, 'the silent listener was never released'
+            time.sleep(0.5)
+    sock.close()
+
+
 def test_a_listener_that_stops_reading_is_dropped(tight_board):
     board = tight_board
     sock = socket.socket()
