@@ -35,7 +35,8 @@ def _merge(defaults, given, path, problems):
     out = {}
     for key, default in defaults.items():
         if key not in given:
-            out[key] = default
+            # a fresh copy: nobody may change DEFAULTS through a config
+            out[key] = _merge(default, {}, '', problems) if isinstance(default, dict) else default
             continue
         value = given[key]
         if isinstance(default, dict):

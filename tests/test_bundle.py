@@ -74,8 +74,14 @@ def test_deploy_dry_run_copies_exactly_the_bundle(bundle):
     files = out.split('files:\n')[1].split('commands:')[0].split()
     assert files == files_of(bundle)
     commands = out.split('commands:\n')[1].strip().splitlines()
-    assert 'connect /dev/ttyUSB0 fs cp -r' in commands[0] and commands[0].endswith(' :')
-    assert commands[-2].endswith('reset') and commands[-1].endswith('repl')
+    # safe mode first: the app and its watchdog must not run while copying
+    assert 'connect /dev/ttyUSB0 resume exec' in commands[0] and 'SAFE' in commands[0]
+    assert commands[0].endswith('+ reset')
+    copy = [c for c in commands if ' fs cp -r ' in c]
+    assert len(copy) == 1 and copy[0].endswith(' :') and 'resume exec' in copy[0]
+    assert 'endswith(".py")' in copy[0]        # stale sources cannot shadow .mpy
+    assert 'SAFE' in commands[-2] and commands[-2].endswith('+ reset')
+    assert commands[-1].endswith('repl')
     assert 'config.json' not in out
 
 

@@ -4,16 +4,24 @@ and show its console.
 
     python tools/deploy.py --port /dev/ttyUSB0 [--config] [--clean] [--dry-run]
 
-mpremote's `fs cp` compares each file's hash with the board's copy and
-skips the unchanged ones, so a redeploy only sends what changed.
+1. Put the board in safe mode (a SAFE file) and reset it: the app, and the
+   hardware watchdog it arms (which a soft reset does not stop), are not
+   running while files are copied.
+2. Remove .py files from firmware/ and lib/microdot/ (an older source install,
+   e.g. by mip: a .py is imported before the .mpy beside it), then copy.
+   mpremote's `fs cp` skips files whose hash is unchanged, so a redeploy only
+   sends what changed. Every command uses `resume`: no soft reset in between.
+3. Remove SAFE, reset, and show the console.
 --config also copies ./config.json (only if you have one); --clean first
-removes the board's firmware/ and lib/ folders (after a layout change);
---dry-run prints the files and the commands instead of running them.
+removes the board's firmware/ and lib/ folders; --dry-run prints the files
+and the commands instead of running them.
 """
 import argparse
 import os
+import shlex
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -26,15 +34,30 @@ def mpremote():
     return local if os.path.exists(local) else 'mpremote'
 
 
+_BOOT_S = 3     # the board boots into safe mode meanwhile
+_ENTER_SAFE_MODE = 'open("SAFE", "w").close()'
+_LEAVE_SAFE_MODE = 'import os\nos.remove("SAFE")'
+_REMOVE_SOURCES = ('import os\nfor d in ("firmware", "lib/microdot"):\n'
+                   '    try:\n        names = os.listdir(d)\n    except OSError:\n        continue\n'
+                   '    for n in names:\n        if n.endswith(".py"):\n'
+                   '            os.remove(d + "/" + n)')
+
+
+def shown(cmd):
+    """A command on one line, shell-quoted, its newlines shown as \\n."""
+    return ' '.join(shlex.quote(arg) for arg in cmd).replace('\n', '\\n')
+
+
 def plan(port, bundle, with_config=False, clean=False):
     """(files, commands): what goes onto the board and how."""
     files = listing(bundle)
-    base = [mpremote(), 'connect', port]
-    commands = []
+    base = [mpremote(), 'connect', port, 'resume']
+    commands = [base + ['exec', _ENTER_SAFE_MODE, '+', 'reset'], ['sleep', str(_BOOT_S)]]
     if clean:
         commands.append(base + ['fs', 'rm', '-r', ':firmware', '+', 'fs', 'rm', '-r', ':lib'])
     tops = sorted({f.split('/')[0] for f in files})
-    commands.append(base + ['fs', 'cp', '-r'] + [os.path.join(bundle, t) for t in tops] + [':'])
+    commands.append(base + ['exec', _REMOVE_SOURCES, '+', 'fs', 'cp', '-r']
+                    + [os.path.join(bundle, t) for t in tops] + [':'])
     config = os.path.join(REPO, 'config.json')
     if with_config:
         if not os.path.exists(config):
@@ -42,8 +65,8 @@ def plan(port, bundle, with_config=False, clean=False):
                              '(copy config.example.json and edit it)')
         files.append('config.json')
         commands.append(base + ['fs', 'cp', config, ':config.json'])
-    commands.append(base + ['reset'])
-    commands.append(base + ['repl'])       # the console: Ctrl-] leaves it
+    commands.append(base + ['exec', _LEAVE_SAFE_MODE, '+', 'reset'])
+    commands.append([mpremote(), 'connect', port, 'repl'])  # the console: Ctrl-] leaves it
     return files, commands
 
 
@@ -64,11 +87,14 @@ def main():
             print('  ' + name)
         print('commands:')
         for cmd in commands:
-            print('  ' + ' '.join(cmd))
+            print('  ' + shown(cmd))
         return
     for cmd in commands:
-        print('+ ' + ' '.join(cmd), flush=True)
-        subprocess.run(cmd, check=cmd[-1] != 'repl')
+        print('+ ' + shown(cmd), flush=True)
+        if cmd[0] == 'sleep':
+            time.sleep(float(cmd[1]))
+        else:
+            subprocess.run(cmd, check=cmd[-1] != 'repl')
 
 
 if __name__ == '__main__':
