@@ -115,10 +115,7 @@ def create_app(board):
 
     @app.get('/events')
     async def status_events(request):
-        try:
-            last_id = int(request.headers.get('Last-Event-ID', ''))
-        except ValueError:
-            last_id = None
+        last_id = state.parse_event_id(request.headers.get('Last-Event-ID'))
         stream = events.StatusStream(state, last_id)
         request.sock[0].kind = 'sse'
         request.sock[0].on_close.append(stream.release)

@@ -21,7 +21,11 @@ _RENAMED = {'led_intensity': 'flash'}
 def status(settings):
     """The /status object from our settings dict."""
     numbers = {name: number for number, name in FRAMESIZE_NUMBERS.items()}
-    out = {'pixformat': 4, 'xclk': 20}   # JPEG, 20 MHz
+    # the example's other fields, at the sensor defaults we do not change
+    out = {'pixformat': 4, 'xclk': 20, 'sharpness': 0, 'special_effect': 0,
+           'wb_mode': 0, 'awb': 1, 'awb_gain': 1, 'aec': 1, 'aec2': 0, 'ae_level': 0,
+           'aec_value': 300, 'agc': 1, 'agc_gain': 0, 'gainceiling': 0, 'bpc': 0,
+           'wpc': 1, 'raw_gma': 1, 'lenc': 1, 'dcw': 1, 'colorbar': 0}
     for key in ('quality', 'brightness', 'contrast', 'saturation'):
         out[key] = settings.get(key, 0)
     out['framesize'] = numbers.get(settings.get('framesize'), 10)

@@ -47,10 +47,8 @@ class StatusStream(ClientStream):
         # replay what a reconnecting listener missed; a new one starts now
         if last_event_id is None:
             self.seen_event = state.last_event_id
-        elif last_event_id > state.last_event_id:
-            self.seen_event = 0     # the board restarted since: replay it all
         else:
-            self.seen_event = last_event_id
+            self.seen_event = min(last_event_id, state.last_event_id)
         self.seen_beat = state.beat
 
     async def __anext__(self):
@@ -61,8 +59,8 @@ class StatusStream(ClientStream):
                 if missed:
                     event_id, name, data = missed[0]
                     self.seen_event = event_id
-                    return ('id: %d\nevent: %s\ndata: %s\n\n'
-                            % (event_id, name, json.dumps(data))).encode()
+                    return ('id: %s\nevent: %s\ndata: %s\n\n'
+                            % (state.event_id(event_id), name, json.dumps(data))).encode()
                 self.seen_event = state.last_event_id
             if self.seen_version != state.version:
                 self.seen_version = state.version

@@ -24,6 +24,7 @@ gauges = {}    # name -> function: read live by status(), never pushed
 on_reset = []  # functions called when the counters are reset
 recent_events = []   # (id, name, data), the last _RING of them
 last_event_id = 0
+boot_id = None       # event ids are "BOOT-N": an id from before a restart is told apart
 version = 0   # bumped on every change
 beat = 0      # bumped by the heartbeat ticker
 _wake = asyncio.Event()
@@ -83,6 +84,30 @@ def snapshot_saved(path, kind):
     """Count a snapshot that reached the card, and tell the listeners."""
     update(snapshot_count=state['snapshot_count'] + 1, last_snapshot=path)
     emit('snapshot', {'path': path, 'kind': kind})
+
+
+def event_id(number):
+    """The SSE id of event `number` of this boot."""
+    global boot_id
+    if boot_id is None:
+        import binascii
+        import os
+        boot_id = binascii.hexlify(os.urandom(3)).decode()
+    return '%s-%d' % (boot_id, number)
+
+
+def parse_event_id(text):
+    """The event number of a Last-Event-ID of this boot; 0 for one from an
+    earlier boot (replay all we have), None for none or garbage."""
+    if not text:
+        return None
+    prefix, _, number = text.rpartition('-')
+    if prefix != event_id(0).rpartition('-')[0]:
+        return 0
+    try:
+        return int(number)
+    except ValueError:
+        return None
 
 
 def emit(name, data):

@@ -6,7 +6,10 @@ def test_status_uses_the_example_field_names(board):
     with board.http() as client:
         status = client.get('/status').json()
     for field in ('framesize', 'quality', 'brightness', 'contrast', 'saturation',
-                  'hmirror', 'vflip', 'led_intensity', 'pixformat'):
+                  'hmirror', 'vflip', 'led_intensity', 'pixformat', 'xclk', 'sharpness',
+                  'special_effect', 'wb_mode', 'awb', 'awb_gain', 'aec', 'aec2', 'ae_level',
+                  'aec_value', 'agc', 'agc_gain', 'gainceiling', 'bpc', 'wpc', 'raw_gma',
+                  'lenc', 'dcw', 'colorbar'):
         assert isinstance(status[field], int), field
     assert status['framesize'] == 10        # VGA
 

@@ -100,7 +100,7 @@ def test_last_event_id_replays_what_a_dashboard_missed(board):
     last_id = None
     for line in sse.lines:
         if line.startswith('id:'):
-            last_id = int(line[3:])
+            last_id = line[3:].strip()
             break
     sse.close()
     with board.ws() as ws:                  # while the dashboard was away
@@ -119,6 +119,17 @@ def test_last_event_id_replays_what_a_dashboard_missed(board):
     replayed = [data['path'] for name, data in events if name == 'snapshot']
     assert replayed == missed
     assert events[-1][0] == 'status'
+    # an id from before a restart (another boot prefix): everything kept is replayed
+    with httpx.Client(base_url=board.url, timeout=15) as client:
+        with client.stream('GET', '/events', headers={'Last-Event-ID': 'f00f00-999'}) as r:
+            ids = []
+            for line in r.iter_lines():
+                if line.startswith('id:'):
+                    ids.append(line[3:].strip())
+                if line.startswith('event: status'):
+                    break
+    boot, number = last_id.split('-')
+    assert {'%s-%d' % (boot, int(number) + k) for k in range(3)} <= set(ids)
 
 
 @pytest.fixture
