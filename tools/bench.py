@@ -260,16 +260,20 @@ def heap_figures(tmp):
     floor = int(out.stdout.split()[-1])
 
     def serves(heap_k):
+        from pathlib import Path
+        path = os.path.join(tmp, 'bisect-%d' % heap_k)
+        os.makedirs(path, exist_ok=True)
+        board = Board(Path(path), frames=frames, config=bench_config(),
+                      heap='%dK' % heap_k, board_root=bundle)
         try:
-            board = start(tmp, 'bisect-%d' % heap_k, frames=frames, config=bench_config(),
-                          heap='%dK' % heap_k, board_root=bundle)
+            board.start()
             board.wait_frame()
             ok, _ = workload(board, 3)
-            ok = ok and 'MemoryError' not in board.output()
-            board.stop()
-            return ok
+            return ok and 'MemoryError' not in board.output()
         except Exception:
-            return False
+            return False        # it ran out of memory somewhere
+        finally:
+            board.stop()
 
     low, high = 32, 512
     while high - low > 8:
