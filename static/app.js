@@ -185,10 +185,13 @@ function showFrame(blob) {
   liveUrl = url;
   $('live-state').textContent = 'live';
   $('live-state').className = 'badge live';
+  $('live').parentNode.classList.remove('stale');
 }
+// the last frame stays up, greyed, so nobody mistakes it for the live scene
 function liveProblem(text) {
   $('live-state').textContent = text;
   $('live-state').className = 'badge';
+  $('live').parentNode.classList.add('stale');
 }
 
 function indexOf(buf, pattern, from) {

@@ -116,6 +116,11 @@ def test_board_restart_offline_then_working_again_without_reload(board, open_pag
     board.stop()
     expect(page.locator('#conn')).to_have_text(re.compile('reconnecting|offline'))
     expect(page.locator('#snap-btn')).to_be_disabled()
+    # the last frame stays, greyed out, so nobody takes it for the live scene
+    expect(page.locator('.frame')).to_have_class(re.compile('stale'))
+    expect(page.locator('#live-state')).not_to_have_text('live')
+    os.makedirs(SHOTS, exist_ok=True)
+    page.screenshot(path=os.path.join(SHOTS, 'dashboard-offline.png'))
     board.start()           # same port, same card
     expect(page.locator('#conn')).to_have_text('online', timeout=40000)
     expect(page.locator('#snap-btn')).to_be_enabled()
@@ -124,6 +129,7 @@ def test_board_restart_offline_then_working_again_without_reload(board, open_pag
     name = page.locator('#message').inner_text().split(' ')[1]
     assert name in board.card_files()
     expect(page.locator('#live-state')).to_have_text('live')
+    expect(page.locator('.frame')).not_to_have_class(re.compile('stale'))
     assert [e for e in page.errors if not NETWORK_NOISE.search(e)] == []
 
 
