@@ -153,11 +153,23 @@ class CameraTask:
             return bytes(frame)
         buffer = self._buffers[slot]
         if buffer is None or len(buffer) < size:
-            self._buffers[slot] = None  # let the small one go first
-            buffer = self._buffers[slot] = bytearray(size + size // 4)
+            self._grow(slot, size + size // 8)
+            buffer = self._buffers[slot]
         buffer[:size] = frame
         self._latest_slot = slot
         return memoryview(buffer)[:size]
+
+    def _grow(self, slot, size):
+        # every free buffer at once, early and side by side: a heap that
+        # clients have fragmented may no longer have room for one later
+        for other in range(_POOL):
+            buffer = self._buffers[other]
+            if other == slot or (self._readers[other] == 0 and other != self._latest_slot
+                                 and (buffer is None or len(buffer) < size)):
+                self._buffers[other] = None     # let the small one go first
+        for other in range(_POOL):
+            if self._buffers[other] is None:
+                self._buffers[other] = bytearray(size)
 
     def start(self):
         self.task = asyncio.create_task(self._run())
@@ -230,7 +242,14 @@ class CameraTask:
                 continue
             fails = 0
             retry_ms = _RETRY_MIN_MS
-            jpeg = self.latest_jpeg = self._keep(jpeg)
+            try:
+                jpeg = self.latest_jpeg = self._keep(jpeg)
+            except MemoryError:
+                # no room for this frame: keep serving the last one
+                self.report('error: out of memory for a frame')
+                await asyncio.sleep_ms(retry_ms)
+                retry_ms = min(retry_ms * 2, _RETRY_MAX_MS)
+                continue
             self.frame_count += 1
             self._new_frame.set()     # wakes every stream viewer at once
             self._new_frame.clear()

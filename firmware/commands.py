@@ -99,7 +99,7 @@ async def handle_set(key, value, board):
 
 async def _status(req, board):
     gc.collect()    # so free_heap means live objects, not garbage
-    return {'ok': True, 'status': board['state'].status()}
+    return {'ok': True, 'status': board['state'].status(fresh=True)}
 
 
 COMMANDS = {

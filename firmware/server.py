@@ -20,6 +20,7 @@ from firmware.wsock import utf8_valid
 
 _REAP_MS = const(500)
 _READ_CHUNK = const(512)
+_WRITE_CHUNK = const(2048)
 _MAX_REQUEST_LINE = const(1024)
 _MAX_HEAD = const(4096)
 _MAX_HEADERS = const(32)
@@ -161,7 +162,13 @@ class Connection:
         async with self.write_lock:
             self.write_deadline = time.ticks_add(time.ticks_ms(),
                                                  self.server.write_timeout_ms)
-            await self.writer.awrite(data)
+            writer = self.writer
+            # in slices: asyncio copies whatever the socket did not take at
+            # once, which for a whole frame is a 30 KB copy per viewer
+            view = memoryview(data)
+            for start in range(0, len(view), _WRITE_CHUNK):
+                writer.write(view[start:start + _WRITE_CHUNK])
+                await writer.drain()
             self.write_deadline = None
 
     async def aclose(self):

@@ -29,6 +29,9 @@ version = 0   # bumped on every change
 beat = 0      # bumped by the heartbeat ticker
 _wake = asyncio.Event()
 _started_ms = time.ticks_ms()
+_HEAP_EVERY_MS = 1000
+_heap_read_ms = None
+_heap_free = 0
 
 
 def _pulse():
@@ -56,11 +59,22 @@ def add(key, delta):
     update(**{key: state[key] + delta})
 
 
-def status():
+def free_heap(fresh=False):
+    """gc.mem_free(), read at most once a second unless `fresh`: it walks the
+    whole heap's allocation table, which would slow every status push."""
+    global _heap_read_ms, _heap_free
+    now = time.ticks_ms()
+    if fresh or _heap_read_ms is None or time.ticks_diff(now, _heap_read_ms) >= _HEAP_EVERY_MS:
+        _heap_free = gc.mem_free()
+        _heap_read_ms = now
+    return _heap_free
+
+
+def status(fresh=False):
     """The status object of the SSE stream and the `status` command."""
     out = dict(state)
     out['uptime_s'] = time.ticks_diff(time.ticks_ms(), _started_ms) // 1000
-    out['free_heap'] = gc.mem_free()
+    out['free_heap'] = free_heap(fresh)
     for name, read in gauges.items():
         out[name] = read()
     return out

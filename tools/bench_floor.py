@@ -3,6 +3,8 @@
 #   micropython bench_floor.py echo PORT          a bare microdot WebSocket echo
 #   micropython bench_floor.py fat IMG SIZE N     write N files of SIZE bytes to IMG
 #   micropython bench_floor.py import             heap used by importing microdot
+#   micropython bench_floor.py sim                heap the simulator's stand-ins use
+#                                                 (C modules and driver memory on a board)
 import gc
 import sys
 import time
@@ -45,3 +47,11 @@ elif mode == 'import':
     import microdot.websocket   # noqa: F401
     gc.collect()
     print('import_bytes', gc.mem_alloc() - before)
+elif mode == 'sim':
+    gc.collect()
+    before = gc.mem_alloc()
+    import camera, machine, network, ntptime, simctl, socket  # noqa: F401,E401
+    gc.collect()
+    modules = gc.mem_alloc() - before
+    cam = camera.Camera(pixel_format=camera.PixelFormat.JPEG)
+    print('sim_bytes', modules, len(cam.buffer))
