@@ -145,31 +145,30 @@ class CameraTask:
             self._latest_slot = None
             return frame
         size = len(frame)
-        for slot in range(_POOL):
-            if slot != self._latest_slot and self._readers[slot] == 0:
-                break
-        else:
+        slot = self._free_slot(size)
+        if slot is None:
             self._latest_slot = None    # every buffer is being read: a copy
             return bytes(frame)
         buffer = self._buffers[slot]
         if buffer is None or len(buffer) < size:
-            self._grow(slot, size + size // 8)
-            buffer = self._buffers[slot]
+            self._buffers[slot] = None  # let the small one go first
+            buffer = self._buffers[slot] = bytearray(size + size // 8)
         buffer[:size] = frame
         self._latest_slot = slot
         return memoryview(buffer)[:size]
 
-    def _grow(self, slot, size):
-        # every free buffer at once, early and side by side: a heap that
-        # clients have fragmented may no longer have room for one later
-        for other in range(_POOL):
-            buffer = self._buffers[other]
-            if other == slot or (self._readers[other] == 0 and other != self._latest_slot
-                                 and (buffer is None or len(buffer) < size)):
-                self._buffers[other] = None     # let the small one go first
-        for other in range(_POOL):
-            if self._buffers[other] is None:
-                self._buffers[other] = bytearray(size)
+    def _free_slot(self, size):
+        # a buffer nobody reads, one that fits first: the second buffer is
+        # only allocated once a reader holds the first across a capture
+        found = None
+        for slot in range(_POOL):
+            buffer = self._buffers[slot]
+            if self._readers[slot] == 0:
+                if buffer is not None and len(buffer) >= size:
+                    return slot
+                if found is None or self._buffers[found] is None:
+                    found = slot
+        return found
 
     def start(self):
         self.task = asyncio.create_task(self._run())
@@ -212,6 +211,7 @@ class CameraTask:
         period_ms = 1000 // max(1, self.settings.get('fps', 10))
         retry_ms = _RETRY_MIN_MS
         fails = 0
+        dropped = 0     # frames in a row the heap had no room for
         while True:
             if self.driver is None and not self._open():
                 await asyncio.sleep_ms(retry_ms)
@@ -245,11 +245,14 @@ class CameraTask:
             try:
                 jpeg = self.latest_jpeg = self._keep(jpeg)
             except MemoryError:
-                # no room for this frame: keep serving the last one
-                self.report('error: out of memory for a frame')
-                await asyncio.sleep_ms(retry_ms)
-                retry_ms = min(retry_ms * 2, _RETRY_MAX_MS)
+                # no room for this frame: the last one stays; now and then
+                # is a dropped frame, every time is an error
+                dropped += 1
+                if dropped >= _FAILS_BEFORE_REINIT:
+                    self.report('error: out of memory for a frame')
+                await asyncio.sleep_ms(period_ms)
                 continue
+            dropped = 0
             self.frame_count += 1
             self._new_frame.set()     # wakes every stream viewer at once
             self._new_frame.clear()

@@ -3,6 +3,8 @@ import json
 import threading
 import time
 
+import httpx
+
 from conftest import frame_set
 
 
@@ -70,3 +72,20 @@ def test_slow_card_does_not_stop_other_clients(board):
             assert board.command(ws, cmd='status')['ok'] is True
     worker.join()
     assert all(r['ok'] for r in replies)
+
+
+def test_frames_too_big_for_the_heap_are_an_error_not_a_dead_camera(make_board, tmp_path):
+    from PIL import Image
+    frames = tmp_path / 'big-frames'
+    frames.mkdir()
+    for i in range(2):      # noise compresses badly: about 100 KB each
+        Image.effect_noise((440, 330), 60 + i).convert('RGB').save(
+            str(frames / ('frame-%d.jpg' % i)), quality=85)
+    board = make_board(frames=str(frames), heap='384K', sdcard=None).start()
+    status = board.wait_for(lambda s: s['camera'] != 'starting', timeout=30)
+    assert status['camera'] == 'error: out of memory for a frame'
+    assert httpx.get(board.url + '/snapshot.jpg').status_code == 503
+    with board.ws() as ws:
+        assert board.command(ws, cmd='snapshot_now')['ok'] is False
+    assert 'Traceback' not in board.output()
+    assert "wasn't retrieved" not in board.output()
