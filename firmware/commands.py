@@ -67,18 +67,18 @@ async def _snapshot_now(req, board):
     return {'ok': True, 'saved': path, 'bytes': size}
 
 
-async def _reset(req, board):
+def _reset(req, board):
     board['state'].update(trigger_count=0, snapshot_count=0)
     for clear in board['state'].on_reset:
         clear()
     return {'ok': True, 'counters': 'reset'}
 
 
-async def _set(req, board):
-    return await handle_set(req.get('key'), req.get('value'), board)
+def _set(req, board):
+    return handle_set(req.get('key'), req.get('value'), board)
 
 
-async def handle_set(key, value, board):
+def handle_set(key, value, board):
     """Validate and apply one setting; the reply dict of `set`."""
     if not isinstance(key, str) or key not in SETTINGS:
         return {'ok': False, 'error': 'bad value', 'key': key,
@@ -97,7 +97,7 @@ async def handle_set(key, value, board):
     return {'ok': True, 'key': key, 'value': value}
 
 
-async def _status(req, board):
+def _status(req, board):
     gc.collect()    # so free_heap means live objects, not garbage
     return {'ok': True, 'status': board['state'].status(fresh=True)}
 
@@ -165,7 +165,9 @@ async def handle(message, board):
     elif cmd not in COMMANDS:
         reply = {'ok': False, 'error': 'unknown command'}
     else:
-        reply = await COMMANDS[cmd](req, board)
+        reply = COMMANDS[cmd](req, board)
+        if not isinstance(reply, dict):
+            reply = await reply     # a command that waits (snapshot_now)
     if 'id' in req:
         reply['id'] = req['id']
     return reply

@@ -52,5 +52,5 @@ async def control(args, board):
         value = number == 1 if number in (0, 1) else None
     else:
         value = number
-    reply = await commands.handle_set(key, value, board)
+    reply = commands.handle_set(key, value, board)
     return 200 if reply['ok'] else 500

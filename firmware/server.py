@@ -128,9 +128,12 @@ class Connection:
 
     # --- reader side (what microdot calls) ---------------------------------
     def _take(self, n):
-        data = self.buffered[:n]
-        self.buffered = self.buffered[n:]
-        return data
+        data = self.buffered
+        if n >= len(data):
+            self.buffered = b''
+            return data
+        self.buffered = data[n:]
+        return data[:n]
 
     async def readline(self):
         # the head is already buffered whole, so its lines come from there
@@ -143,9 +146,14 @@ class Connection:
         if self.buffered:
             return self._take(n if n > 0 else len(self.buffered))
         self._arm_read(self.read_timeout_ms)
-        data = await self.reader.read(n)
+        # a whole chunk at once: a WebSocket frame's head, mask and payload
+        # then come from one socket read instead of three
+        data = await self.reader.read(max(n, _READ_CHUNK) if n > 0 else n)
         self.read_deadline = None
         self.last_rx = time.ticks_ms()
+        if 0 < n < len(data):
+            self.buffered = data
+            return self._take(n)
         return data
 
     async def readexactly(self, n):
@@ -154,22 +162,30 @@ class Connection:
             chunk = await self.read(n - len(data))
             if not chunk:
                 raise EOFError
-            data += chunk
+            data = data + chunk if data else chunk
         return data
 
     # --- writer side ----------------------------------------------------------
     async def awrite(self, data):
-        async with self.write_lock:
+        lock = self.write_lock
+        await lock.acquire()        # not `async with`: two coroutines fewer a write
+        try:
             self.write_deadline = time.ticks_add(time.ticks_ms(),
                                                  self.server.write_timeout_ms)
             writer = self.writer
-            # in slices: asyncio copies whatever the socket did not take at
-            # once, which for a whole frame is a 30 KB copy per viewer
-            view = memoryview(data)
-            for start in range(0, len(view), _WRITE_CHUNK):
-                writer.write(view[start:start + _WRITE_CHUNK])
+            if len(data) <= _WRITE_CHUNK:
+                writer.write(data)
                 await writer.drain()
+            else:
+                # in slices: asyncio copies whatever the socket did not take
+                # at once, which for a whole frame is a 30 KB copy per viewer
+                view = memoryview(data)
+                for start in range(0, len(view), _WRITE_CHUNK):
+                    writer.write(view[start:start + _WRITE_CHUNK])
+                    await writer.drain()
             self.write_deadline = None
+        finally:
+            lock.release()
 
     async def aclose(self):
         await self.writer.aclose()

@@ -74,33 +74,31 @@ class StrictWebSocket(WebSocket):
         raise WebSocketError('closed with %d' % code)
 
     async def _read_strict_frame(self):
+        read = self.request.sock[0].readexactly
         try:
-            return await self._read_frame_parts(self.request.sock[0].readexactly)
+            head = await read(2)
+            fin = head[0] & 0x80
+            opcode = head[0] & 0x0F
+            length = head[1] & 0x7F
+            if head[0] & 0x70 or opcode not in (_CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG):
+                await self._fail(PROTOCOL_ERROR)      # reserved bits or opcode
+            if not head[1] & 0x80:
+                await self._fail(PROTOCOL_ERROR)      # clients must mask
+            if opcode >= _CLOSE and (not fin or length > 125):
+                await self._fail(PROTOCOL_ERROR)
+            if length == 126:
+                length = int.from_bytes(await read(2), 'big')
+            elif length == 127:
+                length = int.from_bytes(await read(8), 'big')
+            if length > self.max_message:
+                await self._fail(TOO_BIG)
+            masked = await read(4 + length)   # the mask and payload in one read
         except EOFError:
             # the peer closed mid-frame: the end of this connection, no error
             raise WebSocketError('connection closed')
-
-    async def _read_frame_parts(self, read):
-        head = await read(2)
-        fin = head[0] & 0x80
-        opcode = head[0] & 0x0F
-        length = head[1] & 0x7F
-        if head[0] & 0x70 or opcode not in (_CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG):
-            await self._fail(PROTOCOL_ERROR)      # reserved bits or opcode
-        if not head[1] & 0x80:
-            await self._fail(PROTOCOL_ERROR)      # clients must mask
-        if opcode >= _CLOSE and (not fin or length > 125):
-            await self._fail(PROTOCOL_ERROR)
-        if length == 126:
-            length = int.from_bytes(await read(2), 'big')
-        elif length == 127:
-            length = int.from_bytes(await read(8), 'big')
-        if length > self.max_message:
-            await self._fail(TOO_BIG)
-        mask = await read(4)
-        payload = bytearray(await read(length))
+        payload = bytearray(length)
         for i in range(length):
-            payload[i] ^= mask[i & 3]
+            payload[i] = masked[4 + i] ^ masked[i & 3]
         return fin, opcode, payload
 
     async def _answer_close(self, payload):
@@ -144,7 +142,7 @@ class StrictWebSocket(WebSocket):
                     return bytes(message)
                 if not utf8_valid(message):
                     await self._fail(INVALID_DATA)
-                return bytes(message).decode()
+                return str(message, 'utf-8')
 
     async def ping(self):
         await self.send(b'', _PING)

@@ -110,7 +110,7 @@ def main(argv=None):
     stopping = []
 
     def stop(signum, frame):
-        stopping.append(signum)
+        stopping.append(time.monotonic())
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
 
@@ -124,10 +124,13 @@ def main(argv=None):
                 print('Dashboard: http://127.0.0.1:%d/' % args.port, flush=True)
             while True:
                 try:
-                    status = proc.wait(timeout=5 if stopping else None)
+                    status = proc.wait(timeout=0.5)
                     break
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    # a board that has not stopped 5 s after the interrupt
+                    # (one out of memory may never see it) is cut off hard
+                    if stopping and time.monotonic() - stopping[0] > 5:
+                        proc.kill()
             if status not in RESTART_STATUS or stopping:
                 break
             print('simulator: board reset, booting again', flush=True)
