@@ -45,7 +45,9 @@ function showStatus(s) {
   $('snapshot-count').textContent = s.snapshot_count;
   const last = $('last-snapshot');
   last.textContent = baseName(s.last_snapshot) || 'none';
-  last.href = s.last_snapshot ? snapUrl(baseName(s.last_snapshot)) : '#';
+  // no snapshot yet: plain text, not a link that goes nowhere
+  if (s.last_snapshot) last.href = snapUrl(baseName(s.last_snapshot));
+  else last.removeAttribute('href');
   $('sd-free').textContent = bytes(s.sd_free);
   $('camera-state').textContent = s.camera;
   $('camera-state').className = s.camera === 'ok' ? '' : 'bad';
