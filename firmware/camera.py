@@ -158,17 +158,19 @@ class CameraTask:
         return memoryview(buffer)[:size]
 
     def _free_slot(self, size):
-        # a buffer nobody reads, one that fits first: the second buffer is
-        # only allocated once a reader holds the first across a capture
-        found = None
+        # a buffer nobody reads: one that fits as it is, else one to grow,
+        # else an empty slot, so a second buffer only appears once a reader
+        # holds the first across a capture
+        best = None
         for slot in range(_POOL):
+            if self._readers[slot]:
+                continue
             buffer = self._buffers[slot]
-            if self._readers[slot] == 0:
-                if buffer is not None and len(buffer) >= size:
-                    return slot
-                if found is None or self._buffers[found] is None:
-                    found = slot
-        return found
+            if buffer is not None and len(buffer) >= size:
+                return slot
+            if best is None or self._buffers[best] is None:
+                best = slot
+        return best
 
     def start(self):
         self.task = asyncio.create_task(self._run())

@@ -100,6 +100,7 @@ class Board:
         with open(tmp, 'w') as f:
             json.dump(faults, f)
         os.replace(tmp, self.faults_path)    # a new inode: the board re-reads it
+        time.sleep(0.05)    # the board looks at the file at most every 20 ms
 
     # --- clients -------------------------------------------------------
     def http(self):

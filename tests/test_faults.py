@@ -4,6 +4,7 @@ import threading
 import time
 
 import httpx
+from PIL import Image
 
 from conftest import frame_set
 
@@ -75,7 +76,6 @@ def test_slow_card_does_not_stop_other_clients(board):
 
 
 def test_frames_too_big_for_the_heap_are_an_error_not_a_dead_camera(make_board, tmp_path):
-    from PIL import Image
     frames = tmp_path / 'big-frames'
     frames.mkdir()
     for i in range(2):      # noise compresses badly: about 100 KB each
