@@ -1,4 +1,4 @@
 # Starts the dashboard app; boot.py has already brought the board up.
-from firmware import app
+from firmware import board
 
-app.main()
+board.main()

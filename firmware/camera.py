@@ -16,42 +16,52 @@ _FAILS_BEFORE_REINIT = const(3)
 _HUNG_MS = const(1000)      # a capture this slow blocked the whole board
 _POOL = const(2)            # frame buffers: the latest and the one being filled
 
-FRAMESIZES = ('QQVGA', 'QCIF', 'HQVGA', '240X240', 'QVGA', 'CIF', 'HVGA',
-              'VGA', 'SVGA', 'XGA', 'HD', 'SXGA', 'UXGA')
-_APPLIED_AFTER_INIT = ('brightness', 'contrast', 'saturation', 'vflip', 'hmirror')
-
 
 class DriverCamera:
-    """micropython-camera-driver (module-level functions)."""
-    api = 'camera-driver'
+    """micropython-camera-driver (module-level functions). Settings the
+    driver takes at init() are passed there; the others via set_NAME."""
+
+    AT_INIT = ('framesize', 'quality')
 
     def __init__(self, cam, settings):
         self.cam = cam
         kw = {'format': cam.JPEG, 'quality': settings['quality'],
-              'framesize': getattr(cam, 'FRAME_' + settings['framesize'])}
+              'framesize': self._framesize(settings['framesize'])}
         if hasattr(cam, 'PSRAM'):
             kw['fb_location'] = cam.PSRAM
         if not cam.init(0, **kw):
             cam.deinit()
             raise OSError('camera init failed')
-        for key in _APPLIED_AFTER_INIT:
-            self.apply(key, settings[key])
+
+    def _framesize(self, name):
+        size = getattr(self.cam, 'FRAME_' + name, None)
+        if size is None:
+            raise ValueError('frame size %s not supported' % name)
+        return size
 
     def capture(self):
         return self.cam.capture() or None
 
-    def apply(self, key, value):
-        cam = self.cam
-        if key == 'framesize':
-            cam.framesize(getattr(cam, 'FRAME_' + value))
-        elif key == 'quality':
-            cam.quality(value)
-        elif key in ('brightness', 'contrast', 'saturation'):
-            getattr(cam, key)(value)
-        elif key == 'vflip':
-            cam.flip(1 if value else 0)
-        elif key == 'hmirror':
-            cam.mirror(1 if value else 0)
+    def set_framesize(self, value):
+        return self.cam.framesize(self._framesize(value))
+
+    def set_quality(self, value):
+        return self.cam.quality(value)
+
+    def set_brightness(self, value):
+        return self.cam.brightness(value)
+
+    def set_contrast(self, value):
+        return self.cam.contrast(value)
+
+    def set_saturation(self, value):
+        return self.cam.saturation(value)
+
+    def set_vflip(self, value):
+        return self.cam.flip(1 if value else 0)
+
+    def set_hmirror(self, value):
+        return self.cam.mirror(1 if value else 0)
 
     def deinit(self):
         self.cam.deinit()
@@ -64,44 +74,82 @@ def _api_quality(quality):
 
 class ApiCamera:
     """micropython-camera-API (a Camera object)."""
-    api = 'camera-API'
+
+    AT_INIT = ('framesize', 'quality')
 
     def __init__(self, module, settings):
         self.module = module
         self.cam = module.Camera(
             pixel_format=module.PixelFormat.JPEG,
-            frame_size=getattr(module.FrameSize, settings['framesize']),
+            frame_size=self._framesize(settings['framesize']),
             jpeg_quality=_api_quality(settings['quality']))
-        for key in _APPLIED_AFTER_INIT:
-            self.apply(key, settings[key])
+
+    def _framesize(self, name):
+        # FrameSize names the square sizes R240X240, R96X96, ...
+        sizes = self.module.FrameSize
+        size = getattr(sizes, name, None)
+        if size is None:
+            size = getattr(sizes, 'R' + name, None)
+        if size is None:
+            raise ValueError('frame size %s not supported' % name)
+        return size
 
     def capture(self):
         # a view into the driver's buffer, valid until the next capture:
         # CameraTask copies it into a buffer of its pool
         return self.cam.capture() or None
 
-    def apply(self, key, value):
-        cam = self.cam
-        if key == 'framesize':
-            cam.set_frame_size(getattr(self.module.FrameSize, value))
-        elif key == 'quality':
-            cam.set_quality(_api_quality(value))
-        elif key in ('brightness', 'contrast', 'saturation'):
-            getattr(cam, 'set_' + key)(value)
-        elif key == 'vflip':
-            cam.set_vflip(bool(value))
-        elif key == 'hmirror':
-            cam.set_hmirror(bool(value))
+    def set_framesize(self, value):
+        return self.cam.set_frame_size(self._framesize(value))
+
+    def set_quality(self, value):
+        return self.cam.set_quality(_api_quality(value))
+
+    def set_brightness(self, value):
+        return self.cam.set_brightness(value)
+
+    def set_contrast(self, value):
+        return self.cam.set_contrast(value)
+
+    def set_saturation(self, value):
+        return self.cam.set_saturation(value)
+
+    def set_gainceiling(self, value):
+        return self.cam.set_gainceiling(value)
+
+    def set_vflip(self, value):
+        return self.cam.set_vflip(bool(value))
+
+    def set_hmirror(self, value):
+        return self.cam.set_hmirror(bool(value))
 
     def deinit(self):
         self.cam.deinit()
 
 
+def apply_setting(driver, name, value):
+    """One setting through the adapter's set_NAME; raises if the driver has
+    no such setting or refuses the value."""
+    setter = getattr(driver, 'set_' + name, None)
+    if setter is None:
+        raise ValueError('not supported by this camera driver')
+    if setter(value) is False:
+        raise ValueError('refused by the camera driver')
+
+
 def open_driver(module, settings):
-    """Initialise whichever driver API `module` has."""
-    if hasattr(module, 'Camera'):
-        return ApiCamera(module, settings)
-    return DriverCamera(module, settings)
+    """Initialise whichever driver API `module` has, with `settings` applied:
+    the ones the driver takes at init, then each other one it supports."""
+    driver = ApiCamera(module, settings) if hasattr(module, 'Camera') \
+        else DriverCamera(module, settings)
+    try:
+        for name, value in settings.items():
+            if name not in driver.AT_INIT and hasattr(driver, 'set_' + name):
+                apply_setting(driver, name, value)
+    except Exception:
+        driver.deinit()     # never leave an initialised camera behind
+        raise
+    return driver
 
 
 class CameraTask:
@@ -179,13 +227,6 @@ class CameraTask:
         """Return after the next new frame."""
         await self._new_frame.wait()
 
-    def deinit(self):
-        """Stop the capture task and release the driver."""
-        if self.task:
-            self.task.cancel()
-            self.task = None
-        self._close()
-
     def _close(self):
         if self.driver:
             try:
@@ -194,11 +235,13 @@ class CameraTask:
                 pass
             self.driver = None
 
-    def apply(self, key, value):
-        """Change a camera setting; kept and re-applied after a re-init."""
-        self.settings[key] = value
-        if self.driver:
-            self.driver.apply(key, value)
+    def apply(self, name, value):
+        """Change a camera setting: kept (and re-applied after a re-init) only
+        once the driver took it, so a refused value never breaks a re-init."""
+        if self.driver is None:
+            raise OSError('camera not ready')
+        apply_setting(self.driver, name, value)
+        self.settings[name] = value
 
     def _open(self):
         self._close()   # a second init without deinit() kills the camera

@@ -6,37 +6,29 @@ camera integrations, NVRs and scripts already speak:
     GET /control?var=NAME&val=N       change one setting (plain GET, no Upgrade)
     GET /stream                       MJPEG (the example serves it on port 81)
 
-`control` goes through the same validation as the WebSocket `set` command.
+`control` goes through the same settings table as the WebSocket `set` command.
 """
-from firmware import commands
+from firmware.settings import TABLE, by_api_name, from_api, to_api
 
-# esp32-camera's framesize_t numbers, as CameraWebServer uses them
-FRAMESIZE_NUMBERS = {1: 'QQVGA', 3: 'QCIF', 4: 'HQVGA', 5: '240X240', 6: 'QVGA',
-                     8: 'CIF', 9: 'HVGA', 10: 'VGA', 11: 'SVGA', 12: 'XGA',
-                     13: 'HD', 14: 'SXGA', 15: 'UXGA'}
-_BOOLEAN = ('hmirror', 'vflip')
-_RENAMED = {'led_intensity': 'flash'}
+# the example's other fields, at the sensor defaults we do not change
+_FIXED = {'pixformat': 4, 'xclk': 20, 'sharpness': 0, 'special_effect': 0,
+          'wb_mode': 0, 'awb': 1, 'awb_gain': 1, 'aec': 1, 'aec2': 0, 'ae_level': 0,
+          'aec_value': 300, 'agc': 1, 'agc_gain': 0, 'gainceiling': 0, 'bpc': 0,
+          'wpc': 1, 'raw_gma': 1, 'lenc': 1, 'dcw': 1, 'colorbar': 0}
 
 
 def status(settings):
     """The /status object from our settings dict."""
-    numbers = {name: number for number, name in FRAMESIZE_NUMBERS.items()}
-    # the example's other fields, at the sensor defaults we do not change
-    out = {'pixformat': 4, 'xclk': 20, 'sharpness': 0, 'special_effect': 0,
-           'wb_mode': 0, 'awb': 1, 'awb_gain': 1, 'aec': 1, 'aec2': 0, 'ae_level': 0,
-           'aec_value': 300, 'agc': 1, 'agc_gain': 0, 'gainceiling': 0, 'bpc': 0,
-           'wpc': 1, 'raw_gma': 1, 'lenc': 1, 'dcw': 1, 'colorbar': 0}
-    for key in ('quality', 'brightness', 'contrast', 'saturation'):
-        out[key] = settings.get(key, 0)
-    out['framesize'] = numbers.get(settings.get('framesize'), 10)
-    for key in _BOOLEAN:
-        out[key] = 1 if settings.get(key) else 0
-    out['led_intensity'] = settings.get('flash', 0)
+    out = dict(_FIXED)
+    for name, (default, values, owner, api_name) in TABLE.items():
+        if api_name is not None:
+            out[api_name] = to_api(values, settings.get(name, default))
     return out
 
 
-async def control(args, board):
-    """Apply ?var=&val=; return the HTTP status: 200, 400 or 500 as the example."""
+def control(args, settings):
+    """Apply ?var=&val= through the settings; the HTTP status the example
+    answers: 200, 400 for a malformed request, 500 for a refused value."""
     var = args.get('var')
     val = args.get('val')
     if var is None or val is None:
@@ -45,12 +37,7 @@ async def control(args, board):
         number = int(val)
     except ValueError:
         return 400
-    key = _RENAMED.get(var, var)
-    if key == 'framesize':
-        value = FRAMESIZE_NUMBERS.get(number)
-    elif key in _BOOLEAN:
-        value = number == 1 if number in (0, 1) else None
-    else:
-        value = number
-    reply = commands.handle_set(key, value, board)
+    name = by_api_name(var) or (var if var in TABLE else None)
+    value = from_api(TABLE[name][1], number) if name else None
+    reply = settings.set(name or var, value)
     return 200 if reply['ok'] else 500

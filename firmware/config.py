@@ -1,5 +1,6 @@
 """Read config.json, apply defaults, validate: one plain dict."""
 import json
+from firmware import settings as _settings
 
 DEFAULTS = {
     'wifi': [],                 # [{"ssid": ..., "password": ...}] tried in order
@@ -8,10 +9,8 @@ DEFAULTS = {
     'ap': {'ssid': 'esp32cam-setup', 'password': 'esp32cam'},
     'tz_offset_min': 0,
     'http_port': 80,
-    'camera': {'framesize': 'VGA', 'quality': 12, 'fps': 10,
-               'brightness': 0, 'contrast': 0, 'saturation': 0,
-               'vflip': False, 'hmirror': False},
-    'motion': {'sensitivity': 50, 'cooldown_s': 5,
+    'camera': {'fps': 10},      # + the camera rows of the settings table
+    'motion': {'cooldown_s': 5,
                'pir_pin': -1, 'pir_debounce_ms': 2000},   # -1: no PIR sensor
     'sd': {'mount': '/sdcard', 'folder': 'snaps', 'width': 1,
            'min_free_bytes': 2097152},  # under this, oldest motion snapshots go
@@ -29,6 +28,8 @@ DEFAULTS = {
                'ws_ping_s': 10, 'dead_peer_s': 30, 'max_body': 16384,
                'max_ws_message': 4096, 'heartbeat_s': 5},
 }
+DEFAULTS['camera'].update(_settings.defaults(_settings.CAMERA))
+DEFAULTS['motion'].update(_settings.defaults(_settings.MOTION))
 
 
 def _merge(defaults, given, path, problems):

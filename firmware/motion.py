@@ -29,17 +29,19 @@ def threshold(sensitivity):
 class Motion:
     """Feeds frames to the detector; a trigger bumps the counter and saves."""
 
-    def __init__(self, state, store, settings):
+    def __init__(self, state, snapshots, settings):
         self.state = state
-        self.store = store
+        self.snapshots = snapshots
         self.sensitivity = settings['sensitivity']
         self.cooldown_ms = settings['cooldown_s'] * 1000
-        self.camera = None                  # for hold()/release() of frames
         self.baseline = None
         self.noise = 0
         self.changed_frames = 0
         self.last_trigger_ms = None
-        self.saving = False
+
+    def apply(self, name, value):
+        """The settings table's applier for motion settings."""
+        self.sensitivity = value
 
     def frame(self, jpeg):
         """Look at one camera frame; called by the capture task."""
@@ -73,24 +75,7 @@ class Motion:
         self.last_trigger_ms = now
         self.state.add('trigger_count', 1)
         self.state.emit('motion', {'count': self.state.state['trigger_count'], 'cause': cause})
-        if not self.saving and self.camera is not None:   # one at a time
-            jpeg, slot = self.camera.hold()
-            if jpeg is None:
-                self.camera.release(slot)
-                return
-            self.saving = True
-            asyncio.create_task(self._save(jpeg, slot, cause))
-
-    async def _save(self, jpeg, slot, cause):
-        try:
-            path, _ = await self.store.save('motion', jpeg,
-                                            self.state.state['trigger_count'], cause)
-            self.state.snapshot_saved(path, 'motion')
-        except Exception as exc:
-            print('motion: snapshot not saved:', exc)
-        finally:
-            self.camera.release(slot)
-            self.saving = False
+        self.snapshots.take_soon('motion', cause)
 
     def start_pir(self, pin_number, debounce_ms):
         """Trigger on rising edges of a PIR sensor's output pin, debounced."""

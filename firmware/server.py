@@ -6,17 +6,22 @@ closes those gaps around microdot's own request handling:
 
 - at most `max_connections` at once; one more is answered 503 at once;
 - the request head must arrive within `head_timeout_s`, within size limits
-  (414 for a long request line, 431 for big or many headers, 400 malformed,
-  413 for a body over the cap); a TLS hello on the plain port is dropped;
+  (414 for a long request line, 431 for big or many headers, 400 malformed);
+  a TLS hello on the plain port is dropped; microdot's own limits
+  (Request.max_content_length: 413) are set from the config;
 - every read and write has a deadline; a reaper cancels the connection's
   task when one passes (a peer that vanished, or stopped reading);
 - writes to one connection are serialised (asyncio asserts on two writers).
 """
 import asyncio
+import errno
 import time
 from micropython import const
-from microdot import Microdot
-from firmware.wsock import utf8_valid
+from microdot import Microdot, Request
+from microdot.microdot import MUTED_SOCKET_ERRORS
+from microdot.websocket import WebSocket
+from firmware.text import utf8_valid
+from firmware.wsock import StrictWebSocket
 
 _REAP_MS = const(500)
 _READ_CHUNK = const(512)
@@ -25,8 +30,11 @@ _MAX_REQUEST_LINE = const(1024)
 _MAX_HEAD = const(4096)
 _MAX_HEADERS = const(32)
 _TLS_HANDSHAKE = const(0x16)
-# EPIPE, ECONNRESET, ECONNABORTED, EBADF, ETIMEDOUT, ENOTCONN, and lwIP's 128
-QUIET_ERRNOS = (32, 104, 103, 113, 9, 110, 107, 128)
+# peer errors are no news: the names, so each port gives its own numbers
+for _name in ('EPIPE', 'ECONNRESET', 'ECONNABORTED', 'EBADF', 'ETIMEDOUT', 'ENOTCONN'):
+    _number = getattr(errno, _name, None)
+    if _number is not None and _number not in MUTED_SOCKET_ERRORS:
+        MUTED_SOCKET_ERRORS.append(_number)
 
 _REASONS = {400: 'Bad Request', 403: 'Forbidden', 413: 'Payload Too Large',
             414: 'URI Too Long', 421: 'Misdirected Request',
@@ -37,7 +45,7 @@ class HeadError(Exception):
     """The request head is refused with args[0] as HTTP status (0: drop)."""
 
 
-def parse_head(head, max_body):
+def parse_head(head):
     """Check a request head (bytes up to the blank line); raise HeadError."""
     lines = head.split(b'\r\n')
     request_line = lines[0]
@@ -56,12 +64,8 @@ def parse_head(head, max_body):
         name, sep, value = line.partition(b':')
         if not sep or not name or b' ' in name or b'\t' in name:
             raise HeadError(400)
-        if name.lower() == b'content-length':
-            value = value.strip()
-            if not value.isdigit():
-                raise HeadError(400)
-            if int(value) > max_body:
-                raise HeadError(413)
+        if name.lower() == b'content-length' and not value.strip().isdigit():
+            raise HeadError(400)
 
 
 def _target_ok(target):
@@ -116,11 +120,7 @@ class Connection:
         self.write_deadline = None
         self.read_timeout_ms = server.head_timeout_ms
         self.write_lock = asyncio.Lock()
-        self.kind = 'http'     # or 'ws', 'sse', 'stream': set by the route
-        self.ws = None
-        self.last_rx = time.ticks_ms()
-        self.last_ping = self.last_rx
-        self.pinging = False
+        self.ws = None         # the StrictWebSocket, once upgraded
         self.on_close = []     # functions called once when the socket closes
 
     def _arm_read(self, timeout_ms):
@@ -150,7 +150,6 @@ class Connection:
         # then come from one socket read instead of three
         data = await self.reader.read(max(n, _READ_CHUNK) if n > 0 else n)
         self.read_deadline = None
-        self.last_rx = time.ticks_ms()
         if 0 < n < len(data):
             self.buffered = data
             return self._take(n)
@@ -203,15 +202,16 @@ class Connection:
 class Server(Microdot):
     """Microdot with the limits above; start the reaper with serve()."""
 
-    def __init__(self, limits, on_count=None):
+    def __init__(self, limits):
         super().__init__()
         self.max_connections = limits['max_connections']
         self.head_timeout_ms = limits['head_timeout_s'] * 1000
         self.write_timeout_ms = limits['write_timeout_s'] * 1000
-        self.max_body = limits['max_body']
         self.connections = []      # at most max_connections long
-        self.on_count = on_count or (lambda n: None)
-        self.tick_hooks = []       # called by the reaper with (conn, now)
+        Request.max_content_length = Request.max_body_length = limits['max_body']
+        WebSocket.max_message_length = limits['max_ws_message']
+        StrictWebSocket.ping_ms = limits['ws_ping_s'] * 1000
+        StrictWebSocket.dead_peer_ms = limits['dead_peer_s'] * 1000
 
     async def handle_request(self, reader, writer):
         if len(self.connections) >= self.max_connections:
@@ -219,11 +219,10 @@ class Server(Microdot):
             return
         conn = Connection(self, reader, writer, b'')
         self.connections.append(conn)
-        self.on_count(len(self.connections))
         try:
             conn._arm_read(self.head_timeout_ms)
             head, rest = await read_head(reader)
-            parse_head(head, self.max_body)
+            parse_head(head)
             conn.read_deadline = None
             conn.buffered = head + b'\r\n' + rest
             await super().handle_request(conn, conn)
@@ -233,7 +232,7 @@ class Server(Microdot):
         except asyncio.CancelledError:
             pass                            # the reaper: a deadline passed
         except OSError as exc:
-            if exc.errno not in QUIET_ERRNOS:
+            if exc.errno not in MUTED_SOCKET_ERRORS:
                 print('server: socket error', exc)
         except Exception as exc:
             print('server: request failed:', repr(exc))
@@ -241,7 +240,6 @@ class Server(Microdot):
             for release in conn.on_close:
                 release()
             self.connections.remove(conn)
-            self.on_count(len(self.connections))
             await _close(writer)
 
     async def reap(self):
@@ -250,11 +248,17 @@ class Server(Microdot):
             await asyncio.sleep_ms(_REAP_MS)
             now = time.ticks_ms()
             for conn in self.connections:
-                for hook in self.tick_hooks:
-                    hook(conn, now)
+                if conn.ws is not None:
+                    conn.ws.keepalive(now)
                 if conn.expired(now) and conn.task is not None:
                     conn.task.cancel()
                     conn.task = None        # cancel once
+
+
+def on_close(request, release):
+    """Call release() once when the request's connection closes, however it
+    ends (finished, peer gone, deadline passed)."""
+    request.sock[0].on_close.append(release)
 
 
 async def _refuse(reader, writer, status):

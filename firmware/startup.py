@@ -1,12 +1,23 @@
 """Board start-up, run by boot.py: config, Wi-Fi, hostname, SD card.
 
-The result is kept in `board` so main.py finds it without redoing it.
+The result is kept in `started` so main.py finds it without redoing it.
 Nothing here may raise: a board that cannot start its app must still come
 up on the network so it can be fixed.
 """
 import time
 
-board = None
+started = None
+
+
+class Started:
+    """What start-up brought up: the config, the address, the card, and
+    why the app must not start (safe mode), if it must not."""
+
+    def __init__(self, config, ip, card_mounted, safe):
+        self.config = config
+        self.ip = ip
+        self.card_mounted = card_mounted
+        self.safe = safe
 
 
 def _connect_wifi(config):
@@ -56,8 +67,8 @@ def _safe_mode(config):
 
 
 def run(config_path='config.json'):
-    """Bring the board up; never raises. Returns the `board` dict."""
-    global board
+    """Bring the board up; never raises. Returns a Started."""
+    global started
     from firmware import config as config_module
     from firmware.storage import mount_card
     config, problems = config_module.load(config_path)
@@ -73,6 +84,5 @@ def run(config_path='config.json'):
     if safe:
         print('safe mode (%s): the app will not start. Fix the board over USB, '
               'then remove SAFE (mpremote rm :SAFE) and reset.' % safe)
-    board = {'config': config, 'problems': problems, 'ip': ip,
-             'card_mounted': card_mounted, 'safe': safe}
-    return board
+    started = Started(config, ip, card_mounted, safe)
+    return started

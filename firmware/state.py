@@ -7,7 +7,6 @@ import asyncio
 import gc
 import time
 
-_HEARTBEAT_S = 15
 _RING = 16
 
 state = {
@@ -85,8 +84,9 @@ async def wait():
     await _wake.wait()
 
 
-async def heartbeat(interval_s=_HEARTBEAT_S):
-    """Wake every listener at least every 15 s so dead peers are found."""
+async def heartbeat(interval_s):
+    """Wake every listener every interval_s (config limits.heartbeat_s) so
+    dead peers are found."""
     global beat
     while True:
         await asyncio.sleep(interval_s)

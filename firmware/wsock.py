@@ -11,6 +11,7 @@ import asyncio
 import time
 from micropython import const
 from microdot.websocket import WebSocket, WebSocketError, websocket_wrapper
+from firmware.text import utf8_valid
 
 _CONT = const(0)
 _TEXT = const(1)
@@ -23,46 +24,23 @@ INVALID_DATA = const(1007)
 TOO_BIG = const(1009)
 
 
-def utf8_valid(data):
-    """Strict UTF-8 (RFC 3629): no overlongs, surrogates or > U+10FFFF."""
-    i = 0
-    n = len(data)
-    while i < n:
-        c = data[i]
-        if c < 0x80:
-            i += 1
-            continue
-        if 0xC2 <= c <= 0xDF:
-            need, low, high = 1, 0x80, 0xBF
-        elif 0xE0 <= c <= 0xEF:
-            need = 2
-            low = 0xA0 if c == 0xE0 else 0x80
-            high = 0x9F if c == 0xED else 0xBF
-        elif 0xF0 <= c <= 0xF4:
-            need = 3
-            low = 0x90 if c == 0xF0 else 0x80
-            high = 0x8F if c == 0xF4 else 0xBF
-        else:
-            return False
-        if i + need >= n:
-            return False
-        if not low <= data[i + 1] <= high:
-            return False
-        for k in range(2, need + 1):
-            if not 0x80 <= data[i + k] <= 0xBF:
-                return False
-        i += need + 1
-    return True
-
-
 def _close_code_ok(code):
     return 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999
 
 
 class StrictWebSocket(WebSocket):
-    """microdot's WebSocket, strict about what it receives."""
+    """microdot's WebSocket, strict about what it receives; it pings an idle
+    peer, and one that answers nothing hits its read deadline and is dropped.
+    The limits are class attributes, like microdot's max_message_length,
+    set by firmware.server.Server from the config."""
 
-    max_message = 4096
+    ping_ms = 10000
+    dead_peer_ms = 30000
+
+    def __init__(self, request):
+        super().__init__(request)
+        self.last_rx = self.last_ping = time.ticks_ms()
+        self.pinging = False
 
     async def _fail(self, code):
         if not self.closed:
@@ -90,9 +68,10 @@ class StrictWebSocket(WebSocket):
                 length = int.from_bytes(await read(2), 'big')
             elif length == 127:
                 length = int.from_bytes(await read(8), 'big')
-            if length > self.max_message:
+            if length > self.max_message_length:
                 await self._fail(TOO_BIG)
             masked = await read(4 + length)   # the mask and payload in one read
+            self.last_rx = time.ticks_ms()
         except EOFError:
             # the peer closed mid-frame: the end of this connection, no error
             raise WebSocketError('connection closed')
@@ -129,7 +108,7 @@ class StrictWebSocket(WebSocket):
             if opcode == _CONT:
                 if message is None:
                     await self._fail(PROTOCOL_ERROR)   # nothing to continue
-                if len(message) + len(payload) > self.max_message:
+                if len(message) + len(payload) > self.max_message_length:
                     await self._fail(TOO_BIG)
                 message.extend(payload)
             else:
@@ -147,26 +126,21 @@ class StrictWebSocket(WebSocket):
     async def ping(self):
         await self.send(b'', _PING)
 
+    def keepalive(self, now):
+        """Called by the server's reaper: ping when the peer has been quiet."""
+        if self.pinging or time.ticks_diff(now, self.last_rx) < self.ping_ms or \
+                time.ticks_diff(now, self.last_ping) < self.ping_ms:
+            return
+        self.last_ping = now
+        self.pinging = True
+        asyncio.create_task(self._ping())
 
-def keepalive(conn, now, ping_ms):
-    """Reaper hook: ping an idle WebSocket. One that answers nothing hits
-    its read deadline (dead_peer_s) and is dropped."""
-    if conn.ws is None or conn.pinging:
-        return
-    if time.ticks_diff(now, conn.last_rx) < ping_ms or \
-            time.ticks_diff(now, conn.last_ping) < ping_ms:
-        return
-    conn.last_ping = now
-    conn.pinging = True
-    asyncio.create_task(_ping(conn))
-
-
-async def _ping(conn):
-    try:
-        await conn.ws.ping()
-    except Exception:
-        pass            # a dead peer: the read deadline will drop it
-    conn.pinging = False
+    async def _ping(self):
+        try:
+            await self.ping()
+        except Exception:
+            pass            # a dead peer: the read deadline will drop it
+        self.pinging = False
 
 
 async def strict_upgrade(request):
@@ -174,6 +148,9 @@ async def strict_upgrade(request):
     from microdot import Response
     ws = StrictWebSocket(request)
     await ws.handshake()
+    conn = request.sock[0]      # the server's Connection: its reaper pings
+    conn.ws = ws
+    conn.read_timeout_ms = ws.dead_peer_ms
 
     @request.after_request
     async def after_request(request, response):

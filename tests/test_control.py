@@ -1,9 +1,9 @@
-"""The /control WebSocket contract (design §3), against the simulated board."""
+"""The /control WebSocket contract (README "Using it"), against the simulated board."""
 import json
 
 import pytest
 
-from conftest import frame_set
+from tools.sim.harness import frame_set
 
 
 def test_status_command_has_the_sse_fields(board):

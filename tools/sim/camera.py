@@ -4,7 +4,9 @@
 #   lemariva  - micropython-camera-driver: init(0, ...), capture() -> bytes | False
 #   cnadler86 - micropython-camera-API: Camera(...), capture() -> memoryview | None,
 #               a view into one frame buffer that the next capture overwrites.
-# Faults: camera_init_fail, camera_capture_fail, camera_hang_s (capture blocks).
+# Faults: camera_init_fail, camera_capture_fail, camera_hang_s (capture blocks),
+# camera_refuse: a list of setting names the sensor refuses (ValueError, as
+# the real drivers raise for a value the sensor cannot take).
 # Each capture also delivers simulated pin edges (machine.sim_poll_inputs).
 import os
 import time
@@ -20,6 +22,11 @@ def _frame_names():
     names = [n for n in os.listdir(_DIR) if n.lower().endswith(('.jpg', '.jpeg'))]
     names.sort()
     return [_DIR + '/' + n for n in names]
+
+
+def _refuse(name):
+    if name in (simctl.fault('camera_refuse') or ()):
+        raise ValueError('sensor does not support this value')
 
 
 class _Replay:
@@ -82,6 +89,7 @@ if _API == 'lemariva':
 
     def _setter(name):
         def set_value(value):
+            _refuse(name)
             _settings[name] = value
         return set_value
 
@@ -104,8 +112,6 @@ else:
         QQVGA, QCIF, HQVGA, R240X240, QVGA = 0, 1, 2, 3, 4
         CIF, HVGA, VGA, SVGA, XGA = 5, 6, 7, 8, 9
         HD, SXGA, UXGA = 10, 11, 12
-
-    setattr(FrameSize, '240X240', FrameSize.R240X240)
 
     class GrabMode:
         WHEN_EMPTY = 0
@@ -139,6 +145,7 @@ else:
             self.sensor = None
 
         def _set(self, name, value):
+            _refuse(name)
             self.settings[name] = value
 
         def set_frame_size(self, value):
@@ -155,6 +162,9 @@ else:
 
         def set_saturation(self, value):
             self._set('saturation', value)
+
+        def set_gainceiling(self, value):
+            self._set('gainceiling', value)
 
         def set_vflip(self, value):
             self._set('vflip', value)

@@ -1,0 +1,103 @@
+"""The Board: builds the parts from the config, owns them as named
+attributes, and starts their tasks. The one place that knows them all;
+routes, commands and tasks get the Board and use its parts."""
+import asyncio
+import gc
+
+from firmware import clock, settings as settings_module, state as state_module, watchdog
+from firmware.app import create_app
+from firmware.camera import CameraTask
+from firmware.guard import Guard
+from firmware.led import FlashLed
+from firmware.motion import Motion
+from firmware.snapshots import SnapshotService
+from firmware.storage import SnapshotStore, mount_card
+
+
+class Board:
+    """config, state, store, camera, snapshots, motion, led, guard, settings."""
+
+    def __init__(self, config, card_mounted, camera_module, ip='127.0.0.1'):
+        self.config = config
+        self.ip = ip
+        self.tls = bool(config['tls']['cert'])
+        self.state = state = state_module
+        sd = config['sd']
+        self.store = SnapshotStore(
+            sd['mount'], sd['folder'], card_mounted,
+            on_change=lambda store: state.update(sd_free=store.free_bytes()),
+            tz_offset_s=config['tz_offset_min'] * 60, min_free=sd['min_free_bytes'],
+            on_delete=lambda names: state.emit('deleted', {'names': names}))
+        self.camera = CameraTask(camera_module, config['camera'],
+                                 report=lambda status: state.update(camera=status))
+        self.snapshots = SnapshotService(self.camera, self.store, state,
+                                         config['snapshot_rate'])
+        self.motion = Motion(state, self.snapshots, config['motion'])
+        self.camera.on_frame = self.motion.frame
+        self.led = FlashLed(config['flash_pin'])
+        self.guard = Guard(config, ip)
+        values = settings_module.defaults(settings_module.LED)
+        for owner in (settings_module.CAMERA, settings_module.MOTION):
+            for name in settings_module.defaults(owner):
+                values[name] = config[owner][name]
+        self.settings = settings_module.Settings(state, {
+            settings_module.CAMERA: self.camera.apply,
+            settings_module.MOTION: self.motion.apply,
+            settings_module.LED: self.led.apply}, values)
+        self.pir_pin = None
+
+    def start(self):
+        """Open the card and start every task of the board's parts."""
+        config = self.config
+        sd = config['sd']
+        self.store.open()
+        asyncio.create_task(self.store.watch(
+            lambda: mount_card(sd['mount'], sd['width'], quiet=True)))
+        self.camera.start()
+        motion = config['motion']
+        if motion['pir_pin'] >= 0:
+            self.pir_pin = self.motion.start_pir(motion['pir_pin'], motion['pir_debounce_ms'])
+        asyncio.create_task(self.state.heartbeat(config['limits']['heartbeat_s']))
+        if config['loop_monitor']:
+            self._start_loop_monitor()
+        if config['watchdog_s'] > 0:
+            asyncio.create_task(watchdog.feed_while_healthy(config['watchdog_s']))
+        asyncio.create_task(clock.keep_time(lambda ok: self.state.update(clock_set=ok)))
+
+    def _start_loop_monitor(self):
+        from firmware.loopmon import LoopMonitor
+        monitor = LoopMonitor()
+        self.state.gauges['loop_stall_ms'] = lambda: monitor.worst_stall_ms
+        self.state.gauges['lowest_free_heap'] = lambda: monitor.lowest_free
+        self.state.on_reset.append(monitor.clear)
+        asyncio.create_task(monitor.run())
+
+    async def serve(self, port):
+        """Start the tasks and serve the app until the server stops."""
+        self.start()
+        gc.collect()
+        app = create_app(self)
+        asyncio.create_task(app.reap())
+        await app.start_server(host='0.0.0.0', port=port, ssl=_tls_context(self.config['tls']))
+
+
+def _tls_context(tls):
+    """An SSLContext from the DER files named in the config, or None."""
+    if not tls['cert']:
+        return None
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls['cert'], tls['key'])
+    return context
+
+
+def main():
+    """Entry point of main.py."""
+    from firmware import startup
+    import camera
+    started = startup.started or startup.run()
+    if started.safe:
+        return          # safe mode: leave the REPL to the person with the cable
+    board = Board(started.config, started.card_mounted, camera, started.ip)
+    print('app: serving on http://%s:%d/' % (started.ip, started.config['http_port']))
+    asyncio.run(board.serve(started.config['http_port']))
