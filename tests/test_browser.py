@@ -3,11 +3,13 @@ the simulated board: buttons, slider, gallery, reconnecting, screenshots."""
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import REPO
+from tools.sim.harness import REPO
 
 CHROMIUM = '/usr/bin/chromium'
 ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
@@ -20,6 +22,22 @@ NETWORK_NOISE = re.compile(r'ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMP
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason='needs Debian chromium')
 expect.set_options(timeout=20000)
+
+
+@pytest.fixture(scope='module')
+def still_frames(tmp_path_factory):
+    """A scene nobody walks through: the gallery holds only what a test saves."""
+    out = str(tmp_path_factory.mktemp('still') / 'frames')
+    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'make_frames.py'), out,
+                    '--still-only'], check=True)
+    return out
+
+
+@pytest.fixture
+def board(make_board, still_frames):
+    b = make_board(frames=still_frames).start()
+    b.wait_frame()
+    return b
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from conftest import REPO, frame_set
+from tools.sim.harness import REPO, frame_set
 
 BUNDLE_TOOL = os.path.join(REPO, 'tools', 'bundle.py')
 DEPLOY_TOOL = os.path.join(REPO, 'tools', 'deploy.py')
@@ -17,7 +17,16 @@ DEPLOY_TOOL = os.path.join(REPO, 'tools', 'deploy.py')
 
 @pytest.fixture(scope='module')
 def bundle(tmp_path_factory):
+    """The bundle as the simulator runs it: native modules for this CPU."""
     out = str(tmp_path_factory.mktemp('bundle') / 'board')
+    subprocess.run([sys.executable, BUNDLE_TOOL, '--out', out, '--arch', 'host'], check=True)
+    return out
+
+
+@pytest.fixture(scope='module')
+def esp32_bundle(tmp_path_factory):
+    """The bundle `make deploy` copies: native modules for the ESP32."""
+    out = str(tmp_path_factory.mktemp('bundle-esp32') / 'board')
     subprocess.run([sys.executable, BUNDLE_TOOL, '--out', out], check=True)
     return out
 
@@ -102,3 +111,73 @@ def test_the_whole_dashboard_is_at_most_25_kb_gzipped(bundle):
     total = sum(os.path.getsize(os.path.join(static, n)) for n in gz)
     print('dashboard gzipped: %d bytes' % total)
     assert total <= 25 * 1024
+
+
+def _mpy_arch(path):
+    # .mpy header: 'M', version, flags (arch in the top bits), small int bits
+    with open(path, 'rb') as f:
+        header = f.read(4)
+    assert header[0] == ord('M')
+    return header[2] >> 2
+
+
+def test_the_esp32_bundle_differs_only_in_its_native_modules(bundle, esp32_bundle):
+    assert files_of(bundle) == files_of(esp32_bundle)
+    native = []
+    for name in files_of(bundle):
+        if not name.endswith('.mpy'):
+            continue
+        with open(os.path.join(bundle, name), 'rb') as a, \
+                open(os.path.join(esp32_bundle, name), 'rb') as b:
+            if a.read() != b.read():
+                native.append(name)
+    for name in native:
+        # MP_NATIVE_ARCH_XTENSAWIN is 10; the simulator's is x64 (3) here
+        assert _mpy_arch(os.path.join(esp32_bundle, name)) == 10, name
+        assert _mpy_arch(os.path.join(bundle, name)) != 10, name
+        source = os.path.join(REPO, name[:-4] + '.py')
+        assert '@micropython.viper' in open(source).read() or \
+            '@micropython.native' in open(source).read()
+
+
+def _manifest_modules():
+    """The modules manifest.py freezes, evaluated the way MicroPython's
+    makemanifest does: package() takes every .py below the package folder."""
+    frozen = []
+
+    def package(name, files=None, base_path='.', opt=None):
+        folder = os.path.join(REPO if base_path == '.' else base_path, name)
+        names = files or sorted(n for n in os.listdir(folder) if n.endswith('.py'))
+        for file_name in names:
+            assert os.path.exists(os.path.join(folder, file_name)), file_name
+            frozen.append('%s/%s' % (name, file_name[:-3]))
+
+    def module(name, base_path='.', opt=None):
+        frozen.append(name[:-3])
+
+    with open(os.path.join(REPO, 'manifest.py')) as f:
+        code = f.read()
+    exec(code, {'include': lambda path: None, 'package': package, 'module': module,
+                'require': lambda *a, **k: None})
+    return sorted(frozen)
+
+
+def test_the_manifest_freezes_exactly_the_bundles_modules(bundle):
+    bundled = sorted(f[:-4].replace('lib/', '', 1) for f in files_of(bundle)
+                     if f.endswith('.mpy'))
+    assert _manifest_modules() == bundled
+
+
+def test_package_json_lists_every_board_file_and_the_pinned_microdot(bundle):
+    sys.path.insert(0, os.path.join(REPO, 'tools'))
+    import boardfiles
+    assert subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'boardfiles.py'),
+                           '--check']).returncode == 0
+    urls = json.load(open(os.path.join(REPO, 'package.json')))['urls']
+    destinations = [dest for dest, _ in urls]
+    sources = [f for f in files_of(bundle) if not f.endswith(('.gz', '.mpy'))]
+    sources += [f[:-4] + '.py' for f in files_of(bundle) if f.endswith('.mpy')]
+    assert sorted(destinations) == sorted(sources)
+    pinned = boardfiles.microdot_version()
+    assert pinned in open(os.path.join(REPO, 'requirements.txt')).read()
+    assert all('/v%s/' % pinned in src for dest, src in urls if dest.startswith('lib/'))

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, frame_set
+from tools.sim.harness import REPO, frame_set
 
 
 @pytest.mark.parametrize('api', ['lemariva', 'cnadler86'])

@@ -2,7 +2,7 @@
 import socket
 import time
 
-from conftest import SSE
+from tools.sim.harness import SSE
 
 
 def test_new_listener_gets_status_at_once(board):

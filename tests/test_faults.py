@@ -6,7 +6,7 @@ import time
 import httpx
 from PIL import Image
 
-from conftest import frame_set
+from tools.sim.harness import frame_set
 
 
 def test_card_removed_mid_write_then_reinserted(board):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import SSE
+from tools.sim.harness import SSE
 from wsraw import RawWebSocket, frame
 
 LIMITS = {'max_connections': 4, 'head_timeout_s': 2, 'write_timeout_s': 2,

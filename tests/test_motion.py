@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from conftest import MTOOLS_ENV, REPO, SSE, frame_set, strip_comment
+from tools.sim.harness import MTOOLS_ENV, REPO, SSE, frame_set, strip_comment
 
 
 def make_frames(tmp_path, name, *flags):

@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from conftest import frame_set
+from tools.sim.harness import frame_set
 
 CUTS = 20
 # FatFs writes the FAT before the directory entry: a cut in between leaves

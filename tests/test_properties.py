@@ -8,7 +8,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import Board
+from tools.sim.harness import Board
 from wsraw import RawWebSocket, frame
 
 ERRORS = {'bad json', 'bad command', 'unknown command', 'bad value', 'not supported',

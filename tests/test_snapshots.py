@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import MTOOLS_ENV, frame_set, strip_comment
+from tools.sim.harness import MTOOLS_ENV, frame_set, strip_comment
 
 NAME = re.compile(r'^(manual|motion)-\d{8}-\d{6}-\d{4,}\.jpg$')
 

@@ -6,42 +6,7 @@ import time
 
 import pytest
 
-from conftest import frame_set
-
-
-def read_mjpeg(port, seconds, frames_out, slow=False, path='/stream'):
-    """Collect whole JPEG parts from /stream for `seconds`."""
-    sock = socket.socket()
-    if slow:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-    sock.connect(('127.0.0.1', port))
-    sock.settimeout(10)
-    sock.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' % path).encode())
-    buf = b''
-    while b'\r\n\r\n' not in buf:
-        buf += sock.recv(4096)
-    head, buf = buf.split(b'\r\n\r\n', 1)
-    assert b'multipart/x-mixed-replace; boundary=frame' in head
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if slow:
-            time.sleep(0.2)
-        chunk = sock.recv(1024 if slow else 65536)
-        if not chunk:
-            break
-        buf += chunk
-        while True:
-            start = buf.find(b'--frame\r\n')
-            end = buf.find(b'\r\n\r\n', start)
-            if start < 0 or end < 0:
-                break
-            headers = buf[start:end].decode()
-            length = int(headers.split('Content-Length: ')[1].split('\r\n')[0])
-            if len(buf) < end + 4 + length:
-                break
-            frames_out.append(buf[end + 4:end + 4 + length])
-            buf = buf[end + 4 + length:]
-    sock.close()
+from tools.sim.harness import frame_set, read_mjpeg
 
 
 @pytest.fixture

@@ -20,9 +20,8 @@ from websockets.sync.client import connect
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, 'tests'))
-from conftest import Board, free_port  # noqa: E402
-from test_stream import read_mjpeg  # noqa: E402
+sys.path.insert(0, REPO)
+from tools.sim.harness import Board, free_port, read_mjpeg  # noqa: E402
 
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), 'micropython')
 ROWS = []

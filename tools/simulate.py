@@ -24,7 +24,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SIM_DIR = os.path.join(HERE, 'sim')
-BOARD_FILES = ('boot.py', 'main.py', 'firmware', 'static')   # in the source tree
+sys.path.insert(0, HERE)
+from boardfiles import BOARD_FILES  # noqa: E402
 RESTART_STATUS = (75, -signal.SIGUSR2)   # machine.reset(), the watchdog
 
 

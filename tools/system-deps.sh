@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use when they are missing:
-# mtools (read the card image), dosfstools (fsck.vfat), chromium (browser tests).
+# mtools (read the card image), dosfstools (fsck.vfat), chromium (browser
+# tests, at /usr/bin/chromium where they look), ffmpeg (reference JPEGs).
 set -euo pipefail
 need=()
 command -v mdir >/dev/null 2>&1 || need+=(mtools)
 command -v fsck.vfat >/dev/null 2>&1 || [ -x /usr/sbin/fsck.vfat ] || need+=(dosfstools)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
   echo "Please install: ${need[*]}" >&2
@@ -13,5 +15,6 @@ if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
 fi
 SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+wait_lock=(-o DPkg::Lock::Timeout=600)
+$SUDO apt-get "${wait_lock[@]}" update -qq
+$SUDO apt-get "${wait_lock[@]}" install -y -qq --no-install-recommends "${need[@]}" >/dev/null

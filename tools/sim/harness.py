@@ -1,0 +1,236 @@
+"""Simulator only, never goes onto a board: the host-side harness that boots
+the simulated board under MicroPython and talks to it the way users do
+(HTTP, SSE, WebSocket, MJPEG, the card read with mtools). Tests (through
+tests/conftest.py) and tools/bench.py import it from here."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+from websockets.exceptions import InvalidMessage
+from websockets.sync.client import connect as ws_connect
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SIMULATE = os.path.join(REPO, 'tools', 'simulate.py')
+FRAMES = os.path.join(REPO, 'tools', 'sim', 'frames')
+MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK='1')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Board:
+    """One simulated board process; start() boots it, stop() powers it off."""
+
+    def __init__(self, tmp_path, sdcard='default', frames=FRAMES, fps=10,
+                 camera_api='cnadler86', heap=None, config=None, port=None,
+                 board_root=None):
+        self.tmp = tmp_path
+        self.port = port or free_port()
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self.ws_url = 'ws://127.0.0.1:%d/control' % self.port
+        self.sdcard = str(tmp_path / 'sdcard.img') if sdcard == 'default' else sdcard
+        self.faults_path = str(tmp_path / 'faults.json')
+        self.log_path = str(tmp_path / 'board.log')
+        self.args = ['--port', str(self.port), '--frames', frames, '--fps', str(fps),
+                     '--camera-api', camera_api]
+        self.args += ['--sdcard', self.sdcard] if self.sdcard else ['--no-sdcard']
+        if heap:
+            self.args += ['--heap', heap]
+        self.env = dict(os.environ, SIM_FAULTS=self.faults_path)
+        if config == 'none':
+            self.env['SIM_CONFIG'] = 'none'     # a board without config.json
+        elif config is not None:
+            path = tmp_path / 'config.json'
+            path.write_text(config if isinstance(config, str) else json.dumps(config))
+            self.env['SIM_CONFIG'] = str(path)
+        if board_root:
+            self.env['SIM_BOARD_ROOT'] = board_root
+        self.proc = None
+        self.log_start = 0
+
+    def start(self, timeout=30):
+        self.log = open(self.log_path, 'ab')
+        self.log_start = self.log.tell()
+        self.proc = subprocess.Popen([sys.executable, SIMULATE] + self.args, env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('board exited:\n' + self.output())
+            if 'Dashboard: http://' in self.output()[self.log_start:]:
+                return self
+            time.sleep(0.05)
+        raise RuntimeError('board did not come up:\n' + self.output())
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        self.proc = None
+
+    def power_cut(self):
+        """SIGKILL the MicroPython process itself: no clean-up runs at all."""
+        with open('/proc/%d/task/%d/children' % (self.proc.pid, self.proc.pid)) as f:
+            for child in f.read().split():
+                os.kill(int(child), signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.log.close()
+        self.proc = None
+
+    def output(self):
+        with open(self.log_path, 'rb') as f:
+            return f.read().decode(errors='replace')
+
+    def set_faults(self, **faults):
+        # write then rename: the board never reads half a file
+        tmp = self.faults_path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(faults, f)
+        os.replace(tmp, self.faults_path)    # a new inode: the board re-reads it
+        time.sleep(0.05)    # the board looks at the file at most every 20 ms
+
+    # --- clients -------------------------------------------------------
+    def http(self):
+        return httpx.Client(base_url=self.url, timeout=10)
+
+    def ws(self):
+        return ws_connect(self.ws_url, open_timeout=10, close_timeout=2)
+
+    def command(self, ws, **cmd):
+        ws.send(json.dumps(cmd))
+        return json.loads(ws.recv(timeout=15))
+
+    def status(self):
+        with self.ws() as ws:
+            return self.command(ws, cmd='status')['status']
+
+    def wait_for(self, predicate, timeout=20, interval=0.1):
+        """Poll the board's status until predicate(status) holds."""
+        deadline = time.monotonic() + timeout
+        status = None
+        while True:
+            try:
+                status = self.status()
+            except (OSError, ConnectionError, InvalidMessage):
+                pass            # rebooting: not listening for a moment
+            else:
+                if predicate(status):
+                    return status
+            if time.monotonic() > deadline:
+                raise AssertionError('status never matched: %r' % status)
+            time.sleep(interval)
+
+    def wait_frame(self):
+        with self.http() as client:
+            deadline = time.monotonic() + 20
+            while client.get('/snapshot.jpg').status_code != 200:
+                assert time.monotonic() < deadline, 'no camera frame'
+                time.sleep(0.1)
+
+    # --- the card, read as a card reader does ------------------------------
+    def card_files(self, raw=False):
+        """{name: picture} of /snaps on the card image, read with mtools;
+        our JPEG comment is taken out unless raw, so a file can be compared
+        with the camera frame it came from."""
+        out = subprocess.run(['mdir', '-i', self.sdcard, '-b', '::/snaps'],
+                             capture_output=True, text=True, env=MTOOLS_ENV)
+        if out.returncode != 0:
+            return {}
+        names = [line.rsplit('/', 1)[-1] for line in out.stdout.split() if line]
+        files = {n: self.card_read('/snaps/' + n) for n in names if not n.startswith('.')}
+        return files if raw else {n: strip_comment(data) for n, data in files.items()}
+
+    def card_read(self, path):
+        return subprocess.run(['mcopy', '-i', self.sdcard, '-n', '::' + path, '-'],
+                              capture_output=True, check=True, env=MTOOLS_ENV).stdout
+
+
+def strip_comment(jpeg):
+    """The JPEG without the COM segment the board puts right after SOI."""
+    if jpeg[:4] == b'\xff\xd8\xff\xfe':
+        return jpeg[:2] + jpeg[4 + int.from_bytes(jpeg[4:6], 'big'):]
+    return jpeg
+
+
+def frame_set():
+    """The bytes of every frame the simulated camera replays."""
+    return {open(os.path.join(FRAMES, n), 'rb').read() for n in os.listdir(FRAMES)}
+
+
+class SSE:
+    """Reads `event: status` objects (and heartbeat comments) from /events."""
+
+    def __init__(self, board, timeout=30):
+        self.client = httpx.Client(base_url=board.url, timeout=timeout)
+        self.cm = self.client.stream('GET', '/events')
+        self.response = self.cm.__enter__()
+        self.lines = self.response.iter_lines()
+
+    def next_status(self):
+        event = None
+        for line in self.lines:
+            if line.startswith('event:'):
+                event = line.split(':', 1)[1].strip()
+            elif line.startswith('data:') and event == 'status':
+                return json.loads(line.split(':', 1)[1])
+        raise AssertionError('stream ended')
+
+    def until(self, predicate, limit=50):
+        for _ in range(limit):
+            status = self.next_status()
+            if predicate(status):
+                return status
+        raise AssertionError('no matching status in %d events' % limit)
+
+    def close(self):
+        self.cm.__exit__(None, None, None)
+        self.client.close()
+
+
+def read_mjpeg(port, seconds, frames_out, slow=False, path='/stream'):
+    """Collect whole JPEG parts from /stream for `seconds`."""
+    sock = socket.socket()
+    if slow:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.connect(('127.0.0.1', port))
+    sock.settimeout(10)
+    sock.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' % path).encode())
+    buf = b''
+    while b'\r\n\r\n' not in buf:
+        buf += sock.recv(4096)
+    head, buf = buf.split(b'\r\n\r\n', 1)
+    assert b'multipart/x-mixed-replace; boundary=frame' in head
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if slow:
+            time.sleep(0.2)
+        chunk = sock.recv(1024 if slow else 65536)
+        if not chunk:
+            break
+        buf += chunk
+        while True:
+            start = buf.find(b'--frame\r\n')
+            end = buf.find(b'\r\n\r\n', start)
+            if start < 0 or end < 0:
+                break
+            headers = buf[start:end].decode()
+            length = int(headers.split('Content-Length: ')[1].split('\r\n')[0])
+            if len(buf) < end + 4 + length:
+                break
+            frames_out.append(buf[end + 4:end + 4 + length])
+            buf = buf[end + 4 + length:]
+    sock.close()
