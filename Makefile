@@ -4,7 +4,7 @@ VENV_OK := .venv/.installed
 PORT    ?=
 SIM_ARGS ?=
 
-.PHONY: setup sim test compile bundle deploy repl console bench clean
+.PHONY: setup sim test compile bundle deploy repl console bench motion-eval clean
 
 setup: $(VENV_OK)
 
@@ -49,6 +49,12 @@ console: setup
 # Speed and memory figures against floors measured in the same run.
 bench: setup
 	$(PY) tools/bench.py
+
+# The motion detector against labelled scenes (synthetic, tuning and held-out,
+# and real clips from Debian's opencv-doc), old detector beside it.
+motion-eval: setup
+	bash tools/system-deps.sh motion-eval
+	$(PY) -m tools.motion_eval
 
 clean:
 	rm -rf build .pytest_cache

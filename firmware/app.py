@@ -74,6 +74,10 @@ def create_app(board):
         on_close(request, stream.release)
         return stream, 200, events.headers()
 
+    @app.get('/motion')
+    async def motion_view(request):
+        return board.motion.view()
+
     @app.get('/snaps')
     async def snaps(request):
         items = store.newest(_SNAPS_LIMIT)

@@ -32,8 +32,7 @@ class Board:
                                  report=lambda status: state.update(camera=status))
         self.snapshots = SnapshotService(self.camera, self.store, state,
                                          config['snapshot_rate'])
-        self.motion = Motion(state, self.snapshots, config['motion'])
-        self.camera.on_frame = self.motion.frame
+        self.motion = Motion(state, self.snapshots, self.camera, config['motion'])
         self.led = FlashLed(config['flash_pin'])
         self.guard = Guard(config, ip)
         values = settings_module.defaults(settings_module.LED)
@@ -54,6 +53,7 @@ class Board:
         asyncio.create_task(self.store.watch(
             lambda: mount_card(sd['mount'], sd['width'], quiet=True)))
         self.camera.start()
+        self.motion.start()
         motion = config['motion']
         if motion['pir_pin'] >= 0:
             self.pir_pin = self.motion.start_pir(motion['pir_pin'], motion['pir_debounce_ms'])

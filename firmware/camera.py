@@ -162,11 +162,10 @@ class CameraTask:
     so the capture never overwrites a frame that is still being written.
     """
 
-    def __init__(self, module, settings, report, on_frame=None):
+    def __init__(self, module, settings, report):
         self.module = module
         self.settings = dict(settings)
         self.report = report
-        self.on_frame = on_frame or (lambda jpeg: None)
         self.driver = None
         self.latest_jpeg = None
         self.frame_count = 0
@@ -302,6 +301,5 @@ class CameraTask:
             self._new_frame.set()     # wakes every stream viewer at once
             self._new_frame.clear()
             self.report('ok')
-            self.on_frame(jpeg)
             spent = time.ticks_diff(time.ticks_ms(), started)
             await asyncio.sleep_ms(max(1, period_ms - spent))

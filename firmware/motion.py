@@ -1,81 +1,143 @@
-"""Motion triggers: frame change and an optional PIR pin -> one trigger path
-(counter, cooldown, motion snapshot).
+"""Motion triggers: picture change and an optional PIR pin -> one trigger path
+(counter, cooldown, motion snapshot, SSE events).
 
-The frame detector compares each JPEG's size with a running baseline. A
-moving textured object changes how much the encoder has to say; a still
-scene only jitters, and light changes slowly. So a frame counts as changed
-when its size is off the baseline by more than both
-  - the sensitivity threshold: 30 % at 0, 16 % at 50, 2 % at 100, and
-  - four times the scene's own jitter (mean absolute deviation),
-and a trigger needs two changed frames in a row. The baseline follows still
-frames at 1/8 per frame (slow light changes) and changed frames at 1/32;
-the jitter is learnt only from frames within twice the current estimate.
+Picture change: the analysis task takes the newest camera frame, decodes its
+1/8-scale luminance map (firmware/jpegluma.py) in slices that yield to the
+event loop, and feeds it to the detector (firmware/motiondetect.py). Frames
+that arrive meanwhile are skipped, never queued. The snapshot of a trigger is
+the frame that confirmed it. README.md, "Motion detection", explains the
+detector, its knobs and how well it does.
 """
 import asyncio
+import binascii
 import time
 from micropython import const
+from firmware import jpegluma
+from firmware.motiondetect import ENDED, STARTED, Detector
 
-_STILL_WEIGHT = const(8)
-_MOVING_WEIGHT = const(32)
-_NOISE_FACTOR = const(4)
-_CONFIRM_FRAMES = const(2)
-
-
-def threshold(sensitivity):
-    """Relative size change that counts as motion: 0.30 at 0 .. 0.02 at 100."""
-    return (2 + (100 - sensitivity) * 0.28) / 100
+_SLICE_MCUS = const(64)     # MCUs decoded between two yields to the loop
 
 
 class Motion:
-    """Feeds frames to the detector; a trigger bumps the counter and saves."""
+    """Owns the analysis task and the trigger path."""
 
-    def __init__(self, state, snapshots, settings):
+    def __init__(self, state, snapshots, camera, settings):
         self.state = state
         self.snapshots = snapshots
+        self.camera = camera
         self.sensitivity = settings['sensitivity']
+        self.mask = settings['motion_mask']
         self.cooldown_ms = settings['cooldown_s'] * 1000
-        self.baseline = None
-        self.noise = 0
-        self.changed_frames = 0
         self.last_trigger_ms = None
+        self.decoder = None
+        self.detector = None
+        self.frame_size = None      # (width, height) of the analysed frames
+        self.analysed = 0
+        self.task = None
 
     def apply(self, name, value):
         """The settings table's applier for motion settings."""
-        self.sensitivity = value
-
-    def frame(self, jpeg):
-        """Look at one camera frame; called by the capture task."""
-        size = len(jpeg)
-        if self.baseline is None:
-            self.baseline = size
-            self.noise = size / 100
-            return
-        deviation = abs(size - self.baseline)
-        limit = max(threshold(self.sensitivity) * self.baseline, _NOISE_FACTOR * self.noise)
-        if deviation > limit:
-            self.changed_frames += 1
-            self.baseline += (size - self.baseline) / _MOVING_WEIGHT
-            if self.changed_frames >= _CONFIRM_FRAMES:
-                self.trigger('frame')
+        if name == 'motion_mask':
+            if self.detector is not None:
+                self.detector.mask = value      # raises ValueError if bad
+            self.mask = value
         else:
-            self.changed_frames = 0
-            self.baseline += (size - self.baseline) / _STILL_WEIGHT
-            if deviation <= 2 * self.noise:
-                # only plain jitter teaches the noise level, not the frames
-                # at the edges of a movement
-                self.noise += (deviation - self.noise) / _STILL_WEIGHT
+            self.sensitivity = value
+            if self.detector is not None:
+                self.detector.sensitivity = value
 
-    def trigger(self, cause='frame'):
+    def start(self):
+        self.task = asyncio.create_task(self._analyse())
+
+    async def _analyse(self):
+        camera = self.camera
+        seen = -1
+        while True:
+            if camera.latest_jpeg is None or camera.frame_count == seen:
+                await camera.wait_frame()
+                continue
+            seen = camera.frame_count
+            jpeg, slot = camera.hold()
+            try:
+                luma = await self._luma(jpeg)
+                event = self.detector.feed(luma)
+            except ValueError as exc:        # JpegError: a frame we cannot read
+                camera.release(slot)
+                self.state.update(motion_error=str(exc))
+                continue
+            self.state.update(motion_error=None)
+            self.analysed += 1
+            if event == STARTED:
+                self.state.update(motion=True)     # until the detector says ENDED
+                # the frame that confirmed the motion is the snapshot
+                self.trigger('frame', self.detector.region, (jpeg, slot))
+            else:
+                camera.release(slot)
+                if event == ENDED:
+                    self.state.update(motion=False)
+                    self.state.emit('motion_end', {'count': self.state.state['trigger_count']})
+            await asyncio.sleep_ms(0)
+
+    async def _luma(self, jpeg):
+        """The frame's 1/8-scale luma map, decoded in slices."""
+        decoder = self.decoder
+        if decoder is None:
+            decoder = self.decoder = jpegluma.LumaDecoder(jpeg)
+        else:
+            decoder.reset(jpeg)
+        while not decoder.step(_SLICE_MCUS):
+            await asyncio.sleep_ms(0)
+        size = (decoder.width, decoder.height)
+        if size != self.frame_size:
+            self.frame_size = size
+            if self.detector is None:
+                self.detector = Detector(decoder.cols, decoder.rows, self.sensitivity, self.mask)
+            else:
+                self.detector.resize(decoder.cols, decoder.rows)
+        return memoryview(decoder.luma)[:decoder.cols * decoder.rows]
+
+    def _where(self, region):
+        """The region as pixels of the frame: {'box': [x0, y0, x1, y1], 'area': %}."""
+        width, height = self.frame_size
+        x0, y0, x1, y1 = region['box']
+        return {'box': [x0 * 8, y0 * 8, min(width, x1 * 8 + 8) - 1, min(height, y1 * 8 + 8) - 1],
+                'area': round(region['area'] * 100, 1), 'frame': [width, height]}
+
+    def trigger(self, cause='frame', region=None, frame=None):
         """One trigger from any source; ignored within the cooldown. The
-        snapshot is the camera's latest frame."""
+        snapshot is `frame` (jpeg, slot), held by the caller and released
+        here, or the camera's latest frame."""
         now = time.ticks_ms()
         if (self.last_trigger_ms is not None and
                 time.ticks_diff(now, self.last_trigger_ms) < self.cooldown_ms):
+            if frame is not None:
+                self.camera.release(frame[1])
             return
         self.last_trigger_ms = now
         self.state.add('trigger_count', 1)
-        self.state.emit('motion', {'count': self.state.state['trigger_count'], 'cause': cause})
-        self.snapshots.take_soon('motion', cause)
+        event = {'count': self.state.state['trigger_count'], 'cause': cause}
+        note = None
+        if region is not None:
+            where = self._where(region)
+            event.update(where)
+            note = 'box=%d,%d,%d,%d area=%s' % (tuple(where['box']) + (where['area'],))
+        self.state.update(last_motion=event)
+        self.state.emit('motion', event)
+        self.snapshots.take_soon('motion', cause, note, frame)
+
+    def view(self):
+        """What the detector sees now, for the dashboard's overlay: the block
+        grid, the changed blocks (base64 of one byte 0/1 per block, row-major),
+        the current region in pixels, and the frames analysed so far."""
+        detector = self.detector
+        if detector is None:
+            return {'analysed': self.analysed, 'cols': 0, 'rows': 0, 'changed': '',
+                    'region': None, 'moving': False, 'mask': self.mask}
+        region = detector.region
+        return {'analysed': self.analysed, 'cols': detector.cols, 'rows': detector.rows,
+                'changed': binascii.b2a_base64(detector.changed, newline=False).decode(),
+                'region': self._where(region) if region else None,
+                'moving': detector.moving, 'mask': self.mask}
 
     def start_pir(self, pin_number, debounce_ms):
         """Trigger on rising edges of a PIR sensor's output pin, debounced."""

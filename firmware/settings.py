@@ -17,9 +17,11 @@ FRAMESIZES = {1: 'QQVGA', 3: 'QCIF', 4: 'HQVGA', 5: '240X240', 6: 'QVGA',
               13: 'HD', 14: 'SXGA', 15: 'UXGA'}
 
 
-# The values a setting takes: (low, high) whole numbers, BOOL, or a dict of
-# CameraWebServer number -> name. Plain tuples: no object per row on the heap.
+# The values a setting takes: (low, high) whole numbers, BOOL, MASK, or a
+# dict of CameraWebServer number -> name. Plain tuples: no object per row.
 BOOL = 'bool'
+MASK = 'mask'       # 48 hex digits: a 16 x 12 grid, bit set = cell ignored
+_HEX = '0123456789abcdefABCDEF'
 
 # name: (default, values, applied by, CameraWebServer name or None)
 TABLE = {
@@ -32,6 +34,7 @@ TABLE = {
     'vflip': (False, BOOL, CAMERA, 'vflip'),
     'hmirror': (False, BOOL, CAMERA, 'hmirror'),
     'sensitivity': (50, (0, 100), MOTION, None),
+    'motion_mask': ('0' * 48, MASK, MOTION, None),
     'flash': (0, (0, 255), LED, 'led_intensity'),
 }
 
@@ -40,6 +43,9 @@ def valid(values, value):
     """True if `value` is one of `values` (a TABLE row's second field)."""
     if values is BOOL:
         return value is True or value is False
+    if values is MASK:
+        return isinstance(value, str) and len(value) == 48 and \
+            all(c in _HEX for c in value)
     if isinstance(values, dict):
         return isinstance(value, str) and value in values.values()
     return type(value) is int and values[0] <= value <= values[1]

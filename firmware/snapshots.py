@@ -51,22 +51,22 @@ class SnapshotService:
         jpeg, slot = self.camera.hold()
         return await self._save(kind, cause, jpeg, slot)
 
-    def take_soon(self, kind, cause=None):
-        """Save the frame of this moment in the background, one at a time;
-        False if none is there or a save is still under way."""
-        if self.background:
-            return False
-        jpeg, slot = self.camera.hold()
-        if jpeg is None:
+    def take_soon(self, kind, cause=None, note=None, frame=None):
+        """Save a frame in the background, one at a time: `frame` (jpeg, slot)
+        held by the caller (released here in any case), or the latest one.
+        `note` goes into the JPEG comment. False if there is no frame or a
+        save is still under way."""
+        jpeg, slot = frame or self.camera.hold()
+        if self.background or jpeg is None:
             self.camera.release(slot)
             return False
         self.background = True
-        asyncio.create_task(self._background(kind, cause, jpeg, slot))
+        asyncio.create_task(self._background(kind, cause, note, jpeg, slot))
         return True
 
-    async def _background(self, kind, cause, jpeg, slot):
+    async def _background(self, kind, cause, note, jpeg, slot):
         try:
-            reply = await self._save(kind, cause, jpeg, slot)
+            reply = await self._save(kind, cause, jpeg, slot, note)
             if not reply['ok']:
                 print('%s: snapshot not saved: %s' % (kind, reply['reason']))
         except Exception as exc:
@@ -74,12 +74,12 @@ class SnapshotService:
         finally:
             self.background = False
 
-    async def _save(self, kind, cause, jpeg, slot):
+    async def _save(self, kind, cause, jpeg, slot, note=None):
         try:
             if jpeg is None:
                 return {'ok': False, 'reason': 'no frame yet'}
             path, size = await self.store.save(
-                kind, jpeg, self.state.state['trigger_count'], cause)
+                kind, jpeg, self.state.state['trigger_count'], cause, note)
         except SaveError as exc:
             return {'ok': False, 'reason': exc.args[0]}
         finally:

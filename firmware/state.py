@@ -15,6 +15,9 @@ state = {
     'last_snapshot': None,
     'sd_free': None,
     'camera': 'starting',
+    'motion': False,            # inside a motion episode (picture change)
+    'motion_error': None,       # why the last frame could not be analysed
+    'last_motion': None,        # the last trigger: count, cause, box, area, frame
     'clients': 0,
     'clock_set': False,
     'settings': {},

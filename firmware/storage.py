@@ -149,9 +149,10 @@ class SnapshotStore:
             return None
         return st[0] * st[4]
 
-    async def save(self, kind, jpeg, trigger_count=0, cause=None):
+    async def save(self, kind, jpeg, trigger_count=0, cause=None, note=None):
         """Write jpeg as KIND-YYYYMMDD-HHMMSS-NNNN.jpg with a JPEG comment
-        (time, cause, trigger count, sequence); return (path, file size)."""
+        (time, cause, trigger count, sequence, and `note`, e.g. where the
+        motion was); return (path, file size)."""
         if not self.mounted:
             raise SaveError('no sd card')
         async with self.lock:
@@ -167,8 +168,9 @@ class SnapshotStore:
             stamp = _stamp(self.tz_offset_s)
             name = '%s-%s-%04d.jpg' % (kind, stamp, seq)
             path = self.snapshot_dir + '/' + name
-            comment = comment_segment('esp32cam time=%s trigger=%s count=%d seq=%d'
-                                      % (stamp, cause or kind, trigger_count, seq))
+            text = 'esp32cam time=%s trigger=%s count=%d seq=%d' % (
+                stamp, cause or kind, trigger_count, seq)
+            comment = comment_segment(text + ' ' + note if note else text)
             try:
                 size = await _write_chunks(path + '.part', jpeg, comment)
                 os.rename(path + '.part', path)

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use when they are missing:
 # mtools (read the card image), dosfstools (fsck.vfat), chromium (browser
-# tests, at /usr/bin/chromium where they look), ffmpeg (reference JPEGs).
+# tests, at /usr/bin/chromium where they look), ffmpeg and cjpeg (reference
+# JPEGs for the decoder). `system-deps.sh motion-eval` adds opencv-doc (the
+# real clips of `make motion-eval`; 270 MB, so not for `make test`).
 set -euo pipefail
 need=()
 command -v mdir >/dev/null 2>&1 || need+=(mtools)
 command -v fsck.vfat >/dev/null 2>&1 || [ -x /usr/sbin/fsck.vfat ] || need+=(dosfstools)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v cjpeg >/dev/null 2>&1 || need+=(libjpeg-turbo-progs)
+if [ "${1:-}" = motion-eval ]; then
+  [ -d /usr/share/doc/opencv-doc/examples/data ] || need+=(opencv-doc)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
   echo "Please install: ${need[*]}" >&2
