@@ -13,6 +13,7 @@ _CHUNK = const(4096)
 _RESERVE = const(16384)        # keep this much free for FAT metadata
 _SEQ_BLOCK = const(100)        # sequence numbers reserved per write of .seq
 _SEQ_FILE = '.seq'
+_SEQ_FORMAT = '%010d'          # fixed width: renewing .seq rewrites one sector in place
 _ENOSPC = const(28)
 _EIO = const(5)
 _ENODEV = const(19)
@@ -88,9 +89,12 @@ class SnapshotStore:
             elif name.endswith('.jpg'):
                 top = max(top, _seq_of(name))
         leftovers.sort(key=lambda name: not name.endswith('.fix'))
+        # an older firmware renewed .seq through .seq.part: a cut could leave
+        # only that one, and its number counts before it goes
+        seq_part = self._read_reserved(_SEQ_FILE + '.part')
         for name in leftovers:
             self._repair(name)
-        self.next_seq = max(top + 1, self._read_reserved())
+        self.next_seq = max(top + 1, self._read_reserved(_SEQ_FILE), seq_part)
         self.reserved_seq = self.next_seq
         self.on_change(self)
 
@@ -118,22 +122,27 @@ class SnapshotStore:
         os.remove(final)
         os.rename(final + '.fix', final)
 
-    def _read_reserved(self):
+    def _read_reserved(self, name):
         try:
-            with open(self.snapshot_dir + '/' + _SEQ_FILE) as f:
+            with open(self.snapshot_dir + '/' + name) as f:
                 return int(f.read())
         except (OSError, ValueError):
             return 0
 
     def _take_seq(self):
         # Reserve numbers in blocks so a name is never reused, even after
-        # the newest files were deleted, at one small write per block.
+        # the newest files were deleted, at one small write per block. The
+        # number is rewritten in place at a fixed width: one sector, no
+        # size change, so a cut leaves the old number or the new one. (A
+        # .part and rename would also move .seq's directory entries and let
+        # later snapshot names straddle two directory sectors, where a cut
+        # can tear a long file name.)
         if self.next_seq >= self.reserved_seq:
             reserved = self.next_seq + _SEQ_BLOCK
+            text = _SEQ_FORMAT % reserved
             path = self.snapshot_dir + '/' + _SEQ_FILE
-            with open(path + '.part', 'w') as f:
-                f.write(str(reserved))
-            os.rename(path + '.part', path)
+            with open(path, 'r+b' if _size(path) == len(text) else 'wb') as f:
+                f.write(text)
             self.reserved_seq = reserved
         seq = self.next_seq
         self.next_seq += 1
@@ -294,23 +303,35 @@ def comment_segment(text):
     return b'\xff\xfe' + (len(body) + 2).to_bytes(2, 'big') + body
 
 
+_first = bytearray(_CHUNK)     # the first chunk, put together: one block write
+
+
 async def _write_chunks(path, data, comment=b''):
-    # SOI, then our COM segment, then the rest: no re-encoding, no copy
+    # SOI, then our COM segment, then the rest: no re-encoding. The first
+    # chunk (SOI, comment, the start of the picture) is put together in one
+    # buffer, so every write covers whole sectors: one block write each.
+    # No flush before close: a cut leaves a .part that start-up removes and
+    # at worst its clusters orphaned (lost space, never a broken file).
     view = memoryview(data)
     size = len(data)
     with open(path, 'wb') as f:
-        if comment and len(data) > 2 and data[0] == 0xFF and data[1] == 0xD8:
-            f.write(view[:2])
-            f.write(comment)
-            view = view[2:]
+        start = 0
+        if comment and len(data) > 2 and data[0] == 0xFF and data[1] == 0xD8 \
+                and len(comment) + 2 < _CHUNK:
+            head = 2 + len(comment)
+            start = min(len(data), _CHUNK - head + 2)
+            _first[:2] = view[:2]
+            _first[2:head] = comment
+            _first[head:head + start - 2] = view[2:start]
+            f.write(memoryview(_first)[:head + start - 2])
             size += len(comment)
-        for start in range(0, len(view), _CHUNK):
-            f.write(view[start:start + _CHUNK])
-            if start == 0:
-                # the entry now records its first cluster: a cut file can be
-                # deleted without leaving orphaned clusters
-                f.flush()
+        else:
+            f.write(view[:_CHUNK])
+            start = _CHUNK
+        while start < len(view):
             await asyncio.sleep(0)
+            f.write(view[start:start + _CHUNK])
+            start += _CHUNK
     return size
 
 

@@ -5,6 +5,9 @@
 #   micropython bench_floor.py import             heap used by importing microdot
 #   micropython bench_floor.py sim                heap the simulator's stand-ins use
 #                                                 (C modules and driver memory on a board)
+#   micropython bench_floor.py blocks IMG SIZE N  block writes (and bytes) of a plain FAT
+#                                                 write of SIZE bytes and of the firmware's
+#                                                 snapshot save of the same bytes, per file
 import gc
 import sys
 import time
@@ -40,6 +43,53 @@ elif mode == 'fat':
         os.remove('/sdcard/floor-%d.bin' % i)
     times.sort()
     print('median_ms', times[len(times) // 2] / 1000)
+elif mode == 'blocks':
+    import asyncio
+    import os
+    import vfs
+    import machine      # tools/sim's: the same block device as the simulator
+    sys.path.append(sys.argv[5])        # the firmware's tree
+
+    class Counting:
+        """The card, counting what a real card pays for: block writes."""
+
+        def __init__(self, card):
+            self.card = card
+            self.writes = self.bytes = 0
+
+        def readblocks(self, block, buf, offset=0):
+            return self.card.readblocks(block, buf, offset)
+
+        def writeblocks(self, block, buf, offset=0):
+            self.writes += 1
+            self.bytes += len(buf)
+            return self.card.writeblocks(block, buf, offset)
+
+        def ioctl(self, op, arg):
+            return self.card.ioctl(op, arg)
+
+    card = Counting(machine.SDCard())
+    vfs.mount(card, '/sdcard')
+    size, count = int(sys.argv[3]), int(sys.argv[4])
+    data = b'\xff\xd8' + bytes(range(256)) * (size // 256)
+    view = memoryview(data)
+
+    def counted(write):
+        before = (card.writes, card.bytes)
+        write()
+        return card.writes - before[0], card.bytes - before[1]
+
+    def plain(i):
+        with open('/sdcard/plain-%d.jpg' % i, 'wb') as f:
+            for start in range(0, len(view), 4096):
+                f.write(view[start:start + 4096])
+
+    from firmware.storage import SnapshotStore
+    store = SnapshotStore('/sdcard', 'snaps', True)
+    store.open()
+    plain_runs = sorted(counted(lambda: plain(i)) for i in range(count))
+    ours = sorted(counted(lambda: asyncio.run(store.save('manual', data))) for _ in range(count))
+    print('plain_writes %d %d ours_writes %d %d' % (plain_runs[count // 2] + ours[count // 2]))
 elif mode == 'import':
     gc.collect()
     before = gc.mem_alloc()
