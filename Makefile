@@ -4,7 +4,7 @@ VENV_OK := .venv/.installed
 PORT    ?=
 SIM_ARGS ?=
 
-.PHONY: setup sim test compile bundle deploy repl console bench motion-eval clean
+.PHONY: setup sim test check compile bundle deploy repl console bench motion-eval clean
 
 setup: $(VENV_OK)
 
@@ -18,9 +18,14 @@ sim: setup
 	$(PY) tools/simulate.py $(SIM_ARGS)
 
 # mtools, dosfstools and chromium come from Debian when missing.
-test: setup compile
+test: setup compile check
 	bash tools/system-deps.sh
 	$(PY) -m pytest tests
+
+# The board files against the MicroPython ESP32 API: pyright with the pinned
+# micropython-esp32-stubs and microdot; exceptions are listed in tools/check.py.
+check: setup
+	$(PY) tools/check.py
 
 # Every board file must compile for MicroPython.
 compile: setup
