@@ -10,8 +10,8 @@
 """
 import binascii
 import hashlib
-import time
 from micropython import const
+from firmware import ticks
 
 COOKIE = 'camauth'
 _MAX_FAILURES = const(5)
@@ -94,8 +94,8 @@ class Guard:
 
     def check_login(self, given):
         """True for the right token; locks out after repeated failures."""
-        now = time.ticks_ms()
-        if self.locked_until is not None and time.ticks_diff(self.locked_until, now) > 0:
+        now = ticks.now_ms()        # a lockout must end, however long ago it was
+        if self.locked_until is not None and now < self.locked_until:
             return False
         if given is not None and same(given, self.token):
             self.failures = 0
@@ -103,7 +103,7 @@ class Guard:
         self.failures += 1
         if self.failures >= _MAX_FAILURES:
             self.failures = 0
-            self.locked_until = time.ticks_add(now, _LOCKOUT_MS)
+            self.locked_until = now + _LOCKOUT_MS
         return False
 
     def before_request(self, request):

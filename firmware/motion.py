@@ -10,9 +10,8 @@ detector, its knobs and how well it does.
 """
 import asyncio
 import binascii
-import time
 from micropython import const
-from firmware import jpegluma
+from firmware import jpegluma, ticks
 from firmware.motiondetect import ENDED, STARTED, Detector
 
 _SLICE_MCUS = const(64)     # MCUs decoded between two yields to the loop
@@ -107,9 +106,9 @@ class Motion:
         """One trigger from any source; ignored within the cooldown. The
         snapshot is `frame` (jpeg, slot), held by the caller and released
         here, or the camera's latest frame."""
-        now = time.ticks_ms()
+        now = ticks.now_ms()        # the last trigger may be days ago
         if (self.last_trigger_ms is not None and
-                time.ticks_diff(now, self.last_trigger_ms) < self.cooldown_ms):
+                now - self.last_trigger_ms < self.cooldown_ms):
             if frame is not None:
                 self.camera.release(frame[1])
             return
@@ -152,7 +151,7 @@ class Motion:
         last = None
         while True:
             await flag.wait()
-            now = time.ticks_ms()
-            if last is None or time.ticks_diff(now, last) >= debounce_ms:
+            now = ticks.now_ms()
+            if last is None or now - last >= debounce_ms:
                 last = now
                 self.trigger('pir')

@@ -20,6 +20,7 @@ from micropython import const
 from microdot import Microdot, Request
 from microdot.microdot import MUTED_SOCKET_ERRORS
 from microdot.websocket import WebSocket
+from firmware import ticks
 from firmware.text import utf8_valid
 from firmware.wsock import StrictWebSocket
 
@@ -249,7 +250,7 @@ class Server(Microdot):
             now = time.ticks_ms()
             for conn in self.connections:
                 if conn.ws is not None:
-                    conn.ws.keepalive(now)
+                    conn.ws.keepalive(ticks.now_ms())
                 if conn.expired(now) and conn.task is not None:
                     conn.task.cancel()
                     conn.task = None        # cancel once

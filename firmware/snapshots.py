@@ -6,7 +6,7 @@ Requests from clients (kind 'manual') spend a token of a bucket, so a
 flood of snapshot requests cannot fill the card or starve the loop.
 """
 import asyncio
-import time
+from firmware import ticks
 from firmware.storage import SaveError
 
 
@@ -21,9 +21,9 @@ class TokenBucket:
 
     def take(self):
         """True if one token was there to take."""
-        now = time.ticks_ms()
+        now = ticks.now_ms()        # the last take may be days ago
         if self.at is not None:
-            earned = time.ticks_diff(now, self.at) * self.per_s / 1000
+            earned = (now - self.at) * self.per_s / 1000
             self.tokens = min(self.burst, self.tokens + earned)
         self.at = now
         if self.tokens < 1:

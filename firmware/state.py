@@ -5,7 +5,7 @@ listener at once; listeners read the newest state, so nothing queues up.
 """
 import asyncio
 import gc
-import time
+from firmware import ticks
 
 _RING = 16
 
@@ -30,7 +30,6 @@ boot_id = None       # event ids are "BOOT-N": an id from before a restart is to
 version = 0   # bumped on every change
 beat = 0      # bumped by the heartbeat ticker
 _wake = asyncio.Event()
-_started_ms = time.ticks_ms()
 _HEAP_EVERY_MS = 1000
 _heap_read_ms = None
 _heap_free = 0
@@ -65,8 +64,8 @@ def free_heap(fresh=False):
     """gc.mem_free(), read at most once a second unless `fresh`: it walks the
     whole heap's allocation table, which would slow every status push."""
     global _heap_read_ms, _heap_free
-    now = time.ticks_ms()
-    if fresh or _heap_read_ms is None or time.ticks_diff(now, _heap_read_ms) >= _HEAP_EVERY_MS:
+    now = ticks.now_ms()    # no status for days leaves an old stamp
+    if fresh or _heap_read_ms is None or now - _heap_read_ms >= _HEAP_EVERY_MS:
         _heap_free = gc.mem_free()
         _heap_read_ms = now
     return _heap_free
@@ -75,7 +74,7 @@ def free_heap(fresh=False):
 def status(fresh=False):
     """The status object of the SSE stream and the `status` command."""
     out = dict(state)
-    out['uptime_s'] = time.ticks_diff(time.ticks_ms(), _started_ms) // 1000
+    out['uptime_s'] = ticks.now_ms() // 1000
     out['free_heap'] = free_heap(fresh)
     for name, read in gauges.items():
         out[name] = read()
@@ -89,10 +88,12 @@ async def wait():
 
 async def heartbeat(interval_s):
     """Wake every listener every interval_s (config limits.heartbeat_s) so
-    dead peers are found."""
+    dead peers are found. It also reads ticks.now_ms(), which must be read
+    more often than time.ticks_ms() wraps."""
     global beat
     while True:
         await asyncio.sleep(interval_s)
+        ticks.now_ms()
         beat += 1
         _pulse()
 

@@ -32,7 +32,7 @@ class MjpegStream(ClientStream):
             self.slot = None
             if self.sent_ms is not None:
                 wait = self.interval_ms - time.ticks_diff(time.ticks_ms(), self.sent_ms)
-                if wait > 0:
+                if 0 < wait <= self.interval_ms:    # more: a stamp from days ago
                     await asyncio.sleep_ms(wait)       # the per-viewer frame-rate cap
                     continue
             if camera.latest_jpeg is None or camera.frame_count == self.seen:

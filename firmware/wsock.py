@@ -8,9 +8,9 @@ error, 1007 invalid UTF-8, 1009 too big), reassembles fragments up to the
 size cap, answers pings and echoes the peer's close code.
 """
 import asyncio
-import time
 from micropython import const
 from microdot.websocket import WebSocket, WebSocketError, websocket_wrapper
+from firmware import ticks
 from firmware.text import utf8_valid
 
 _CONT = const(0)
@@ -39,7 +39,8 @@ class StrictWebSocket(WebSocket):
 
     def __init__(self, request):
         super().__init__(request)
-        self.last_rx = self.last_ping = time.ticks_ms()
+        # ticks.now_ms(): a chatty peer leaves last_ping unchanged for days
+        self.last_rx = self.last_ping = ticks.now_ms()
         self.pinging = False
 
     async def _fail(self, code):
@@ -71,7 +72,7 @@ class StrictWebSocket(WebSocket):
             if length > self.max_message_length:
                 await self._fail(TOO_BIG)
             masked = await read(4 + length)   # the mask and payload in one read
-            self.last_rx = time.ticks_ms()
+            self.last_rx = ticks.now_ms()
         except EOFError:
             # the peer closed mid-frame: the end of this connection, no error
             raise WebSocketError('connection closed')
@@ -127,9 +128,10 @@ class StrictWebSocket(WebSocket):
         await self.send(b'', _PING)
 
     def keepalive(self, now):
-        """Called by the server's reaper: ping when the peer has been quiet."""
-        if self.pinging or time.ticks_diff(now, self.last_rx) < self.ping_ms or \
-                time.ticks_diff(now, self.last_ping) < self.ping_ms:
+        """Called by the server's reaper (now: ticks.now_ms()): ping when
+        the peer has been quiet."""
+        if self.pinging or now - self.last_rx < self.ping_ms or \
+                now - self.last_ping < self.ping_ms:
             return
         self.last_ping = now
         self.pinging = True

@@ -4,7 +4,7 @@
 import json
 import os
 
-import time
+import utime      # the host's ticks: the board's own (sim time.py) read faults here
 
 _path = os.getenv('SIM_FAULTS')
 _mtime = None
@@ -18,8 +18,8 @@ def fault(name):
     global _mtime, _faults, _checked_ms
     if not _path:
         return None
-    now = time.ticks_ms()
-    if _checked_ms is not None and time.ticks_diff(now, _checked_ms) < _RECHECK_MS:
+    now = utime.ticks_ms()
+    if _checked_ms is not None and utime.ticks_diff(now, _checked_ms) < _RECHECK_MS:
         return _faults.get(name)
     _checked_ms = now
     try:

@@ -1,0 +1,24 @@
+"""Milliseconds since boot that never wrap, for stamps kept a long time.
+
+time.ticks_ms() is 30-bit on the ESP32: it wraps every 2^30 ms (12.4 days)
+and a ticks_diff is only right within +-6.2 days, so a tick stamp that may
+be kept longer (a lockout, a cooldown, a token bucket, a keepalive) would
+one day be misread. now_ms() adds up the ticks between its readings instead,
+and state.heartbeat reads it every few seconds, so no gap between readings
+ever comes near the wrap. Its stamps are plain ints: compare them with `-`.
+After 12 days the count outgrows a small int (a few bytes per reading then).
+Tick stamps compared only within one short wait stay on time.ticks_ms().
+"""
+import time
+
+_read = time.ticks_ms()
+_elapsed = 0
+
+
+def now_ms():
+    """Milliseconds since boot (since this module was first imported)."""
+    global _read, _elapsed
+    now = time.ticks_ms()
+    _elapsed += time.ticks_diff(now, _read)
+    _read = now
+    return _elapsed
