@@ -70,6 +70,9 @@ class Board:
         self.state.gauges['loop_stall_ms'] = lambda: monitor.worst_stall_ms
         self.state.gauges['lowest_free_heap'] = lambda: monitor.lowest_free
         self.state.on_reset.append(monitor.clear)
+        # how long one capture() held the loop: the camera's share of the stall
+        self.state.gauges['capture_block_ms'] = lambda: self.camera.worst_block_ms
+        self.state.on_reset.append(self.camera.clear_block)
         asyncio.create_task(monitor.run())
 
     async def serve(self, port):

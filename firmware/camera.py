@@ -1,8 +1,12 @@
 """The camera adapter: both driver APIs that register as `camera`.
 
-micropython-camera-driver: camera.init(0, ...), capture() -> bytes | False.
-micropython-camera-API:    Camera(...), capture() -> memoryview | None,
-                           valid only until the next capture (so we copy).
+micropython-camera-driver: camera.init(0, ...) -> True or OSError; capture()
+    -> a new bytes | False, blocking the loop until the frame being filled is
+    complete (up to a frame interval, every frame: nothing to poll first).
+micropython-camera-API: Camera(data_pins=..., ...), capture() -> memoryview |
+    None, valid only until the buffer is handed back (so we copy, then hand it
+    back with free_buffer()); capture() blocks too unless frame_available()
+    says a frame is waiting, so we poll that with asyncio.sleep_ms() first.
 A CameraTask owns the driver and the capture task; failures go to `report`
 and are retried with deinit() before every re-init.
 """
@@ -10,11 +14,35 @@ import asyncio
 import time
 from micropython import const
 
+from firmware.config import DEFAULTS
+
 _RETRY_MIN_MS = const(500)
 _RETRY_MAX_MS = const(30000)
 _FAILS_BEFORE_REINIT = const(3)
 _HUNG_MS = const(1000)      # a capture this slow blocked the whole board
+_NO_FRAME_MS = const(2000)  # no frame this long: the camera stopped
+_POLL_MS = const(5)         # how often to ask frame_available()
 _POOL = const(2)            # frame buffers: the latest and the one being filled
+
+# micropython-camera-driver's init() keywords for our pin names; its builds
+# default to the AI-Thinker's wiring (its modcamera.h)
+_DRIVER_PINS = (('vsync_pin', 'vsync'), ('href_pin', 'href'), ('pclk_pin', 'pclk'),
+                ('xclk_pin', 'xclk'), ('sda_pin', 'siod'), ('scl_pin', 'sioc'),
+                ('powerdown_pin', 'pwdn'), ('reset_pin', 'reset'))
+
+
+def _driver_pins(pins):
+    """init() keywords for the pins that differ from the driver's built-in
+    AI-Thinker ones (older builds may not take pin keywords at all)."""
+    builtin = DEFAULTS['camera']['pins']
+    kw = {}
+    for i, pin in enumerate(pins.get('data_pins', builtin['data_pins'])):
+        if pin != builtin['data_pins'][i]:
+            kw['d%d' % i] = pin
+    for ours, theirs in _DRIVER_PINS:
+        if pins.get(ours, builtin[ours]) != builtin[ours]:
+            kw[theirs] = pins[ours]
+    return kw
 
 
 class DriverCamera:
@@ -25,11 +53,18 @@ class DriverCamera:
 
     def __init__(self, cam, settings):
         self.cam = cam
+        self.blocked_ms = 0     # how long the last capture() held the loop
         kw = {'format': cam.JPEG, 'quality': settings['quality'],
               'framesize': self._framesize(settings['framesize'])}
         if hasattr(cam, 'PSRAM'):
             kw['fb_location'] = cam.PSRAM
-        if not cam.init(0, **kw):
+        kw.update(_driver_pins(settings.get('pins') or {}))
+        try:
+            ok = cam.init(0, **kw)      # True, or raises OSError
+        except Exception:
+            cam.deinit()
+            raise
+        if not ok:
             cam.deinit()
             raise OSError('camera init failed')
 
@@ -39,8 +74,16 @@ class DriverCamera:
             raise ValueError('frame size %s not supported' % name)
         return size
 
-    def capture(self):
-        return self.cam.capture() or None
+    async def next_frame(self):
+        """The next frame, or None. Blocks the loop until the frame being
+        filled is complete: the driver has no way to ask first."""
+        started = time.ticks_ms()
+        frame = self.cam.capture()
+        self.blocked_ms = time.ticks_diff(time.ticks_ms(), started)
+        return frame or None
+
+    def done(self):
+        pass        # capture() handed the buffer back already
 
     def set_framesize(self, value):
         return self.cam.framesize(self._framesize(value))
@@ -79,10 +122,14 @@ class ApiCamera:
 
     def __init__(self, module, settings):
         self.module = module
-        self.cam = module.Camera(
-            pixel_format=module.PixelFormat.JPEG,
-            frame_size=self._framesize(settings['framesize']),
-            jpeg_quality=_api_quality(settings['quality']))
+        self.blocked_ms = 0
+        # the generic (ESP32_GENERIC-SPIRAM) firmware requires every pin
+        kw = dict(settings.get('pins') or {})
+        kw.update(pixel_format=module.PixelFormat.JPEG,
+                  frame_size=self._framesize(settings['framesize']),
+                  jpeg_quality=_api_quality(settings['quality']))
+        self.cam = module.Camera(**kw)
+        self.polls = hasattr(self.cam, 'frame_available')   # older builds lack it
 
     def _framesize(self, name):
         # FrameSize names the square sizes R240X240, R96X96, ...
@@ -94,34 +141,60 @@ class ApiCamera:
             raise ValueError('frame size %s not supported' % name)
         return size
 
-    def capture(self):
-        # a view into the driver's buffer, valid until the next capture:
-        # CameraTask copies it into a buffer of its pool
-        return self.cam.capture() or None
+    async def next_frame(self):
+        """The next frame, or None: waits for frame_available() without
+        blocking the loop, so that capture() returns at once."""
+        cam = self.cam
+        if self.polls:
+            waiting = time.ticks_ms()
+            while not cam.frame_available():
+                if time.ticks_diff(time.ticks_ms(), waiting) > _NO_FRAME_MS:
+                    return None
+                await asyncio.sleep_ms(_POLL_MS)
+        started = time.ticks_ms()
+        # a view into the driver's buffer: CameraTask copies it into its pool
+        frame = cam.capture()
+        self.blocked_ms = time.ticks_diff(time.ticks_ms(), started)
+        return frame or None
+
+    def done(self):
+        """The frame is copied: hand the buffer back, so the driver fills
+        the next frame while we wait."""
+        free = getattr(self.cam, 'free_buffer', None)
+        if free is not None:
+            free()
+
+    def _set(self, name, value):
+        # set_NAME(): deprecated upstream for a property of the same name
+        setter = getattr(self.cam, 'set_' + name, None)
+        if setter is None:
+            setattr(self.cam, name, value)
+            return None
+        return setter(value)
 
     def set_framesize(self, value):
-        return self.cam.set_frame_size(self._framesize(value))
+        return self._set('frame_size', self._framesize(value))
 
     def set_quality(self, value):
-        return self.cam.set_quality(_api_quality(value))
+        return self._set('quality', _api_quality(value))
 
     def set_brightness(self, value):
-        return self.cam.set_brightness(value)
+        return self._set('brightness', value)
 
     def set_contrast(self, value):
-        return self.cam.set_contrast(value)
+        return self._set('contrast', value)
 
     def set_saturation(self, value):
-        return self.cam.set_saturation(value)
+        return self._set('saturation', value)
 
     def set_gainceiling(self, value):
-        return self.cam.set_gainceiling(value)
+        return self._set('gainceiling', value)
 
     def set_vflip(self, value):
-        return self.cam.set_vflip(bool(value))
+        return self._set('vflip', bool(value))
 
     def set_hmirror(self, value):
-        return self.cam.set_hmirror(bool(value))
+        return self._set('hmirror', bool(value))
 
     def deinit(self):
         self.cam.deinit()
@@ -169,6 +242,7 @@ class CameraTask:
         self.driver = None
         self.latest_jpeg = None
         self.frame_count = 0
+        self.worst_block_ms = 0     # longest capture() since clear_block()
         self.task = None
         self._new_frame = asyncio.Event()
         self._buffers = [None] * _POOL
@@ -222,6 +296,10 @@ class CameraTask:
     def start(self):
         self.task = asyncio.create_task(self._run())
 
+    def clear_block(self):
+        """Measure the longest capture() afresh (the `reset` command)."""
+        self.worst_block_ms = 0
+
     async def wait_frame(self):
         """Return after the next new frame."""
         await self._new_frame.wait()
@@ -261,9 +339,10 @@ class CameraTask:
                 await asyncio.sleep_ms(retry_ms)
                 retry_ms = min(retry_ms * 2, _RETRY_MAX_MS)
                 continue
+            # never faster than the configured rate: `started` paces the loop
             started = time.ticks_ms()
             try:
-                jpeg = self.driver.capture()
+                jpeg = await self.driver.next_frame()
             except Exception:
                 jpeg = None
             if jpeg is None:
@@ -275,7 +354,9 @@ class CameraTask:
                 await asyncio.sleep_ms(retry_ms)
                 retry_ms = min(retry_ms * 2, _RETRY_MAX_MS)
                 continue
-            took = time.ticks_diff(time.ticks_ms(), started)
+            took = self.driver.blocked_ms     # the loop stood still this long
+            if took > self.worst_block_ms:
+                self.worst_block_ms = took
             if took > _HUNG_MS:
                 # the driver blocks the event loop: re-init, and back off so a
                 # sick camera cannot keep the board from serving
@@ -291,11 +372,13 @@ class CameraTask:
             except MemoryError:
                 # no room for this frame: the last one stays; now and then
                 # is a dropped frame, every time is an error
+                self.driver.done()
                 dropped += 1
                 if dropped >= _FAILS_BEFORE_REINIT:
                     self.report('error: out of memory for a frame')
                 await asyncio.sleep_ms(period_ms)
                 continue
+            self.driver.done()      # copied: the driver may fill its buffer again
             dropped = 0
             self.frame_count += 1
             self._new_frame.set()     # wakes every stream viewer at once

@@ -21,7 +21,7 @@ def test_broken_config_is_reported_and_the_board_still_serves(make_board):
     out = board.output()
     assert 'config: config.json is not valid JSON' in out
     assert 'access point' in out
-    assert board.status()['camera'] == 'ok'
+    assert board.wait_for(lambda s: s['camera'] != 'starting')['camera'] == 'ok'
 
 
 def test_wrong_types_in_the_config_fall_back_to_defaults(make_board):

@@ -81,7 +81,8 @@ def test_frames_too_big_for_the_heap_are_an_error_not_a_dead_camera(make_board, 
     for i in range(2):      # noise compresses badly: about 100 KB each
         Image.effect_noise((440, 330), 60 + i).convert('RGB').save(
             str(frames / ('frame-%d.jpg' % i)), quality=85)
-    board = make_board(frames=str(frames), heap='384K', sdcard=None).start()
+    # 512K: the app and the driver's frame buffer fit, two ~100 KB pool buffers do not
+    board = make_board(frames=str(frames), heap='512K', sdcard=None).start()
     status = board.wait_for(lambda s: s['camera'] != 'starting', timeout=30)
     assert status['camera'] == 'error: out of memory for a frame'
     assert httpx.get(board.url + '/snapshot.jpg').status_code == 503

@@ -396,6 +396,8 @@ def main():
         card_figures(tmp)
         stall_figure(tmp)
         stream_figures(tmp)
+        import bench_camera
+        bench_camera.bench(row)
         motion_figures(tmp)
         heap_figures(tmp)
     with open(os.path.join(REPO, 'build', 'bench.json'), 'w') as f:

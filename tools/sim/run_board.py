@@ -24,6 +24,9 @@ if card:
         _format_card(card, int(os.getenv('SIM_SDCARD_SIZE', str(32 * 1024 * 1024))))
 
 
+import camera  # noqa: E402,F401  the driver takes its frame memory at power-on
+
+
 def _run(name):
     with open(name) as f:
         code = f.read()
