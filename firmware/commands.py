@@ -6,6 +6,7 @@ replies are documented in README.md, "The /control WebSocket".
 """
 import gc
 import json
+from micropython import const
 from firmware.text import join_surrogates, utf8_valid
 
 
@@ -37,12 +38,46 @@ COMMANDS = {
 }
 
 
+_MAX_DEPTH = const(32)
+
+
+def _too_deep(message):
+    """True if the JSON text nests arrays/objects deeper than _MAX_DEPTH
+    (brackets inside strings do not count)."""
+    if message.count('[') + message.count('{') <= _MAX_DEPTH:
+        return False                # the usual command: no scan needed
+    depth = 0
+    in_string = escaped = False
+    for c in message:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == '\\':
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c == '[' or c == '{':
+            depth += 1
+            if depth > _MAX_DEPTH:
+                return True
+        elif c == ']' or c == '}':
+            depth -= 1
+    return False
+
+
 async def handle(message, board):
     """Answer one WebSocket message (str or bytes) with a reply dict."""
     if not isinstance(message, str):
         return {'ok': False, 'error': 'binary frames are not accepted'}
     if '\\ud' in message:
         message = join_surrogates(message)
+    if _too_deep(message):
+        # json.dumps (the id echoed, the surrogate check below) recurses per
+        # level, and the board's ~16 KB C stack gives out far sooner than the
+        # unix port's; json.loads takes heap per level
+        return {'ok': False, 'error': 'bad json', 'reason': 'nested too deep'}
     try:
         req = json.loads(message)
     except Exception:   # ValueError, or RuntimeError on deep nesting
@@ -68,5 +103,15 @@ async def handle(message, board):
 
 
 def encode(reply):
-    """microdot's ws.send() takes str or bytes only."""
-    return json.dumps(reply)
+    """microdot's ws.send() takes str or bytes only. Never raises: a reply
+    that cannot be encoded (too deep, or no JSON type) becomes an error."""
+    try:
+        return json.dumps(reply)
+    except Exception:
+        error = {'ok': False, 'error': 'reply not encodable'}
+        if isinstance(reply, dict) and 'id' in reply:
+            error['id'] = reply['id']
+        try:
+            return json.dumps(error)
+        except Exception:
+            return '{"ok": false, "error": "reply not encodable"}'

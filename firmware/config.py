@@ -6,10 +6,17 @@ DEFAULTS = {
     'wifi': [],                 # [{"ssid": ..., "password": ...}] tried in order
     'wifi_timeout_s': 15,
     'hostname': 'esp32cam',
-    'ap': {'ssid': 'esp32cam-setup', 'password': 'esp32cam'},
+    'ap': {'ssid': 'esp32cam-setup',   # WPA2; password None: the board's own
+           'password': None},             # (random, on flash, shown on the console)
     'tz_offset_min': 0,
     'http_port': 80,
-    'camera': {'fps': 10},      # + the camera rows of the settings table
+    'camera': {'fps': 10,       # + the camera rows of the settings table
+               # the AI-Thinker ESP32-CAM's camera wiring, passed to the driver
+               # (a generic firmware needs them); change them for another board
+               'pins': {'data_pins': [5, 18, 19, 21, 36, 39, 34, 35],
+                        'vsync_pin': 25, 'href_pin': 23, 'pclk_pin': 22,
+                        'xclk_pin': 0, 'sda_pin': 26, 'scl_pin': 27,
+                        'powerdown_pin': 32, 'reset_pin': -1}},
     'motion': {'cooldown_s': 5,
                'pir_pin': -1, 'pir_debounce_ms': 2000},   # -1: no PIR sensor
     'sd': {'mount': '/sdcard', 'folder': 'snaps', 'width': 1,

@@ -7,6 +7,9 @@ up on the network so it can be fixed.
 import time
 
 started = None
+AP_PASSWORD_FILE = 'ap_password.txt'
+_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'  # 31 letters, none confusable: ~59 bits
+_AUTH_WPA2_PSK = 3              # wifi_auth_mode_t
 
 
 class Started:
@@ -43,12 +46,49 @@ def _connect_wifi(config):
             return ip
         sta.disconnect()
     sta.active(False)
+    return _start_ap(network, config['ap'])
+
+
+def _start_ap(network, ap_config):
+    # WPA2 always: config(essid=, password=) alone leaves the ESP32's AP open
+    ssid = ap_config['ssid']
+    password = ap_password(ap_config.get('password'))
     ap = network.WLAN(network.AP_IF)
     ap.active(True)
-    ap.config(essid=config['ap']['ssid'], password=config['ap']['password'])
+    security = getattr(network.WLAN, 'SEC_WPA2', None)
+    if security is not None:
+        ap.config(essid=ssid, password=password, security=security)
+    else:
+        ap.config(essid=ssid, password=password, authmode=_AUTH_WPA2_PSK)  # older firmware
     ip = ap.ifconfig()[0]
-    print('wifi: no network; access point', config['ap']['ssid'], 'at', ip)
+    print('wifi: no network; access point %s (WPA2, password %s) at %s' % (ssid, password, ip))
     return ip
+
+
+def ap_password(configured=None):
+    """The access point's WPA2 password: config.json's "ap"."password" if it
+    is a valid one, else this board's own, made at random on first use and
+    kept on flash (AP_PASSWORD_FILE) so it survives reboots."""
+    if configured is not None:
+        if isinstance(configured, str) and 8 <= len(configured) <= 63:
+            return configured
+        print('config: ap.password must be 8 to 63 characters; using the board\'s own')
+    try:
+        with open(AP_PASSWORD_FILE) as f:
+            password = f.read().strip()
+        if 8 <= len(password) <= 63:
+            return password
+    except OSError:
+        pass
+    import os
+    letters = [_ALPHABET[b % len(_ALPHABET)] for b in os.urandom(12)]
+    password = '-'.join(''.join(letters[i:i + 4]) for i in (0, 4, 8))
+    try:
+        with open(AP_PASSWORD_FILE, 'w') as f:
+            f.write(password)
+    except OSError as exc:
+        print('wifi: access point password not saved:', exc)
+    return password
 
 
 def _safe_mode(config):

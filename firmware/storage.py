@@ -44,7 +44,10 @@ def _seq_of(name):
 
 
 def _stamp(offset_s):
-    t = time.localtime(time.time() + offset_s)
+    # before NTP the clock counts from power-on (2000-01-01): a time zone
+    # means nothing there, and a negative sum wraps to 2136 on some firmware
+    from firmware.clock import is_set
+    t = time.localtime(time.time() + (offset_s if is_set() else 0))
     return '%04d%02d%02d-%02d%02d%02d' % (t[0], t[1], t[2], t[3], t[4], t[5])
 
 
@@ -142,7 +145,7 @@ class SnapshotStore:
             text = _SEQ_FORMAT % reserved
             path = self.snapshot_dir + '/' + _SEQ_FILE
             with open(path, 'r+b' if _size(path) == len(text) else 'wb') as f:
-                f.write(text)
+                f.write(text.encode())    # a binary file takes bytes
             self.reserved_seq = reserved
         seq = self.next_seq
         self.next_seq += 1
@@ -359,13 +362,22 @@ def _remove_quietly(path):
         pass
 
 
+_card = None    # the one machine.SDCard: the SD host lives as long as the board
+
+
 def mount_card(mount_point, width=1, quiet=False):
-    """Mount the SD card; True when mounted. Never raises."""
+    """Mount the SD card; True when mounted. Never raises.
+
+    The SDCard object is made once and kept: a second live one fails on the
+    ESP32 (ESP_ERR_INVALID_STATE), and a dropped one, when collected,
+    deinits the host under the mount. Remounts reuse it."""
+    global _card
     try:
         import machine
         import vfs
-        card = machine.SDCard(slot=1, width=width)
-        vfs.mount(card, mount_point)
+        if _card is None:
+            _card = machine.SDCard(slot=1, width=width)
+        vfs.mount(_card, mount_point)
         return True
     except Exception as exc:
         if not quiet:

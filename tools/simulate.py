@@ -3,7 +3,8 @@
 MicroPython unix port, with the stand-ins of tools/sim/ for the hardware.
 
     python tools/simulate.py [--port 8080] [--sdcard IMG | --no-sdcard]
-        [--frames DIR] [--fps N] [--camera-api lemariva|cnadler86] [--heap SIZE]
+        [--frames DIR] [--frames-once] [--fps N] [--camera-api lemariva|cnadler86]
+        [--heap SIZE]
 
 The board's files come from SIM_BOARD_ROOT (default: this repository; the
 deploy bundle build/board/ works too). Its config.json is SIM_CONFIG (a file,
@@ -38,9 +39,15 @@ def parse_args(argv=None):
                       help='FAT image file; created and formatted when missing')
     card.add_argument('--no-sdcard', action='store_true')
     p.add_argument('--frames', metavar='DIR', default=os.path.join(SIM_DIR, 'frames'))
+    p.add_argument('--frames-once', action='store_true',
+                   help='play the frames once, then hold the last one')
     p.add_argument('--fps', type=float, default=10)
     p.add_argument('--camera-api', choices=('lemariva', 'cnadler86'), default='cnadler86')
-    p.add_argument('--heap', default='512K', help='MicroPython heap, e.g. 256K or 2M')
+    # an AI-Thinker with 4 MB PSRAM: MicroPython's SPIRAM build gives the GC
+    # heap half of the malloc heap (about 2 MB); the other half holds the
+    # camera's frame buffers and Wi-Fi. A board without PSRAM (--heap 110K)
+    # cannot run this firmware: it needs PSRAM
+    p.add_argument('--heap', default='2M', help='MicroPython heap, e.g. 110K (no PSRAM) or 2M')
     return p.parse_args(argv)
 
 
@@ -84,9 +91,39 @@ def board_env(args, flash):
         'SIM_SDCARD': '' if args.no_sdcard else os.path.abspath(args.sdcard),
         'SIM_FRAMES': os.path.abspath(args.frames),
         'SIM_FPS': str(args.fps),
+        'SIM_FRAMES_ONCE': '1' if args.frames_once else '0',
         'SIM_CAMERA_API': args.camera_api,
+        'SIM_NTP_PORT': str(args.ntp_port),
     })
     return env
+
+
+def serve_ntp():
+    """An NTP server on a loopback UDP port, in a thread; silent while the
+    fault "ntp_fail" is on. The board's DNS (tools/sim/network.py) sends
+    pool.ntp.org here. Returns the port."""
+    import threading
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(('127.0.0.1', 0))
+
+    def answer():
+        while True:
+            query, peer = sock.recvfrom(512)
+            try:
+                with open(os.environ.get('SIM_FAULTS', '')) as f:
+                    if json.load(f).get('ntp_fail'):
+                        continue
+            except (OSError, ValueError):
+                pass
+            now = int(time.time()) + 2208988800             # NTP seconds
+            reply = bytearray(48)
+            reply[0], reply[1] = 0x24, 2                     # v4 server, stratum 2
+            reply[32:36] = reply[40:44] = (now & 0xFFFFFFFF).to_bytes(4, 'big')
+            reply[24:32] = query[40:48]                      # originate = their transmit
+            sock.sendto(bytes(reply), peer)
+
+    threading.Thread(target=answer, daemon=True).start()
+    return sock.getsockname()[1]
 
 
 def wait_for_port(port, proc, timeout=30):
@@ -106,6 +143,7 @@ def main(argv=None):
     if not args.no_sdcard:
         os.makedirs(os.path.dirname(os.path.abspath(args.sdcard)), exist_ok=True)
     flash = make_flash(args, board_root)
+    args.ntp_port = serve_ntp()
     cmd = [micropython_binary(), '-X', 'heapsize=' + args.heap,
            os.path.join(SIM_DIR, 'run_board.py')]
     stopping = []

@@ -1,32 +1,60 @@
 # Simulator only, never goes onto a board: the board's machine module on a PC.
-# SDCard is a FAT image file as a block device; Pin, PWM, WDT and reset stand in.
+# SDCard is a FAT image file as a block device; Pin, PWM, WDT, RTC and reset stand in.
 from umachine import *  # noqa: F401,F403  the unix port's own machine functions
 import os
 import sys
 import time
+import utime
 import simctl
 
 _BLOCK = 512
 _open_images = {}       # one handle per image, however often it is remounted
+_live_hosts = []        # slots whose SD host an SDCard holds
 
 
 class SDCard:
-    """machine.SDCard(slot=1, width=1) backed by the image file SIM_SDCARD."""
+    """machine.SDCard(slot=1, width=1) backed by the image file SIM_SDCARD.
+
+    As on the ESP32 (ports/esp32/machine_sdcard.c), the constructor sets up
+    the SD host, which has one instance at a time: a second SDCard for the
+    same slot while the first is alive fails in sdmmc_host_init() with
+    OSError(-259, 'ESP_ERR_INVALID_STATE') until the first is deinit()ed.
+    The card itself is only talked to when mounted (ioctl INIT), so a
+    missing card makes vfs.mount() fail, not the constructor."""
 
     def __init__(self, slot=1, width=1, sim_ignore_faults=False, **kwargs):
         path = simctl.env('SIM_SDCARD')
-        faulty = simctl.fault('sd_absent') or simctl.fault('sd_removed')
-        if not path or (faulty and not sim_ignore_faults):
-            raise OSError(19)   # ENODEV, as the board says with no card
+        # the simulator's own formatting tool (run_board.py) is not the board
+        if not sim_ignore_faults:
+            if slot in _live_hosts:
+                raise OSError(-259, 'ESP_ERR_INVALID_STATE')
+            _live_hosts.append(slot)
+        self.slot = slot
+        self.live = not sim_ignore_faults
+        self.path = path
         self.ignore_faults = sim_ignore_faults
-        if path not in _open_images:
+        if path and path not in _open_images:
             _open_images[path] = open(path, 'r+b')
-        self.file = _open_images[path]
-        self.file.seek(0, 2)
-        self.blocks = self.file.tell() // _BLOCK
+        self.file = _open_images.get(path)
+        self.blocks = 0
+        if self.file:
+            self.file.seek(0, 2)
+            self.blocks = self.file.tell() // _BLOCK
+
+    def deinit(self):
+        if self.live:
+            self.live = False
+            _live_hosts.remove(self.slot)
+
+    def _present(self):
+        if not self.file:
+            return False
+        return self.ignore_faults or not (simctl.fault('sd_absent') or simctl.fault('sd_removed'))
 
     def _check(self, block, buf):
-        if not self.ignore_faults and simctl.fault('sd_removed'):
+        if not self.live and not self.ignore_faults:
+            raise OSError(5)    # deinit()ed: the host is gone
+        if not self._present():
             raise OSError(5)    # EIO: the card left the slot
         if block * _BLOCK + len(buf) > self.blocks * _BLOCK:
             raise OSError(5)
@@ -56,6 +84,8 @@ class SDCard:
         self.file.write(buf)
 
     def ioctl(self, op, arg):
+        if op == 1:             # init: talk to the card (vfs.mount does this)
+            return 0 if self._present() else -1
         if op == 4:             # block count
             return self.blocks
         if op == 5:             # block size
@@ -144,16 +174,17 @@ class WDT:
     def __init__(self, id=0, timeout=5000):
         import _thread
         self.timeout = timeout
-        self.fed_ms = time.ticks_ms()
+        self.fed_ms = utime.ticks_ms()
         _thread.start_new_thread(_watch, (self,))
 
     def feed(self):
-        self.fed_ms = time.ticks_ms()
+        self.fed_ms = utime.ticks_ms()
 
 
 def _watch(wdt):
-    # allocation-free until it fires: this thread runs beside the VM
-    while time.ticks_diff(time.ticks_ms(), wdt.fed_ms) <= wdt.timeout:
+    # allocation-free until it fires: this thread runs beside the VM. Host
+    # ticks: a hardware timer, which the sim's run-ahead (jump_s) must not stall
+    while utime.ticks_diff(utime.ticks_ms(), wdt.fed_ms) <= wdt.timeout:
         time.sleep_ms(100)
     print('watchdog: not fed for %d ms, resetting' % wdt.timeout)
     pid = open('/proc/self/stat').read().split()[0]
@@ -163,6 +194,17 @@ def _watch(wdt):
 def reset():
     """Power-cycle: the simulator restarts the board on exit status 75."""
     sys.exit(75)
+
+
+class RTC:
+    """The real-time clock; setting it (as ntptime and the firmware's NTP do)
+    sets the simulated wall clock."""
+
+    def datetime(self, value=None):
+        if value is None:
+            t = time.localtime()
+            return (t[0], t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0)
+        time.sim_set_clock()
 
 
 def freq(hz=None):

@@ -1,10 +1,15 @@
 # Simulator only, never goes onto a board: a Wi-Fi that connects to any network
-# except the SSIDs listed in the fault "wifi_fail" (true = all of them).
+# except the SSIDs listed in the fault "wifi_fail" (true = all of them), an
+# access point that keeps its security mode as the ESP32 does, and the DNS
+# that socket.getaddrinfo() asks for names.
 import simctl
+import time
 
 STA_IF = 0
 AP_IF = 1
 _hostname = 'esp32'
+_interfaces = {}        # interface -> its state
+_DNS_MS = 30            # a lookup through the router takes tens of ms
 
 
 def hostname(name=None):
@@ -15,30 +20,46 @@ def hostname(name=None):
 
 
 class WLAN:
+    # wifi_auth_mode_t, as ports/esp32/network_wlan.c names them
+    SEC_OPEN = 0
+    SEC_WEP = 1
+    SEC_WPA = 2
+    SEC_WPA2 = 3
+    SEC_WPA_WPA2 = 4
+    SEC_WPA2_ENT = 5
+    SEC_WPA3 = 6
+    SEC_WPA2_WPA3 = 7
+
     def __init__(self, interface=STA_IF):
+        # one interface however many WLAN objects: they share its state
         self.interface = interface
-        self._active = False
-        self._connected = False
-        self._config = {}
+        if interface not in _interfaces:
+            # ESP-IDF's AP default: open, whatever password is set
+            _interfaces[interface] = {'active': False, 'connected': False,
+                                      'config': {'security': self.SEC_OPEN, 'password': ''}}
+        self._state = _interfaces[interface]
 
     def active(self, on=None):
         if on is None:
-            return self._active
-        self._active = bool(on)
+            return self._state['active']
+        self._state['active'] = bool(on)
+        if not on:
+            self._state['connected'] = False
+        self._announce()
 
     def connect(self, ssid=None, password=None):
         failing = simctl.fault('wifi_fail')
-        self._connected = not (failing is True or
-                               (isinstance(failing, list) and ssid in failing))
+        self._state['connected'] = not (failing is True or
+                                        (isinstance(failing, list) and ssid in failing))
 
     def disconnect(self):
-        self._connected = False
+        self._state['connected'] = False
 
     def isconnected(self):
-        return self._connected
+        return self._state['connected']
 
     def status(self, *args):
-        return 1010 if self._connected else 1000
+        return 1010 if self._state['connected'] else 1000
 
     def ifconfig(self, *args):
         if self.interface == AP_IF:
@@ -47,5 +68,41 @@ class WLAN:
 
     def config(self, *args, **kwargs):
         if args:
-            return self._config.get(args[0])
-        self._config.update(kwargs)
+            key = 'security' if args[0] == 'authmode' else args[0]
+            if key == 'password':
+                raise ValueError('unknown config param')    # never readable back
+            return self._state['config'].get(key)
+        config = dict(self._state['config'])
+        for key, value in kwargs.items():
+            config['security' if key == 'authmode' else key] = value
+        if self.interface == AP_IF and config['security'] != self.SEC_OPEN:
+            # esp_wifi_set_config() refuses a WPA key outside 8..63 characters
+            if not 8 <= len(config['password']) <= 63:
+                raise OSError('Wifi Invalid Password')
+        self._state['config'] = config
+        self._announce()
+
+    def _announce(self):
+        # what a phone scanning for networks would see
+        config = self._state['config']
+        if self.interface == AP_IF and self._state['active'] and config.get('essid'):
+            security = config['security']
+            print('sim: access point %r, %s%s' % (
+                config['essid'], _SECURITY.get(security, str(security)),
+                '' if security == self.SEC_OPEN else ', key %r' % config['password']))
+
+
+_SECURITY = {0: 'open', 1: 'WEP', 2: 'WPA-PSK', 3: 'WPA2-PSK', 4: 'WPA/WPA2-PSK',
+             6: 'WPA3-PSK', 7: 'WPA2/WPA3-PSK'}
+
+
+def sim_resolve(host, port):
+    """DNS for socket.getaddrinfo(): blocks as lwIP's lookup does. The NTP
+    pool resolves to the simulator's NTP server on loopback; with the fault
+    "dns_fail", or for any other name, the lookup fails as on the ESP32
+    (OSError -202, lwIP's EAI_FAIL)."""
+    time.sleep_ms(_DNS_MS)
+    ntp_port = simctl.env('SIM_NTP_PORT')
+    if host.endswith('pool.ntp.org') and ntp_port and not simctl.fault('dns_fail'):
+        return ('127.0.0.1', int(ntp_port))
+    raise OSError(-202)

@@ -1,0 +1,128 @@
+"""What the simulator now holds the firmware to because the board does:
+one SD host, a WPA2 access point, the 2000 epoch, NTP that takes time,
+a small C stack."""
+import json
+import os
+import re
+import time
+
+from tools.sim.harness import REPO
+
+AP_LINE = re.compile(r"wifi: no network; access point esp32cam-setup \(WPA2, password (\S+)\)")
+SIM_AP = re.compile(r"sim: access point 'esp32cam-setup', (\S+), key '(\S+)'")
+
+
+def sim_config(**changes):
+    config = json.load(open(os.path.join(REPO, 'tools', 'sim', 'config.json')))
+    config.update(changes)
+    return config
+
+
+def wait_output(board, text, count=1, timeout=30):
+    deadline = time.monotonic() + timeout
+    while board.output().count(text) < count:
+        assert time.monotonic() < deadline, board.output()
+        time.sleep(0.1)
+
+
+def test_card_removed_and_reinserted_many_times_uses_one_sd_host(board):
+    # the simulated SDCard, like the ESP32's, refuses a second live instance
+    for cycle in range(5):
+        board.set_faults(sd_removed=True)
+        with board.ws() as ws:
+            reply = board.command(ws, cmd='snapshot_now')
+        assert reply['ok'] is False
+        board.wait_for(lambda s: s['sd_free'] is None, timeout=30)
+        board.set_faults()
+        board.wait_for(lambda s: s['sd_free'] is not None, timeout=30)
+        with board.ws() as ws:
+            assert board.command(ws, cmd='snapshot_now')['ok'] is True, cycle
+    assert len(board.card_files()) == 5
+    out = board.output()
+    assert 'ESP_ERR_INVALID_STATE' not in out and 'Traceback' not in out
+
+
+def test_access_point_is_wpa2_with_the_boards_own_password(make_board):
+    config = {'wifi': [], 'watchdog_s': 2}
+    board = make_board(config=config).start()
+    out = board.output()
+    shown = AP_LINE.search(out).group(1)
+    security, key = SIM_AP.search(out).groups()     # what a phone would see
+    assert security == 'WPA2-PSK' and key == shown
+    assert len(shown) >= 8 and shown != 'esp32cam'
+    assert shown not in open(os.path.join(REPO, 'README.md')).read()
+    assert shown not in open(os.path.join(REPO, 'config.example.json')).read()
+    # the same password after a reset (the watchdog's: the loop stalls)
+    board.wait_frame()
+    board.set_faults(camera_hang_s=3)
+    wait_output(board, 'board reset, booting again')
+    board.set_faults()
+    wait_output(board, 'access point esp32cam-setup', count=2)
+    assert AP_LINE.findall(board.output()) == [shown, shown]
+
+
+def test_access_point_password_from_the_config(make_board):
+    board = make_board(config={'wifi': [], 'ap': {'password': 'correct-horse'}}).start()
+    assert AP_LINE.search(board.output()).group(1) == 'correct-horse'
+    assert SIM_AP.search(board.output()).groups() == ('WPA2-PSK', 'correct-horse')
+
+
+def test_a_too_short_access_point_password_is_refused_not_used(make_board):
+    board = make_board(config={'wifi': [], 'ap': {'password': 'short'}}).start()
+    out = board.output()
+    assert 'config: ap.password must be 8 to 63 characters' in out
+    assert "WPA2-PSK, key 'short'" not in out
+    assert AP_LINE.search(out).group(1) != 'short'
+    board.wait_frame()
+
+
+def test_names_before_ntp_west_of_utc_are_in_2000(make_board):
+    # the ESP32 counts from 2000-01-01; an hour west of UTC, a minute after
+    # power-on, is before that epoch: some firmware versions then say 2136
+    board = make_board(config=sim_config(tz_offset_min=-60))
+    board.set_faults(ntp_fail=True)
+    board.start()
+    board.wait_frame()
+    with board.ws() as ws:
+        reply = board.command(ws, cmd='snapshot_now')
+    name = reply['saved'].rsplit('/', 1)[1]
+    assert name.startswith('manual-20000101-'), name
+    assert board.status()['clock_set'] is False
+
+
+def test_ntp_sets_the_clock_through_dns_and_udp(board):
+    status = board.wait_for(lambda s: s['clock_set'] is True, timeout=30)
+    assert status['clock_set'] is True
+    with board.ws() as ws:
+        name = board.command(ws, cmd='snapshot_now')['saved'].rsplit('/', 1)[1]
+    assert not name.startswith('manual-2000'), name
+
+
+def test_an_unreachable_ntp_server_does_not_stall_serving(make_board):
+    # the reply wait (up to 1 s) happens while the loop serves on; the
+    # board's own loop monitor reports the longest stall it saw meanwhile
+    board = make_board(config=sim_config(loop_monitor=True))
+    board.set_faults(ntp_fail=True)
+    board.start()
+    board.wait_frame()
+    wait_output(board, 'clock: ntp failed', count=1)
+    with board.ws() as ws:
+        assert board.command(ws, cmd='reset')['ok'] is True       # clears the monitor
+    wait_output(board, 'clock: ntp failed', count=2)              # one more 1 s wait
+    status = board.status()
+    print('loop_stall_ms across an unanswered NTP query:', status['loop_stall_ms'])
+    assert status['clock_set'] is False
+    assert status['loop_stall_ms'] < 1000       # blocking ntptime: >= 1000
+
+
+def test_a_message_nested_5000_deep_is_refused_and_the_board_serves_on(make_board):
+    config = sim_config(limits={'max_ws_message': 16384})
+    board = make_board(config=config).start()
+    board.wait_frame()
+    with board.ws() as ws:
+        deep = '{"cmd": "status", "id": ' + '[' * 5000 + ']' * 5000 + '}'
+        ws.send(deep)
+        reply = json.loads(ws.recv(timeout=15))
+        assert reply == {'ok': False, 'error': 'bad json', 'reason': 'nested too deep'}
+        assert board.command(ws, cmd='status')['ok'] is True
+    assert 'Traceback' not in board.output()
