@@ -24,17 +24,51 @@ const baseName = (path) => (path ? path.split('/').pop() : '');
 const snapUrl = (name) => '/snaps/' + encodeURIComponent(name);
 
 // --- connection state ---------------------------------------------------------
-const conn = { ws: false, events: false, failures: 0 };
+// The board has 10 sockets for everything (lwIP), so a visible idle dashboard
+// holds two (events, stream), a hidden one none, and /control opens on demand.
+const conn = { events: false, busy: false, failures: 0 };
 function showConnection() {
-  const online = conn.ws && conn.events;
-  const label = online ? 'online' : conn.failures >= 3 ? 'offline' : 'reconnecting…';
+  const online = conn.events;
+  const cls = online ? 'online' : conn.busy ? 'busy' : conn.failures >= 3 ? 'offline' : 'reconnecting';
   const el = $('conn');
-  el.textContent = label;
-  el.className = 'conn ' + (online ? 'online' : conn.failures >= 3 ? 'offline' : 'reconnecting');
-  for (const id of CONTROL_IDS) $(id).disabled = !conn.ws;
+  el.textContent = { online: 'online', busy: 'board busy', offline: 'offline', reconnecting: 'reconnecting…' }[cls];
+  el.title = cls === 'busy' ? 'The board has no free connection (too many open pages or apps); retrying' : '';
+  el.className = 'conn ' + cls;
+  for (const id of CONTROL_IDS) $(id).disabled = !online;
+  $('mask-edit').disabled = !online;
 }
 
-// --- status (SSE) ----------------------------------------------------------------
+const busyError = (r) => Object.assign(new Error('busy'), { busy: true, wait: 1000 * (Number(r.headers.get('Retry-After')) || 2) });
+// A connection that lives while the tab is visible: run(controller) until it
+// fails, then again after a backoff (longer while the board says busy).
+function keepOpen(run, trouble) {
+  let current = null, timer = null, delay = 0;
+  async function go() {
+    timer = null;
+    if (current || document.hidden) return;
+    const c = current = new AbortController();
+    c.ok = () => { delay = 0; };
+    let error;
+    try { await run(c); } catch (e) { error = e; }
+    if (current !== c) return;          // stopped on purpose
+    current = null;
+    delay = Math.min(Math.max(delay * 2, 1000, (error && error.wait) || 0), 16000);
+    trouble(error || new Error('ended'), delay);
+    timer = setTimeout(go, delay * (0.8 + Math.random() * 0.4));
+  }
+  return {
+    start() { if (!timer) go(); },
+    stop() {
+      clearTimeout(timer);
+      timer = null;
+      const c = current;
+      current = null;
+      if (c) c.abort();
+    },
+  };
+}
+
+// --- status (SSE, read with fetch to see a 503) ----------------------------------
 let lastSnapshot = null;
 let uptime = null;              // status is pushed on change: tick it here
 function showUptime() {
@@ -57,6 +91,8 @@ function showStatus(s) {
   $('clients').textContent = s.clients;
   $('clock').textContent = s.clock_set ? 'set' : 'not set';
   if (s.settings) showSettings(s.settings);
+  if ('motion' in s) showMotionNow(s.motion);
+  if ('last_motion' in s) showTrigger(s.last_motion);
   if (s.last_snapshot !== lastSnapshot) {
     lastSnapshot = s.last_snapshot;
     loadGallery();
@@ -72,34 +108,126 @@ function showSettings(settings) {
     const out = $(id + '-value');
     if (out) out.textContent = settings[id];
   }
+  if (settings.motion_mask) mask = hexToBits(settings.motion_mask);
 }
 
-let events = null;
-function openEvents() {
-  events = new EventSource('/events');
-  events.addEventListener('open', () => { conn.events = true; showConnection(); });
-  events.addEventListener('status', (e) => showStatus(JSON.parse(e.data)));
-  events.addEventListener('deleted', () => loadGallery());
-  events.addEventListener('error', () => {
-    conn.events = false;
+function showMotionNow(moving) {
+  const el = $('motion-now');
+  el.textContent = moving ? 'motion' : 'no motion';
+  el.className = 'pill' + (moving ? ' moving' : '');
+}
+function showTrigger(m) {
+  let text = 'none yet';
+  if (m && m.cause === 'pir') text = '#' + m.count + ' PIR';
+  else if (m) {
+    text = '#' + m.count + ' picture change';
+    const b = m.box;
+    if (b) text += ', ' + Number(m.area).toFixed(1) + ' % of the picture at (' + b[0] + ', ' + b[1] + ')–(' + b[2] + ', ' + b[3] + ')';
+  }
+  $('last-trigger').textContent = 'Last trigger: ' + text;
+}
+
+const HANDLERS = {
+  status: showStatus,
+  deleted: () => loadGallery(),
+  motion: (m) => { if (m.cause !== 'pir') showMotionNow(true); showTrigger(m); },
+  motion_end: () => showMotionNow(false),
+};
+const EVENTS_STALL_MS = 15000;    // the board sends a heartbeat every 5 s
+let lastEventId = null;
+async function readEvents(c) {
+  let stall = setTimeout(() => c.abort(), EVENTS_STALL_MS);
+  try {
+    const r = await fetch('/events', { signal: c.signal, cache: 'no-store',
+      headers: lastEventId ? { 'Last-Event-ID': lastEventId } : {} });
+    if (r.status === 503) throw busyError(r);
+    if (!r.ok || !r.body) throw new Error('events ' + r.status);
+    c.ok();
+    Object.assign(conn, { events: true, busy: false, failures: 0 });
     showConnection();
-    if (events.readyState === EventSource.CLOSED) setTimeout(openEvents, 2000);
-  });
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '', name = 'message', data = [];
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error('events ended');
+      clearTimeout(stall);
+      stall = setTimeout(() => c.abort(), EVENTS_STALL_MS);
+      buf += value;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, '');
+        buf = buf.slice(nl + 1);
+        if (!line) {
+          if (data.length && HANDLERS[name]) HANDLERS[name](JSON.parse(data.join('\n')));
+          name = 'message';
+          data = [];
+        } else if (line.startsWith('event:')) name = line.slice(6).trim();
+        else if (line.startsWith('data:')) data.push(line.slice(5));
+        else if (line.startsWith('id:')) lastEventId = line.slice(3).trim();
+      }
+    }
+  } finally {
+    clearTimeout(stall);
+  }
 }
+const events = keepOpen(readEvents, (e) => {
+  conn.events = false;
+  conn.busy = !!e.busy;
+  conn.failures++;
+  showConnection();
+});
 
-// --- commands (WebSocket) ---------------------------------------------------------
+// --- commands (WebSocket, opened when the user acts) -----------------------------
+const WS_IDLE_MS = 30000;
 let ws = null;
 let nextId = 1;
-let backoff = 500;
+let wsDelay = 500;
+let idleTimer = null;
+const outbox = [];               // commands waiting for the socket to open
 const pending = new Map();       // id -> what the request was, for the reply text
 
 function send(cmd, what) {
-  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
   cmd.id = nextId++;
   pending.set(cmd.id, what || cmd.cmd);
   if (pending.size > 50) pending.delete(pending.keys().next().value);
-  ws.send(JSON.stringify(cmd));
+  outbox.push(JSON.stringify(cmd));
+  if (outbox.length > 20) outbox.shift();
+  openControl();
+  flush();
   return true;
+}
+
+function flush() {
+  if (!ws || ws.readyState !== WebSocket.OPEN) return;
+  while (outbox.length) ws.send(outbox.shift());
+  stayOpen();
+}
+// close the control socket when nothing happened for WS_IDLE_MS
+function stayOpen() {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => { if (ws && !outbox.length) ws.close(); }, WS_IDLE_MS);
+}
+
+function openControl() {
+  if (ws) return;
+  const proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
+  const sock = ws = new WebSocket(proto + location.host + '/control');
+  sock.addEventListener('open', () => { wsDelay = 500; flush(); });
+  sock.addEventListener('message', (e) => { stayOpen(); showReply(JSON.parse(e.data)); });
+  sock.addEventListener('close', (e) => {
+    ws = null;
+    clearTimeout(idleTimer);
+    if (!outbox.length) return;
+    if (wsDelay > 8000) {
+      outbox.length = 0;
+      wsDelay = 500;
+      say('Failed: the board is busy (too many connections), try again in a moment', true);
+      return;
+    }
+    say('Board busy, retrying…', true);
+    setTimeout(openControl, wsDelay);
+    wsDelay *= 2;
+  });
 }
 
 function say(text, bad) {
@@ -125,31 +253,16 @@ function showReply(r) {
     say('Counters reset');
     $('trigger-count').textContent = '0';
     $('snapshot-count').textContent = '0';
+  } else if (r.ok && r.key === 'motion_mask') {
+    mask = hexToBits(r.value);
+    const n = mask.filter(Boolean).length;
+    say('Motion mask saved: ' + (n ? n + ' of 192 cells ignored' : 'the whole picture is watched'));
   } else if (r.ok && r.key) {
     say(r.key + ' set to ' + r.value);
   } else if (!r.ok) {
     const why = r.reason || r.error;
     say('Failed: ' + (REASONS[why] || why), true);
   }
-}
-
-function connect() {
-  const proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
-  ws = new WebSocket(proto + location.host + '/control');
-  ws.addEventListener('open', () => {
-    backoff = 500;
-    conn.ws = true;
-    conn.failures = 0;
-    showConnection();
-  });
-  ws.addEventListener('message', (e) => showReply(JSON.parse(e.data)));
-  ws.addEventListener('close', () => {
-    conn.ws = false;
-    conn.failures++;
-    showConnection();
-    setTimeout(connect, backoff);
-    backoff = Math.min(backoff * 2, 8000);
-  });
 }
 
 // Sliders: at most one `set` per SEND_EVERY_MS while dragging, and always
@@ -180,6 +293,7 @@ function wireSetting(el) {
 // restart is noticed and the stream reopened; without /stream, poll stills.
 const STALL_MS = 5000;
 let liveUrl = null;
+let frameSize = '';
 function showFrame(blob) {
   const url = URL.createObjectURL(blob);
   $('live').src = url;
@@ -204,16 +318,17 @@ function indexOf(buf, pattern, from) {
   return -1;
 }
 
-async function readStream() {
-  const abort = new AbortController();
-  let stall = setTimeout(() => abort.abort(), STALL_MS);
-  const response = await fetch('/stream', { signal: abort.signal, cache: 'no-store' });
-  if (response.status === 404) return false;
-  if (!response.ok || !response.body) throw new Error('stream ' + response.status);
-  const reader = response.body.getReader();
-  const crlf2 = new TextEncoder().encode('\r\n\r\n');
-  let buf = new Uint8Array(0);
+let noStream = false;             // the board has no /stream: poll stills
+async function readStream(c) {
+  let stall = setTimeout(() => c.abort(), STALL_MS);
   try {
+    const response = await fetch('/stream', { signal: c.signal, cache: 'no-store' });
+    if (response.status === 404) { noStream = true; return pollStills(c); }
+    if (response.status === 503) throw busyError(response);
+    if (!response.ok || !response.body) throw new Error('stream ' + response.status);
+    const reader = response.body.getReader();
+    const crlf2 = new TextEncoder().encode('\r\n\r\n');
+    let buf = new Uint8Array(0);
     for (;;) {
       const { done, value } = await reader.read();
       if (done) throw new Error('stream ended');
@@ -230,39 +345,203 @@ async function readStream() {
         const start = headEnd + 4, end = start + Number(match[1]);
         if (buf.length < end) break;
         showFrame(new Blob([buf.slice(start, end)], { type: 'image/jpeg' }));
+        c.ok();
         clearTimeout(stall);
-        stall = setTimeout(() => abort.abort(), STALL_MS);
+        stall = setTimeout(() => c.abort(), STALL_MS);
         buf = buf.slice(end + 2);
       }
     }
   } finally {
     clearTimeout(stall);
-    abort.abort();
   }
 }
 
-async function pollStills() {
-  for (;;) {
-    try {
-      const r = await fetch('/snapshot.jpg', { cache: 'no-store' });
-      if (r.ok) showFrame(await r.blob());
-      else liveProblem('no picture yet');
-    } catch (e) {
-      liveProblem('board unreachable');
-    }
+async function pollStills(c) {
+  while (!c.signal.aborted) {
+    const r = await fetch('/snapshot.jpg', { signal: c.signal, cache: 'no-store' });
+    if (r.ok) { showFrame(await r.blob()); c.ok(); }
+    else if (r.status !== 503) throw new Error('still ' + r.status);
+    else if (await r.text()) liveProblem('no picture yet');      // the camera's 503
+    else throw busyError(r);                                       // the connection cap's
     await new Promise((done) => setTimeout(done, 500));
   }
 }
 
-async function live() {
-  for (;;) {
-    try {
-      if ((await readStream()) === false) return pollStills();
-    } catch (e) {
-      liveProblem('reconnecting…');
-    }
-    await new Promise((done) => setTimeout(done, 1000));
+const live = keepOpen((c) => (noStream ? pollStills(c) : readStream(c)),
+  (e) => liveProblem(e.busy ? 'board busy, retrying…' : 'reconnecting…'));
+
+// --- motion: overlay and mask editor -------------------------------------------------
+// The mask is 16 x 12 cells over the picture, row-major, 4 cells per hex digit
+// (the high bit first); a set bit is a cell the detector ignores.
+const MASK_COLS = 16, MASK_ROWS = 12, MOTION_EVERY_MS = 500;
+let mask = new Array(MASK_COLS * MASK_ROWS).fill(0);
+let draft = null;                 // the mask being edited, or null
+let lastView = null;
+const hexToBits = (hex) => [...hex].flatMap((ch) => { const v = parseInt(ch, 16); return [v >> 3 & 1, v >> 2 & 1, v >> 1 & 1, v & 1]; });
+function bitsToHex(bits) {
+  let hex = '';
+  for (let i = 0; i < bits.length; i += 4) hex += (bits[i] << 3 | bits[i + 1] << 2 | bits[i + 2] << 1 | bits[i + 3]).toString(16);
+  return hex;
+}
+
+// where the picture is inside the <img> (object-fit: contain keeps its shape)
+function placeOverlay() {
+  const img = $('live');
+  const w = img.naturalWidth || 4, h = img.naturalHeight || 3;
+  const scale = Math.min(img.clientWidth / w, img.clientHeight / h);
+  const box = { left: img.offsetLeft + (img.clientWidth - w * scale) / 2, top: img.offsetTop + (img.clientHeight - h * scale) / 2,
+    width: w * scale, height: h * scale };
+  for (const el of [$('overlay'), $('mask-grid')]) {
+    for (const k in box) el.style[k] = box[k] + 'px';
   }
+  drawOverlay();
+}
+
+function drawOverlay() {
+  const canvas = $('overlay');
+  const on = $('show-motion').checked;
+  canvas.hidden = !on;
+  if (!on) return;
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth, height = canvas.clientHeight;
+  canvas.width = Math.round(width * ratio);
+  canvas.height = Math.round(height * ratio);
+  const g = canvas.getContext('2d');
+  g.scale(ratio, ratio);
+  // masked cells: shaded, the detector does not look there
+  g.fillStyle = 'rgba(10, 14, 18, .55)';
+  const cw = width / MASK_COLS, ch = height / MASK_ROWS;
+  mask.forEach((bit, i) => bit && g.fillRect(i % MASK_COLS * cw, Math.floor(i / MASK_COLS) * ch, cw, ch));
+  const v = lastView;
+  if (!v || !v.cols) return;
+  const img = $('live');
+  const scale = width / (img.naturalWidth || v.cols * 8);
+  const changed = atob(v.changed);
+  g.fillStyle = 'rgba(255, 77, 79, .45)';
+  for (let i = 0; i < changed.length; i++) {
+    if (changed.charCodeAt(i)) g.fillRect(i % v.cols * 8 * scale, Math.floor(i / v.cols) * 8 * scale, 8 * scale, 8 * scale);
+  }
+  if (v.region) {
+    const [x0, y0, x1, y1] = v.region.box;
+    const s = width / v.region.frame[0];
+    g.strokeStyle = '#ffd23f';
+    g.lineWidth = 2;
+    g.strokeRect(x0 * s, y0 * s, (x1 - x0 + 1) * s, (y1 - y0 + 1) * s);
+    g.font = '600 12px system-ui, sans-serif';
+    g.fillStyle = '#ffd23f';
+    g.fillText(Number(v.region.area).toFixed(1) + ' %', x0 * s + 4, Math.max(14, y0 * s - 4));
+  }
+}
+
+// /motion twice a second, only while the overlay is on and the tab is seen
+let motionTimer = null;
+async function pollMotion() {
+  motionTimer = null;
+  if (!$('show-motion').checked || document.hidden) return;
+  try {
+    const r = await fetch('/motion', { cache: 'no-store' });
+    if (r.ok) {
+      lastView = await r.json();
+      if (!draft) mask = hexToBits(lastView.mask);
+      drawOverlay();
+    }
+  } catch (e) {
+    // board busy or away: the next round tries again
+  }
+  if (!motionTimer && $('show-motion').checked) motionTimer = setTimeout(pollMotion, MOTION_EVERY_MS);
+}
+function motionPolling() {
+  clearTimeout(motionTimer);
+  motionTimer = null;
+  if ($('show-motion').checked && !document.hidden) pollMotion();
+}
+
+function buildGrid() {
+  const grid = $('mask-grid');
+  if (grid.children.length) return;
+  for (let i = 0; i < MASK_COLS * MASK_ROWS; i++) {
+    const cell = document.createElement('button');
+    cell.type = 'button';
+    cell.tabIndex = i ? -1 : 0;
+    cell.setAttribute('aria-label', 'Row ' + (Math.floor(i / MASK_COLS) + 1) + ', column ' + (i % MASK_COLS + 1));
+    grid.append(cell);
+  }
+}
+function showDraft() {
+  [...$('mask-grid').children].forEach((cell, i) => cell.setAttribute('aria-pressed', draft[i] ? 'true' : 'false'));
+  const n = draft.filter(Boolean).length;
+  $('mask-count').textContent = n ? n + ' of 192 cells ignored' : 'whole picture watched';
+}
+function setCell(i, bit) {
+  if (draft[i] === bit) return;
+  draft[i] = bit;
+  showDraft();
+}
+function editMask(on) {
+  draft = on ? mask.slice() : null;
+  $('motion-tools').hidden = on;
+  $('mask-tools').hidden = !on;
+  $('mask-grid').hidden = !on;
+  $('live').parentNode.classList.toggle('editing', on);
+  if (on) {
+    buildGrid();
+    placeOverlay();
+    showDraft();
+    $('mask-grid').querySelector('[tabindex="0"]').focus();
+  } else {
+    drawOverlay();
+    $('mask-edit').focus();
+  }
+}
+
+function wireGrid() {
+  const grid = $('mask-grid');
+  const cellAt = (e) => {
+    const r = grid.getBoundingClientRect();
+    const col = Math.floor((e.clientX - r.left) / r.width * MASK_COLS);
+    const row = Math.floor((e.clientY - r.top) / r.height * MASK_ROWS);
+    return col < 0 || row < 0 || col >= MASK_COLS || row >= MASK_ROWS ? -1 : row * MASK_COLS + col;
+  };
+  let paint = null;               // drag paints what the first cell became
+  grid.addEventListener('pointerdown', (e) => {
+    const i = cellAt(e);
+    if (i < 0 || !draft) return;
+    e.preventDefault();
+    paint = draft[i] ? 0 : 1;
+    setCell(i, paint);
+    moveFocus(i);
+    grid.setPointerCapture(e.pointerId);
+  });
+  grid.addEventListener('pointermove', (e) => {
+    const i = paint === null ? -1 : cellAt(e);
+    if (i >= 0) setCell(i, paint);
+  });
+  for (const type of ['pointerup', 'pointercancel']) grid.addEventListener(type, () => { paint = null; });
+  // keyboard: Enter/Space click the focused cell (detail 0); a mouse click was painted above
+  grid.addEventListener('click', (e) => {
+    const i = [...grid.children].indexOf(e.target);
+    if (i >= 0 && e.detail === 0) setCell(i, draft[i] ? 0 : 1);
+  });
+  grid.addEventListener('keydown', (e) => {
+    const i = [...grid.children].indexOf(document.activeElement);
+    if (i < 0) return;
+    const row = Math.floor(i / MASK_COLS), col = i % MASK_COLS;
+    const to = { ArrowLeft: col ? i - 1 : i, ArrowRight: col < MASK_COLS - 1 ? i + 1 : i,
+      ArrowUp: row ? i - MASK_COLS : i, ArrowDown: row < MASK_ROWS - 1 ? i + MASK_COLS : i,
+      Home: i - col, End: i - col + MASK_COLS - 1 }[e.key];
+    if (to === undefined) {
+      if (e.key === 'Escape') editMask(false);
+      return;
+    }
+    e.preventDefault();
+    moveFocus(to);
+  });
+}
+function moveFocus(i) {
+  const cells = $('mask-grid').children;
+  for (const cell of cells) cell.tabIndex = -1;
+  cells[i].tabIndex = 0;
+  cells[i].focus({ preventScroll: true });
 }
 
 // --- gallery ------------------------------------------------------------------------
@@ -357,9 +636,38 @@ $('viewer-close').addEventListener('click', () => $('viewer').close());
 $('viewer-delete').addEventListener('click', deleteViewed);
 for (const id of SETTING_IDS) wireSetting($(id));
 
+$('show-motion').addEventListener('change', () => { drawOverlay(); motionPolling(); });
+$('mask-edit').addEventListener('click', () => editMask(true));
+$('mask-cancel').addEventListener('click', () => editMask(false));
+$('mask-clear').addEventListener('click', () => { draft.fill(0); showDraft(); });
+$('mask-save').addEventListener('click', () => {
+  send({ cmd: 'set', key: 'motion_mask', value: bitsToHex(draft) }, 'motion mask');
+  mask = draft;
+  editMask(false);
+});
+wireGrid();
+$('live').addEventListener('load', () => {
+  const size = $('live').naturalWidth + 'x' + $('live').naturalHeight;
+  if (size !== frameSize) { frameSize = size; placeOverlay(); }
+});
+new ResizeObserver(placeOverlay).observe($('live'));
+
+// A hidden tab gives its sockets back to the board; shown again, it resumes.
+function visibility() {
+  if (document.hidden) {
+    events.stop();
+    live.stop();
+    if (ws && !outbox.length) ws.close();
+    conn.events = false;
+  } else {
+    events.start();
+    live.start();
+    motionPolling();
+  }
+}
+document.addEventListener('visibilitychange', visibility);
+
 setInterval(showUptime, 1000);
 showConnection();
-openEvents();
-connect();
-live();
+visibility();
 loadGallery();

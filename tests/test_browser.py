@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -176,3 +177,132 @@ def test_screenshots_desktop_and_phone(board, open_page):
         width_used = page.evaluate('document.documentElement.scrollWidth')
         assert width_used <= width, 'the page scrolls sideways at %d px' % width
         page.context.close()
+
+
+# --- motion tuning --------------------------------------------------------------
+
+@pytest.fixture
+def walking_board(make_board):
+    """The default frames: a still garden, then a figure walking through it."""
+    b = make_board().start()
+    b.wait_frame()
+    return b
+
+
+def mask_hex(cells):
+    """The board's motion_mask for a set of (row, col) cells of the 16x12 grid."""
+    bits = [1 if (i // 16, i % 16) in cells else 0 for i in range(192)]
+    return ''.join('%x' % int(''.join(map(str, bits[i:i + 4])), 2) for i in range(0, 192, 4))
+
+
+def trigger_text(m):
+    if m['cause'] == 'pir':
+        return 'Last trigger: #%d PIR' % m['count']
+    x0, y0, x1, y1 = m['box']
+    return ('Last trigger: #%d picture change, %.1f %% of the picture at (%d, %d)–(%d, %d)'
+            % (m['count'], m['area'], x0, y0, x1, y1))
+
+
+# pixels of the overlay canvas in the colour of changed blocks / the region box
+OVERLAY_PIXELS = """([r0, g0, b0]) => {
+    const c = document.getElementById('overlay');
+    if (c.hidden || !c.width) return 0;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4)
+        if (d[i + 3] > 60 && Math.abs(d[i] - r0) < 40 && Math.abs(d[i + 1] - g0) < 40 && Math.abs(d[i + 2] - b0) < 40) n++;
+    return n;
+}"""
+CHANGED_RGB = [255, 77, 79]
+BOX_RGB = [255, 210, 63]
+
+
+def test_motion_overlay_shows_changed_blocks_while_a_figure_walks(walking_board, open_page):
+    page = open_page(walking_board)
+    expect(page.locator('#live-state')).to_have_text('live')
+    expect(page.locator('#overlay')).to_be_hidden()
+    page.get_by_label('Show motion').check()
+    expect(page.locator('#overlay')).to_be_visible()
+    # the figure crosses the scene every few seconds: blocks and the box appear
+    page.wait_for_function('([f, rgb]) => eval(f)(rgb) > 50', arg=[OVERLAY_PIXELS, CHANGED_RGB])
+    page.wait_for_function('([f, rgb]) => eval(f)(rgb) > 20', arg=[OVERLAY_PIXELS, BOX_RGB])
+    # the overlay sits exactly on the picture
+    img = page.locator('#live').bounding_box()
+    box = page.locator('#overlay').bounding_box()
+    assert abs(box['width'] - img['width']) < 2 and abs(box['x'] - img['x']) < 2
+    expect(page.locator('#motion-now')).to_have_text('motion')
+    # the trigger line says what the board recorded
+    deadline = time.monotonic() + 20
+    while True:
+        last = walking_board.status()['last_motion']
+        shown = page.locator('#last-trigger').inner_text()
+        if last and shown == trigger_text(last):
+            break
+        assert time.monotonic() < deadline, (shown, last)
+        time.sleep(0.2)
+    assert last['cause'] == 'frame' and last['frame'] == [320, 240]
+    os.makedirs(SHOTS, exist_ok=True)
+    page.wait_for_function('([f, rgb]) => eval(f)(rgb) > 50', arg=[OVERLAY_PIXELS, CHANGED_RGB])
+    page.locator('section.live').screenshot(path=os.path.join(SHOTS, 'motion-overlay-desktop.png'))
+    page.get_by_label('Show motion').uncheck()
+    expect(page.locator('#overlay')).to_be_hidden()
+    assert page.errors == []
+
+
+def test_mask_drawn_in_the_ui_reaches_the_board(walking_board, open_page):
+    page = open_page(walking_board, 390, 844)
+    expect(page.locator('#live-state')).to_have_text('live')
+    page.get_by_role('button', name='Edit motion mask').click()
+    grid = page.get_by_role('group', name=re.compile('^Motion mask'))
+    expect(grid).to_be_visible()
+    cells = grid.get_by_role('button')
+    expect(cells).to_have_count(192)
+    cells.nth(15).click()                         # top right
+    cells.nth(15).click()                         # and back
+    cells.nth(15).click()
+    cells.nth(0).click()                          # top left
+    expect(cells.nth(0)).to_have_attribute('aria-pressed', 'true')
+    # keyboard: the focused cell moves with the arrows, Space toggles
+    page.keyboard.press('ArrowDown')
+    page.keyboard.press('ArrowRight')
+    page.keyboard.press('Space')
+    expect(page.get_by_role('button', name='Row 2, column 2')).to_have_attribute('aria-pressed', 'true')
+    # drag along the bottom row paints four cells
+    first, fourth = cells.nth(176).bounding_box(), cells.nth(179).bounding_box()
+    page.mouse.move(first['x'] + 3, first['y'] + 3)
+    page.mouse.down()
+    page.mouse.move(fourth['x'] + 5, fourth['y'] + 3, steps=6)
+    page.mouse.up()
+    expect(page.locator('#mask-count')).to_have_text('7 of 192 cells ignored')
+    os.makedirs(SHOTS, exist_ok=True)
+    page.screenshot(path=os.path.join(SHOTS, 'mask-editor-phone.png'))
+    page.get_by_role('button', name='Save mask').click()
+    expect(page.locator('#message')).to_have_text('Motion mask saved: 7 of 192 cells ignored')
+    want = mask_hex({(0, 0), (0, 15), (1, 1), (11, 0), (11, 1), (11, 2), (11, 3)})
+    assert want == '8001' + '4000' + '0' * 36 + 'f000'
+    assert walking_board.status()['settings']['motion_mask'] == want
+    with page.expect_response(lambda r: r.url.endswith('/motion')) as seen:
+        page.get_by_label('Show motion').check()
+    assert seen.value.json()['mask'] == want
+    # masked cells are shaded in the overlay
+    page.wait_for_function("""() => {
+        const c = document.getElementById('overlay');
+        const d = c.getContext('2d').getImageData(2, 2, 1, 1).data;
+        return d[3] > 100; }""")
+
+    # Clear and Cancel change nothing on the board; Clear then Save clears it
+    page.get_by_role('button', name='Edit motion mask').click()
+    expect(cells.nth(0)).to_have_attribute('aria-pressed', 'true')
+    page.get_by_role('button', name='Clear').click()
+    expect(page.locator('#mask-count')).to_have_text('whole picture watched')
+    page.get_by_role('button', name='Cancel').click()
+    expect(grid).to_be_hidden()
+    assert walking_board.status()['settings']['motion_mask'] == want
+    page.get_by_role('button', name='Edit motion mask').click()
+    page.get_by_role('button', name='Clear').click()
+    page.get_by_role('button', name='Save mask').click()
+    expect(page.locator('#message')).to_have_text('Motion mask saved: the whole picture is watched')
+    assert walking_board.status()['settings']['motion_mask'] == '0' * 48
+    width_used = page.evaluate('document.documentElement.scrollWidth')
+    assert width_used <= 390, 'the page scrolls sideways at 390 px'
+    assert page.errors == []

@@ -31,7 +31,7 @@ class Board:
 
     def __init__(self, tmp_path, sdcard='default', frames=FRAMES, fps=10,
                  camera_api='cnadler86', heap=None, config=None, port=None,
-                 board_root=None):
+                 board_root=None, frames_once=False, sockets=None):
         self.tmp = tmp_path
         self.port = port or free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
@@ -40,7 +40,7 @@ class Board:
         self.faults_path = str(tmp_path / 'faults.json')
         self.log_path = str(tmp_path / 'board.log')
         self.args = ['--port', str(self.port), '--frames', frames, '--fps', str(fps),
-                     '--camera-api', camera_api]
+                     '--camera-api', camera_api] + (['--frames-once'] if frames_once else [])
         self.args += ['--sdcard', self.sdcard] if self.sdcard else ['--no-sdcard']
         if heap:
             self.args += ['--heap', heap]
@@ -53,6 +53,8 @@ class Board:
             self.env['SIM_CONFIG'] = str(path)
         if board_root:
             self.env['SIM_BOARD_ROOT'] = board_root
+        if sockets is not None:
+            self.env['SIM_SOCKETS'] = str(sockets)     # lwIP's budget; 0: none
         self.proc = None
         self.log_start = 0
 
