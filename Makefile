@@ -56,7 +56,8 @@ bench: setup
 	$(PY) tools/bench.py
 
 # The motion detector against labelled scenes (synthetic, tuning and held-out,
-# and real clips from Debian's opencv-doc), old detector beside it.
+# and real clips from Debian's opencv-doc), old detector beside it; the
+# synthetic scenes also replayed through the simulated board and the firmware.
 motion-eval: setup
 	bash tools/system-deps.sh motion-eval
 	$(PY) -m tools.motion_eval
