@@ -2,8 +2,11 @@
 # this PC. A server the board opens on any port listens on 127.0.0.1:SIM_PORT
 # with lwIP-sized socket buffers and lwIP's socket budget,
 # and nothing else is reachable (the simulator has no network beyond loopback).
+# Its sockets fail with the ESP32's errno numbers (newlib's, as lwIP raises
+# them; tools/sim/errno.py has the names), not the host's Linux ones.
 from usocket import *  # noqa: F401,F403
 import io
+import select
 import usocket
 import simctl
 
@@ -27,8 +30,48 @@ _LWIP_BUFFER = 5744             # the board's TCP_SND_BUF and TCP_WND
 # listener, every accepted client, NTP, MQTT. SIM_SOCKETS=0 lifts the budget.
 _BUDGET = int(simctl.env('SIM_SOCKETS', '10'))
 _ENFILE = 23                    # lwIP's alloc_socket() failure, newlib's number
+_EAGAIN = 11                    # the same on both
+_ETIMEDOUT = 116                # newlib's; Linux's is 110
 _GET_FILENO = 10                # MP_STREAM_GET_FILENO: select.poll uses the fd
+_POLL = 3                       # MP_STREAM_POLL; its flags are poll()'s
+_CLOSE = 4                      # MP_STREAM_CLOSE
 _open = []                      # the native sockets that hold a slot
+
+
+# Linux's errno numbers (what the unix port's sockets raise) that newlib, and
+# so lwIP on the ESP32, numbers otherwise; 1..34 (EAGAIN, ENOMEM, ENFILE, ...)
+# and ECONNRESET, ENOBUFS, ECONNREFUSED, EOPNOTSUPP agree.
+_BOARD_ERRNO = {
+    32: 104,        # EPIPE: lwIP has none (err_to_errno); a reset peer is ECONNRESET
+    88: 108,        # ENOTSOCK
+    89: 121,        # EDESTADDRREQ
+    90: 122,        # EMSGSIZE
+    91: 107,        # EPROTOTYPE
+    92: 109,        # ENOPROTOOPT
+    93: 123,        # EPROTONOSUPPORT
+    97: 106,        # EAFNOSUPPORT
+    98: 112,        # EADDRINUSE
+    99: 125,        # EADDRNOTAVAIL
+    100: 115,       # ENETDOWN
+    101: 114,       # ENETUNREACH
+    102: 126,       # ENETRESET
+    103: 113,       # ECONNABORTED
+    106: 127,       # EISCONN
+    107: 128,       # ENOTCONN
+    110: 116,       # ETIMEDOUT
+    112: 117,       # EHOSTDOWN
+    113: 118,       # EHOSTUNREACH
+    114: 120,       # EALREADY
+    115: 119,       # EINPROGRESS
+}
+
+
+def _board_error(exc):
+    """exc, an OSError from a host socket, as the board raises it. Only
+    errors of the host's own calls come here, never one already translated
+    (the two numberings overlap: Linux's EHOSTDOWN is the board's EADDRINUSE)."""
+    number = _BOARD_ERRNO.get(exc.errno) if type(exc.errno) is int else None
+    return exc if number is None else OSError(number, *exc.args[1:])
 
 
 def _claim(sock):
@@ -43,23 +86,107 @@ def _claim(sock):
 
 class _Socket(io.IOBase):
     """A board-made socket: accept() takes a slot for each client and, with
-    none left, drops the connection (lwip_accept: netconn_delete, ENFILE)."""
+    none left, drops the connection (lwip_accept: netconn_delete, ENFILE).
+    Its calls fail with the board's errno numbers; so do accepted clients',
+    which asyncio's streams read and write. With a timeout set, a call that
+    runs out of time raises ETIMEDOUT as the esp32 port does (the unix port
+    raises EAGAIN, or returns None from read/write)."""
 
     def __init__(self, sock):
         self._sock = sock
+        self._timed = False     # settimeout(t > 0): the esp32 port's retries
+
+    def _error(self, exc):
+        if self._timed and exc.errno == _EAGAIN:
+            return OSError(_ETIMEDOUT)
+        return _board_error(exc)
+
+    def _stream(self, result):
+        if result is None and self._timed:
+            raise OSError(_ETIMEDOUT)
+        return result
+
+    def settimeout(self, seconds):
+        self._sock.settimeout(seconds)
+        self._timed = bool(seconds)
+
+    def setblocking(self, flag):
+        self._sock.setblocking(flag)
+        self._timed = False
 
     def accept(self):
-        sock, addr = self._sock.accept()
-        return _claim(sock), addr
+        try:
+            sock, addr = self._sock.accept()
+        except OSError as exc:
+            raise self._error(exc)
+        return _Socket(_claim(sock)), addr
+
+    # the calls asyncio's streams make for every read and write, spelt out
+    # (no closure per call); __getattr__ wraps the rest
+    def read(self, *args):
+        try:
+            return self._stream(self._sock.read(*args))
+        except OSError as exc:
+            raise self._error(exc)
+
+    def readinto(self, *args):
+        try:
+            return self._stream(self._sock.readinto(*args))
+        except OSError as exc:
+            raise self._error(exc)
+
+    def readline(self, *args):
+        try:
+            return self._stream(self._sock.readline(*args))
+        except OSError as exc:
+            raise self._error(exc)
+
+    def write(self, *args):
+        try:
+            return self._stream(self._sock.write(*args))
+        except OSError as exc:
+            raise self._error(exc)
+
+    def recv(self, *args):
+        try:
+            return self._sock.recv(*args)
+        except OSError as exc:
+            raise self._error(exc)
+
+    def send(self, *args):
+        try:
+            return self._sock.send(*args)
+        except OSError as exc:
+            raise self._error(exc)
 
     def ioctl(self, request, arg):
-        return self._sock.fileno() if request == _GET_FILENO else -1
+        # TLS (ssl.wrap_socket) polls and closes its stream through here
+        if request == _GET_FILENO:
+            return self._sock.fileno()
+        if request == _POLL:
+            poller = select.poll()
+            poller.register(self._sock, arg)
+            ready = poller.poll(0)
+            return ready[0][1] if ready else 0
+        if request == _CLOSE:
+            self._sock.close()
+            return 0
+        return -1
 
     def close(self):
         self._sock.close()
 
     def __getattr__(self, name):
-        return getattr(self._sock, name)
+        attr = getattr(self._sock, name)
+        return self._translating(attr) if callable(attr) else attr
+
+    def _translating(self, method):
+        def call(*args):
+            try:
+                return method(*args)
+            except OSError as exc:
+                raise self._error(exc)
+        return call
 
 
 def socket(*args):
