@@ -44,6 +44,10 @@ class Board:
             settings_module.MOTION: self.motion.apply,
             settings_module.LED: self.led.apply}, values)
         self.pir_pin = None
+        self.mqtt = None
+        if config['mqtt']['host']:
+            from firmware.mqttlink import MqttLink
+            self.mqtt = MqttLink(self, config['mqtt'])
 
     def start(self):
         """Open the card and start every task of the board's parts."""
@@ -63,6 +67,8 @@ class Board:
         if config['watchdog_s'] > 0:
             asyncio.create_task(watchdog.feed_while_healthy(config['watchdog_s']))
         asyncio.create_task(clock.keep_time(lambda ok: self.state.update(clock_set=ok)))
+        if self.mqtt:
+            self.mqtt.start()
 
     def _start_loop_monitor(self):
         from firmware.loopmon import LoopMonitor

@@ -30,8 +30,22 @@ def _status(req, board):
     return {'ok': True, 'status': board.state.status(fresh=True)}
 
 
+def _restart(req, board):
+    import asyncio
+    asyncio.create_task(_reset_soon())
+    return {'ok': True, 'restarting': True}
+
+
+async def _reset_soon():
+    import asyncio
+    import machine
+    await asyncio.sleep_ms(500)     # the reply goes out first
+    machine.reset()
+
+
 COMMANDS = {
     'snapshot_now': _snapshot_now,
+    'restart': _restart,
     'reset': _reset,
     'set': _set,
     'status': _status,

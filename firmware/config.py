@@ -26,6 +26,12 @@ DEFAULTS = {
     'watchdog_s': 60,           # reset when the event loop stalls this long; 0: off
     'stream_max_fps': 15,       # per /stream viewer
     'loop_monitor': False,      # report loop stalls and lowest free heap (bench)
+    # MQTT and Home Assistant discovery: off unless host is set (README.md)
+    'mqtt': {'host': None, 'port': 0,         # 0: 1883, or 8883 with tls
+             'user': None, 'password': None, 'client_id': None,
+             'tls': False, 'ca': None,        # ca: a DER file on flash to verify the broker
+             'keepalive_s': 30, 'backoff_max_s': 60, 'state_s': 60,
+             'discovery': True, 'discovery_prefix': 'homeassistant'},
     'auth_token': None,         # set a string to require it everywhere
     'allowed_hosts': [],        # extra Host names, e.g. a DNS name you gave the board
     'allowed_origins': [],      # extra page origins allowed to open /control
@@ -70,7 +76,12 @@ def parse(text):
         return _merge(DEFAULTS, {}, '', problems), ['config.json is not valid JSON']
     if not isinstance(given, dict):
         return _merge(DEFAULTS, {}, '', problems), ['config.json must hold an object']
-    return _merge(DEFAULTS, given, '', problems), problems
+    config = _merge(DEFAULTS, given, '', problems)
+    limits = given.get('limits')
+    if config['mqtt']['host'] and not (isinstance(limits, dict) and 'max_connections' in limits):
+        # lwIP's 10 sockets: listener + 7 clients + DNS + NTP leave none for MQTT
+        config['limits']['max_connections'] = 6
+    return config, problems
 
 
 def load(path='config.json'):

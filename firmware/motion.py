@@ -15,6 +15,7 @@ from firmware import jpegluma, ticks
 from firmware.motiondetect import ENDED, STARTED, Detector
 
 _SLICE_MCUS = const(64)     # MCUs decoded between two yields to the loop
+_PIR_HOLD_MS = const(10000)  # motion stays on this long after the last PIR edge
 
 
 class Motion:
@@ -25,9 +26,11 @@ class Motion:
         self.snapshots = snapshots
         self.camera = camera
         self.sensitivity = settings['sensitivity']
+        self.armed = settings['motion_armed']     # off: picture change and PIR ignored
         self.mask = settings['motion_mask']
         self.cooldown_ms = settings['cooldown_s'] * 1000
         self.last_trigger_ms = None
+        self.pir_ms = None          # the last PIR edge that counted (ticks.now_ms)
         self.decoder = None
         self.detector = None
         self.frame_size = None      # (width, height) of the analysed frames
@@ -36,7 +39,12 @@ class Motion:
 
     def apply(self, name, value):
         """The settings table's applier for motion settings."""
-        if name == 'motion_mask':
+        if name == 'motion_armed':
+            self.armed = value
+            if not value:
+                self.pir_ms = None
+                self._update_motion(False)
+        elif name == 'motion_mask':
             if self.detector is not None:
                 self.detector.mask = value      # raises ValueError if bad
             self.mask = value
@@ -66,16 +74,27 @@ class Motion:
                 continue
             self.state.update(motion_error=None)
             self.analysed += 1
-            if event == STARTED:
-                self.state.update(motion=True)     # until the detector says ENDED
+            if event == STARTED and self.armed:
+                self._update_motion(True)
                 # the frame that confirmed the motion is the snapshot
                 self.trigger('frame', self.detector.region, (jpeg, slot))
             else:
                 camera.release(slot)
-                if event == ENDED:
-                    self.state.update(motion=False)
-                    self.state.emit('motion_end', {'count': self.state.state['trigger_count']})
+            self._update_motion(self.armed and self._moving())
             await asyncio.sleep_ms(0)
+
+    def _moving(self):
+        """Inside a picture-change episode, or a PIR edge came lately."""
+        if self.pir_ms is not None and ticks.now_ms() - self.pir_ms >= _PIR_HOLD_MS:
+            self.pir_ms = None
+        return self.pir_ms is not None or (self.detector is not None and self.detector.moving)
+
+    def _update_motion(self, on):
+        """state['motion'] on while motion lasts; motion_end when it is over."""
+        if self.state.state['motion'] != on:
+            self.state.update(motion=on)
+            if not on:
+                self.state.emit('motion_end', {'count': self.state.state['trigger_count']})
 
     async def _luma(self, jpeg):
         """The frame's 1/8-scale luma map, decoded in slices."""
@@ -107,7 +126,7 @@ class Motion:
         snapshot is `frame` (jpeg, slot), held by the caller and released
         here, or the camera's latest frame."""
         now = ticks.now_ms()        # the last trigger may be days ago
-        if (self.last_trigger_ms is not None and
+        if not self.armed or (self.last_trigger_ms is not None and
                 now - self.last_trigger_ms < self.cooldown_ms):
             if frame is not None:
                 self.camera.release(frame[1])
@@ -154,4 +173,7 @@ class Motion:
             now = ticks.now_ms()
             if last is None or now - last >= debounce_ms:
                 last = now
+                if self.armed:
+                    self.pir_ms = now
+                    self._update_motion(True)
                 self.trigger('pir')

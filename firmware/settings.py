@@ -34,6 +34,7 @@ TABLE = {
     'vflip': (False, BOOL, CAMERA, 'vflip'),
     'hmirror': (False, BOOL, CAMERA, 'hmirror'),
     'sensitivity': (50, (0, 100), MOTION, None),
+    'motion_armed': (True, BOOL, MOTION, None),     # off: triggers are ignored
     'motion_mask': ('0' * 48, MASK, MOTION, None),
     'flash': (0, (0, 255), LED, 'led_intensity'),
 }

@@ -21,6 +21,7 @@ state = {
     'clients': 0,
     'clock_set': False,
     'settings': {},
+    'mqtt': 'off',              # 'connecting', 'connected' or 'error: …' when configured
 }
 gauges = {}    # name -> function: read live by status(), never pushed
 on_reset = []  # functions called when the counters are reset

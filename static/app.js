@@ -90,6 +90,10 @@ function showStatus(s) {
   $('free-heap').textContent = bytes(s.free_heap);
   $('clients').textContent = s.clients;
   $('clock').textContent = s.clock_set ? 'set' : 'not set';
+  if ('mqtt' in s) {
+    $('mqtt-state').textContent = s.mqtt;
+    $('mqtt-state').className = s.mqtt.startsWith('error') ? 'bad' : '';
+  }
   if (s.settings) showSettings(s.settings);
   if ('motion' in s) showMotionNow(s.motion);
   if ('last_motion' in s) showTrigger(s.last_motion);

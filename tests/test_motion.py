@@ -169,3 +169,19 @@ def test_retention_deletes_only_motion_snapshots_oldest_first(make_board, crowde
     assert sorted(deleted) == ['motion-20260101-0000%02d-%04d.jpg' % (i, i) for i in range(len(deleted))]
     assert motion_left == ['motion-20260101-0000%02d-%04d.jpg' % (i, i) for i in range(len(deleted), 30)]
     assert len([n for n in files if n.startswith('manual-')]) == 4     # 3 old + the new one
+
+
+def test_a_pir_edge_is_motion_until_the_sensor_has_been_quiet(make_board, tmp_path):
+    frames_dir = make_frames(tmp_path, 'still', '--still-only')
+    board = make_board(frames=frames_dir, config=sim_config(
+        pir_pin=13, pir_debounce_ms=500, cooldown_s=0, sensitivity=0)).start()
+    board.wait_frame()
+    sse = SSE(board)
+    assert sse.next_status()['motion'] is False
+    board.set_faults(pir_pulses=1)
+    on = sse.until(lambda s: s['motion'])
+    assert on['trigger_count'] == 1 and on['last_motion']['cause'] == 'pir'
+    # no further edge: motion ends (10 s after the last edge), the count stays
+    off = sse.until(lambda s: not s['motion'], limit=200)
+    assert off['trigger_count'] == 1
+    sse.close()

@@ -17,7 +17,6 @@ BOARD_FILES = ('boot.py', 'main.py', 'firmware', 'static')   # in the source tre
 MICRODOT_MODULES = ('__init__', 'microdot', 'websocket', 'helpers')
 GITHUB = 'github:esp32cam-dashboard/firmware/'
 MICRODOT_SOURCE = 'https://raw.githubusercontent.com/miguelgrinberg/microdot/v%s/src/microdot/%s.py'
-VERSION = '0.2.0'
 
 
 def microdot_version():
@@ -25,6 +24,12 @@ def microdot_version():
     with open(os.path.join(REPO, 'requirements.txt')) as f:
         found = re.search(r'^microdot==([\w.]+)', f.read(), re.M)
     return found.group(1)
+
+
+def firmware_version():
+    """VERSION of firmware/__init__.py: the one place it is written."""
+    with open(os.path.join(REPO, 'firmware', '__init__.py')) as f:
+        return re.search(r"^VERSION = '([^']+)'", f.read(), re.M).group(1)
 
 
 def firmware_modules():
@@ -54,7 +59,7 @@ def package_json():
     version = microdot_version()
     urls += [['lib/microdot/%s.py' % m, MICRODOT_SOURCE % (version, m)]
              for m in MICRODOT_MODULES]
-    return {'version': VERSION, 'urls': urls}
+    return {'version': firmware_version(), 'urls': urls}
 
 
 def package_json_text():

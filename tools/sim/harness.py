@@ -31,7 +31,7 @@ class Board:
 
     def __init__(self, tmp_path, sdcard='default', frames=FRAMES, fps=10,
                  camera_api='cnadler86', heap=None, config=None, port=None,
-                 board_root=None, frames_once=False, sockets=None):
+                 board_root=None, frames_once=False, sockets=None, board_id=None):
         self.tmp = tmp_path
         self.port = port or free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
@@ -55,6 +55,8 @@ class Board:
             self.env['SIM_BOARD_ROOT'] = board_root
         if sockets is not None:
             self.env['SIM_SOCKETS'] = str(sockets)     # lwIP's budget; 0: none
+        if board_id is not None:
+            self.env['SIM_BOARD_ID'] = board_id        # the MAC, 12 hex digits
         self.proc = None
         self.log_start = 0
 

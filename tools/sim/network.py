@@ -59,6 +59,8 @@ class WLAN:
         return self._state['connected']
 
     def status(self, *args):
+        if args and args[0] == 'rssi':
+            return -58
         return 1010 if self._state['connected'] else 1000
 
     def ifconfig(self, *args):
@@ -69,6 +71,8 @@ class WLAN:
     def config(self, *args, **kwargs):
         if args:
             key = 'security' if args[0] == 'authmode' else args[0]
+            if key == 'mac':
+                return _mac()
             if key == 'password':
                 raise ValueError('unknown config param')    # never readable back
             return self._state['config'].get(key)
@@ -94,6 +98,16 @@ class WLAN:
 
 _SECURITY = {0: 'open', 1: 'WEP', 2: 'WPA-PSK', 3: 'WPA2-PSK', 4: 'WPA/WPA2-PSK',
              6: 'WPA3-PSK', 7: 'WPA2/WPA3-PSK'}
+
+
+def _mac():
+    """The board's MAC: SIM_BOARD_ID (12 hex digits), else one made from
+    the board's port, so boards side by side never share an id."""
+    import binascii
+    given = simctl.env('SIM_BOARD_ID')
+    if given:
+        return binascii.unhexlify(given)
+    return b'\x02\xca' + int(simctl.env('SIM_PORT', '8080')).to_bytes(4, 'big')
 
 
 def sim_resolve(host, port):

@@ -1,0 +1,196 @@
+"""The board on MQTT (when mqtt.host is set): topics under esp32cam/<board id>/.
+
+  availability  online/offline, retained (offline is the last will)
+  state         the status object of SSE, retained; coalesced like SSE: the
+                newest state goes out, never a backlog (and every state_s)
+  events        snapshot/motion/motion_end/deleted, as SSE names them
+  camera        the JPEG of every saved snapshot (the file on the card), and
+                the latest frame on any message to camera/get; retained;
+                one at a time, sent or dropped whole
+  commands      the WebSocket's JSON commands (firmware/commands.py)
+  results       their replies
+Home Assistant discovery (firmware/homeassistant.py) is sent on every
+connect and when homeassistant/status says online; with mqtt.discovery
+false the retained configs are cleared instead.
+"""
+import asyncio
+import os
+from micropython import const
+from firmware import VERSION, commands, homeassistant, ticks
+from firmware.mqtt import Client
+from firmware.text import utf8_valid
+
+_MAX_COMMANDS = const(4)        # waiting commands; more are answered 'busy'
+
+
+def board_id():
+    """The station MAC as 12 hex digits: unique per board, stable."""
+    import binascii
+    import network
+    try:
+        mac = network.WLAN(network.STA_IF).config('mac')
+    except Exception:
+        mac = None
+    if not mac:
+        import machine
+        mac = machine.unique_id()
+    return binascii.hexlify(mac).decode()
+
+
+class MqttLink:
+    """Owns the MQTT client and the task that publishes for the board."""
+
+    def __init__(self, board, config):
+        self.board = board
+        self.state = board.state
+        self.config = config
+        self.id = board_id()
+        self.base = 'esp32cam/%s/' % self.id
+        self.prefix = config['discovery_prefix']
+        ssl = None
+        if config['tls']:
+            import ssl as ssl_module
+            ssl = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
+            if config['ca']:
+                with open(config['ca'], 'rb') as f:
+                    ssl.load_verify_locations(cadata=f.read())
+                ssl.verify_mode = ssl_module.CERT_REQUIRED
+            else:
+                ssl.verify_mode = ssl_module.CERT_NONE
+        self.client = client = Client(
+            config['host'], config['port'] or (8883 if ssl else 1883),
+            config['client_id'] or 'esp32cam-' + self.id, config['user'],
+            config['password'], ssl, config['keepalive_s'],
+            (self.base + 'availability', b'offline', True), config['backoff_max_s'],
+            self._on_connect, self._on_message, lambda text: self.state.update(mqtt=text))
+        self.commands = []
+        self.announce = False
+        self.image_path = None
+        self.frame_wanted = False
+        self.seen_version = -1
+        self.seen_event = self.state.last_event_id
+        self.state_ms = 0
+        self._wake = asyncio.Event()
+
+    def start(self):
+        self.state.gauges['rssi'] = _rssi
+        self.client.start()
+        asyncio.create_task(self._follow_state())
+        asyncio.create_task(self._pump())
+
+    # --- what the broker tells us ----------------------------------------
+    async def _on_connect(self):
+        client = self.client
+        await client.publish(self.base + 'availability', 'online', retain=True, qos=1)
+        await client.subscribe(self.base + 'commands')
+        await client.subscribe(self.base + 'camera/get')
+        await client.subscribe(self.prefix + '/status')
+        await self._discovery()
+        self.seen_version = -1          # the state again: it may have changed meanwhile
+        self._wake.set()
+
+    def _on_message(self, topic, payload):
+        if topic == self.base + 'commands':
+            if len(self.commands) < _MAX_COMMANDS:
+                self.commands.append(payload)
+            else:
+                print('mqtt: command dropped, too many waiting')
+        elif topic == self.base + 'camera/get':
+            self.frame_wanted = True
+        elif topic == self.prefix + '/status' and payload == b'online':
+            self.announce = True        # Home Assistant restarted
+        self._wake.set()
+
+    # --- publishing -------------------------------------------------------
+    async def _discovery(self):
+        client = self.client
+        if self.config['discovery']:
+            url = '%s://%s:%d/' % ('https' if self.board.tls else 'http', self.board.ip,
+                                   self.board.config['http_port'])
+            for topic, payload in homeassistant.configs(self.id, self.base, VERSION, url,
+                                                        self.prefix):
+                await client.publish(topic, payload, retain=True, qos=1)
+        else:
+            # the feature was turned off: empty retained configs remove the entities
+            for topic in homeassistant.config_topics(self.id, self.prefix):
+                await client.publish(topic, b'', retain=True, qos=1)
+
+    async def _follow_state(self):
+        while True:
+            await self.state.wait()
+            self._wake.set()
+
+    async def _pump(self):
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self.client.connected:
+                continue
+            try:
+                await self._publish_pending()
+            except Exception as exc:    # the connection went: the client reconnects
+                print('mqtt: publish failed:', exc)
+
+    async def _publish_pending(self):
+        client = self.client
+        state = self.state
+        if self.announce:
+            self.announce = False
+            await self._discovery()
+        while self.commands:
+            payload = self.commands.pop(0)
+            text = payload.decode() if utf8_valid(payload) else payload
+            reply = await commands.handle(text, self.board)
+            await client.publish(self.base + 'results', commands.encode(reply), qos=1)
+        if self.seen_event < state.last_event_id:
+            for number, name, data in state.events_after(self.seen_event):
+                self.seen_event = number
+                event = dict(data)
+                event['event'] = name
+                await client.publish(self.base + 'events', commands.encode(event))
+                if name == 'snapshot':
+                    self.image_path = data['path']  # only the newest waits
+            self.seen_event = state.last_event_id
+        if self.seen_version != state.version or \
+                ticks.now_ms() - self.state_ms >= self.config['state_s'] * 1000:
+            self.seen_version = state.version
+            self.state_ms = ticks.now_ms()
+            await client.publish(self.base + 'state', commands.encode(state.status()),
+                                 retain=True)
+        if self.image_path:
+            path = self.image_path
+            self.image_path = None
+            await self._publish_file(path)
+        if self.frame_wanted:
+            self.frame_wanted = False
+            camera = self.board.camera
+            jpeg, slot = camera.hold()
+            try:
+                frame = bytes(jpeg) if jpeg is not None else None
+            finally:
+                camera.release(slot)
+            if frame:
+                await client.publish(self.base + 'camera', frame, retain=True)
+        if self.commands or self.image_path or self.seen_version != state.version:
+            self._wake.set()            # more came in meanwhile
+
+    async def _publish_file(self, path):
+        """The snapshot file as it is on the card, read piecewise."""
+        try:
+            size = os.stat(path)[6]
+            f = open(path, 'rb')
+        except OSError:
+            return                      # deleted meanwhile: nothing to send
+        try:
+            await self.client.publish(self.base + 'camera', f.readinto, retain=True,
+                                      size=size)
+        finally:
+            f.close()
+
+
+def _rssi():
+    try:
+        import network
+        return network.WLAN(network.STA_IF).status('rssi')
+    except Exception:
+        return None

@@ -1,0 +1,217 @@
+"""The board on MQTT, with a real broker (mosquitto) and a real client
+(paho-mqtt): availability and its last will, the coalesced state, commands
+through the WebSocket's command layer, the camera topic, faults (power cut,
+broker restart, broker down at boot, wrong password), a fleet on one broker,
+and /stream as an ffmpeg input."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from broker import Broker, Listener, board_config
+from tools.sim.harness import SSE
+
+ID = 'a0b1c2d3e4f5'
+BASE = 'esp32cam/%s/' % ID
+REFUSED = ('error: not authorized', 'error: bad user name or password')
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def listener(broker):
+    listener = Listener(broker)
+    yield listener
+    listener.close()
+
+
+def online(topic, payload):
+    return topic == BASE + 'availability' and payload == b'online'
+
+
+def command(listener, cmd):
+    mark = listener.mark()
+    listener.publish(BASE + 'commands', cmd if isinstance(cmd, (str, bytes)) else json.dumps(cmd))
+    return listener.wait_json(BASE + 'results', start=mark)
+
+
+def test_online_state_and_commands_as_over_the_websocket(make_board, broker, listener):
+    board = make_board(config=board_config(broker), board_id=ID).start()
+    listener.wait(online)
+    state = listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected')
+    assert state['settings']['sensitivity'] == 50 and 'trigger_count' in state
+    sse = SSE(board)
+    assert sse.until(lambda s: s['mqtt'] == 'connected')
+    # a setting over MQTT: the same reply as the WebSocket's, id echoed
+    reply = command(listener, {'cmd': 'set', 'key': 'sensitivity', 'value': 80, 'id': 7})
+    assert reply == {'ok': True, 'key': 'sensitivity', 'value': 80, 'id': 7}
+    sse.until(lambda s: s['settings']['sensitivity'] == 80)
+    listener.wait_json(BASE + 'state', lambda s: s['settings']['sensitivity'] == 80)
+    # bad payloads: an error on the result topic, nothing changed
+    assert command(listener, {'cmd': 'set', 'key': 'sensitivity', 'value': 101})['error'] == 'bad value'
+    assert command(listener, 'not json')['error'] == 'bad json'
+    assert command(listener, b'\xff\xfe')['ok'] is False
+    assert command(listener, {'cmd': 'fly'})['error'] == 'unknown command'
+    assert command(listener, [1, 2])['error'] == 'bad command'
+    with board.ws() as ws:
+        status = board.command(ws, cmd='status')['status']
+    assert status['settings']['sensitivity'] == 80 and status['mqtt'] == 'connected'
+    sse.close()
+
+
+def test_a_snapshot_goes_out_whole_as_it_is_on_the_card(make_board, broker, listener):
+    board = make_board(config=board_config(broker), board_id=ID).start()
+    board.wait_frame()
+    listener.wait(online)
+    reply = command(listener, {'cmd': 'snapshot_now'})
+    assert reply['ok'] is True
+    name = reply['saved'].rsplit('/', 1)[1]
+    _, jpeg = listener.wait(lambda t, p: t == BASE + 'camera')
+    assert jpeg[:2] == b'\xff\xd8' and jpeg[-2:] == b'\xff\xd9'
+    assert jpeg == board.card_files(raw=True)[name]       # the file, comment and all
+    event = listener.wait_json(BASE + 'events', lambda e: e['event'] == 'snapshot')
+    assert event['path'] == reply['saved']
+    # on request: the latest frame
+    mark = listener.mark()
+    listener.publish(BASE + 'camera/get', b'')
+    _, frame = listener.wait(lambda t, p: t == BASE + 'camera', start=mark)
+    assert frame[:2] == b'\xff\xd8' and frame[-2:] == b'\xff\xd9'
+
+
+def test_power_cut_leaves_offline_within_one_and_a_half_keepalives(make_board, broker, listener):
+    board = make_board(config=board_config(broker, keepalive_s=2), board_id=ID).start()
+    listener.wait(online)
+    mark = listener.mark()
+    board.power_cut()
+    cut = time.monotonic()
+    listener.wait(lambda t, p: t == BASE + 'availability' and p == b'offline',
+                  timeout=2 * 1.5 + 1, start=mark)
+    assert time.monotonic() - cut <= 2 * 1.5 + 0.5
+
+
+def test_broker_restart_reconnects_and_serving_never_stalls(make_board, tmp_path, broker):
+    board = make_board(config=board_config(broker), board_id=ID).start()
+    board.wait_for(lambda s: s['mqtt'] == 'connected')
+    broker.stop()
+    status = board.wait_for(lambda s: s['mqtt'].startswith('error'))
+    with board.http() as client:
+        for _ in range(20):     # serving on while the broker is away
+            assert client.get('/snapshot.jpg').status_code == 200
+            time.sleep(0.1)
+    broker.start()
+    listener = Listener(broker)
+    listener.wait(online, timeout=15)           # retained, republished
+    listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected', timeout=15)
+    status = board.wait_for(lambda s: s['mqtt'] == 'connected')
+    print('loop_stall_ms across a broker restart:', status['loop_stall_ms'])
+    assert status['loop_stall_ms'] < 1000       # a blocking connect or read: >= 1000
+    listener.close()
+
+
+def test_broker_down_at_boot_then_up(make_board, tmp_path):
+    broker = Broker(tmp_path)           # configured, not running
+    board = make_board(config=board_config(broker), board_id=ID).start()
+    status = board.wait_for(lambda s: s['mqtt'].startswith('error'))
+    with board.http() as client:
+        assert client.get('/').status_code == 200
+    broker.start()
+    try:
+        board.wait_for(lambda s: s['mqtt'] == 'connected', timeout=15)
+        listener = Listener(broker)
+        listener.wait(online)
+        listener.close()
+    finally:
+        broker.stop()
+
+
+def test_wrong_password_is_reported_and_retried_with_backoff(make_board, tmp_path):
+    broker = Broker(tmp_path, users={'cam': 'right'}).start()
+    try:
+        board = make_board(config=board_config(broker, user='cam', password='wrong',
+                                                backoff_max_s=4), board_id=ID).start()
+        status = board.wait_for(lambda s: s['mqtt'] != 'connecting')
+        # CONNACK 5; mosquitto 2 answers a wrong password so (4 is the other's)
+        assert status['mqtt'] in REFUSED
+        time.sleep(6)
+        attempts = broker.log().count('New connection from')
+        assert 2 <= attempts <= 5, attempts     # 1 s, 2 s, 4 s apart: no tight loop
+        status = board.status()
+        assert status['mqtt'] in REFUSED
+        assert status['loop_stall_ms'] < 1000       # a blocking connect or read: >= 1000
+        board.stop()
+        right = make_board(config=board_config(broker, user='cam', password='right'),
+                           board_id=ID).start()
+        right.wait_for(lambda s: s['mqtt'] == 'connected')
+    finally:
+        broker.stop()
+
+
+def test_three_boards_on_one_broker_never_collide(make_board, broker, listener):
+    boards = [make_board(config=board_config(broker)).start() for _ in range(3)]
+    ids = set()
+    for board in boards:
+        status = board.wait_for(lambda s: s['mqtt'] == 'connected')
+        assert status['mqtt'] == 'connected'
+    time.sleep(1)
+    for topic, payload, _ in list(listener.messages):
+        if topic.startswith('esp32cam/') and topic.endswith('/availability'):
+            ids.add(topic.split('/')[1])
+    assert len(ids) == 3
+    configs = [(t, json.loads(p)) for t, p, _ in list(listener.messages)
+               if t.startswith('homeassistant/') and p]
+    unique_ids = [c['unique_id'] for _, c in configs]
+    assert len(unique_ids) == len(set(unique_ids)) == 3 * len(configs) // 3
+    assert len({t for t, _ in configs}) == len(configs)
+    for board_id in ids:
+        mine = [c for t, c in configs if t.split('/')[2] == board_id]
+        assert all(c['availability_topic'] == 'esp32cam/%s/availability' % board_id for c in mine)
+        assert all(board_id in c['unique_id'] for c in mine)
+    # a command to one board changes that board only
+    first = sorted(ids)[0]
+    listener.publish('esp32cam/%s/commands' % first,
+                     json.dumps({'cmd': 'set', 'key': 'quality', 'value': 20}))
+    listener.wait_json('esp32cam/%s/results' % first)
+    qualities = sorted(b.status()['settings']['quality'] for b in boards)
+    assert qualities == [12, 12, 20]
+
+
+def test_mqtt_leaves_a_socket_for_itself(make_board, broker):
+    board = make_board(config=board_config(broker), board_id=ID, sockets=10).start()
+    board.wait_for(lambda s: s['mqtt'] == 'connected')
+    # 6 open streams fill max_connections (6 with MQTT): the 7th is refused with
+    # 503 by the server, not dropped by lwIP, and MQTT stays connected
+    import socket
+    held = []
+    try:
+        for _ in range(6):
+            s = socket.create_connection(('127.0.0.1', board.port))
+            s.sendall(b'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+            assert s.recv(4096).split(b'\r\n')[0].endswith(b' 200 OK')
+            held.append(s)
+        s = socket.create_connection(('127.0.0.1', board.port))
+        s.settimeout(10)
+        s.sendall(b'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+        assert b' 503 ' in s.recv(4096).split(b'\r\n')[0]
+        s.close()
+    finally:
+        for s in held:
+            s.close()
+    assert board.wait_for(lambda s: s['clients'] <= 1)['mqtt'] == 'connected'   # 1: this status query
+
+
+def test_mqtt_is_off_without_a_host(board):
+    assert board.status()['mqtt'] == 'off'
+
+
+def test_stream_is_an_ffmpeg_input(board):
+    out = subprocess.run(['ffmpeg', '-v', 'error', '-i', board.url + '/stream',
+                          '-frames:v', '20', '-f', 'null', '-'],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stderr.strip() == '', out.stderr
