@@ -80,7 +80,7 @@ def create_app(board):
 
     @app.get('/snaps')
     async def snaps(request):
-        items = store.newest(_SNAPS_LIMIT)
+        items = await store.newest(_SNAPS_LIMIT)
         return [{'name': name, 'bytes': size} for name, size in items]
 
     @app.get('/snaps/<name>')
@@ -92,7 +92,7 @@ def create_app(board):
 
     @app.delete('/snaps/<name>')
     async def snap_delete(request, name):
-        if not store.delete(name):
+        if not await store.delete(name):
             return 'Not found', 404
         return {'ok': True, 'deleted': name}
 

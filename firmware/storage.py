@@ -3,6 +3,10 @@
 A snapshot appears under its final name only when complete: it is written
 as NAME.part in chunks (yielding to the event loop between them), closed,
 then renamed. Stale .part files are removed when the card is opened.
+
+A card can hold thousands of snapshots: directory walks yield to the event
+loop every few entries, and the newest ones are kept in a small index that
+saves and deletes update, so listing them reads no directory at all.
 """
 import asyncio
 import os
@@ -19,6 +23,8 @@ _EIO = const(5)
 _ENODEV = const(19)
 _WATCH_MS = const(3000)
 _MAX_DELETIONS = const(16)     # per snapshot: keep one save short
+_RECENT = const(100)           # newest snapshots kept in memory for listings
+_YIELD_EVERY = const(32)       # directory entries read between yields to the loop
 
 
 class SaveError(Exception):
@@ -73,6 +79,10 @@ class SnapshotStore:
         self.lock = asyncio.Lock()
         self.next_seq = 0
         self.reserved_seq = 0
+        self.recent = []            # (seq, name, size) of the newest, oldest first
+        self.recent_valid = False   # False: rebuild from the card before use
+        self.recent_capped = False  # the card may hold older ones not in it
+        self.changes = 0            # counts saves and deletes: a walk that saw one is stale
 
     def open(self):
         """Make the folder, repair what a power cut left, find the next number."""
@@ -85,12 +95,16 @@ class SnapshotStore:
             pass
         top = -1
         leftovers = []      # a power cut leaves at most a couple
+        recent = []
+        capped = False
         for entry in os.ilistdir(self.snapshot_dir):
             name = entry[0]
             if name.endswith('.part') or name.endswith('.fix'):
                 leftovers.append(name)
             elif name.endswith('.jpg'):
-                top = max(top, _seq_of(name))
+                item = (_seq_of(name), name, entry[3] if len(entry) > 3 else 0)
+                top = max(top, item[0])
+                capped = _keep_newest(recent, item, _RECENT) or capped
         leftovers.sort(key=lambda name: not name.endswith('.fix'))
         # an older firmware renewed .seq through .seq.part: a cut could leave
         # only that one, and its number counts before it goes
@@ -99,7 +113,25 @@ class SnapshotStore:
             self._repair(name)
         self.next_seq = max(top + 1, self._read_reserved(_SEQ_FILE), seq_part)
         self.reserved_seq = self.next_seq
+        self._set_recent(recent, capped)    # repairs keep names and sizes
         self.on_change(self)
+
+    def _set_recent(self, recent, capped):
+        self.changes += 1           # a walk under way is out of date
+        self.recent = recent
+        self.recent_capped = capped
+        self.recent_valid = True
+
+    def _forget(self, name):
+        # a snapshot left the card: drop it from the index; if the index
+        # was full, the next one down is unknown until the card is read
+        self.changes += 1
+        for i, item in enumerate(self.recent):
+            if item[1] == name:
+                self.recent.pop(i)
+                if self.recent_capped:
+                    self.recent_valid = False
+                return
 
     def _repair(self, name):
         # A cut inside FatFs's rename can leave NAME.jpg and NAME.jpg.part as
@@ -152,7 +184,8 @@ class SnapshotStore:
         return seq
 
     def free_bytes(self):
-        """Free bytes on the card, or None without one."""
+        """Free bytes on the card, or None without one. Cheap: mount_card()
+        made FatFs count the free clusters, and it keeps the count since."""
         if not self.mounted:
             return None
         try:
@@ -168,7 +201,7 @@ class SnapshotStore:
         if not self.mounted:
             raise SaveError('no sd card')
         async with self.lock:
-            free = self._make_room(len(jpeg))
+            free = await self._make_room(len(jpeg))
             if free is None:
                 raise SaveError('no sd card')
             if free < len(jpeg) + _RESERVE:
@@ -177,6 +210,9 @@ class SnapshotStore:
                 seq = self._take_seq()
             except OSError as exc:
                 raise self._failure(exc)
+            # every open, stat and rename reads the folder: a crowded card
+            # makes each slow, so the loop runs between them
+            await asyncio.sleep_ms(0)
             stamp = _stamp(self.tz_offset_s)
             name = '%s-%s-%04d.jpg' % (kind, stamp, seq)
             path = self.snapshot_dir + '/' + name
@@ -185,7 +221,11 @@ class SnapshotStore:
             comment = comment_segment(text + ' ' + note if note else text)
             try:
                 size = await _write_chunks(path + '.part', jpeg, comment)
+                await asyncio.sleep_ms(0)
                 os.rename(path + '.part', path)
+                self.changes += 1
+                self.recent_capped = _keep_newest(self.recent, (seq, name, size), _RECENT) \
+                    or self.recent_capped
             except OSError as exc:
                 _remove_quietly(path + '.part')
                 raise self._failure(exc)
@@ -193,18 +233,20 @@ class SnapshotStore:
                 self.on_change(self)
         return path, size
 
-    def _make_room(self, size):
+    async def _make_room(self, size):
         """Delete the oldest motion snapshots while free space is under the
         floor; manual ones are never deleted. Returns the free bytes."""
         free = self.free_bytes()
         deleted = []
         while free is not None and free < max(self.min_free, size + _RESERVE) \
                 and len(deleted) < _MAX_DELETIONS:
-            oldest = self._oldest('motion-', _MAX_DELETIONS - len(deleted))
+            oldest = await self._oldest('motion-', _MAX_DELETIONS - len(deleted))
             if not oldest:
                 break
             for name in oldest:
+                await asyncio.sleep_ms(0)       # each remove reads the folder
                 os.remove(self.snapshot_dir + '/' + name)
+                self._forget(name)
                 deleted.append(name)
                 free = self.free_bytes()
                 if free >= max(self.min_free, size + _RESERVE):
@@ -214,19 +256,23 @@ class SnapshotStore:
             self.on_delete(deleted)
         return free
 
-    def _oldest(self, prefix, limit):
-        """Up to `limit` names starting with prefix, oldest first, bounded memory."""
+    async def _oldest(self, prefix, limit):
+        """Up to `limit` names starting with prefix, oldest first, bounded
+        memory; yields to the loop while it reads the folder."""
         best = []
+        count = 0
         for entry in os.ilistdir(self.snapshot_dir):
+            count += 1
+            if count % _YIELD_EVERY == 0:
+                await asyncio.sleep_ms(0)
             name = entry[0]
             if name.startswith(prefix) and name.endswith('.jpg'):
                 item = (_seq_of(name), name)
                 if len(best) < limit:
-                    best.append(item)
-                    best.sort()
-                elif item[0] < best[-1][0]:
-                    best[-1] = item
-                    best.sort()
+                    _insert(best, item)
+                elif item < best[-1]:
+                    best.pop()
+                    _insert(best, item)
         return [name for _, name in best]
 
     def _failure(self, exc):
@@ -237,6 +283,7 @@ class SnapshotStore:
     def _lost(self):
         # the card stopped answering: forget it until watch() finds it again
         self.mounted = False
+        self.recent_valid = False
         try:
             import vfs
             vfs.umount(self.mount_point)
@@ -260,24 +307,42 @@ class SnapshotStore:
                 except OSError:
                     self._lost()
 
-    def newest(self, limit):
-        """Up to `limit` (name, bytes) pairs, newest first, in bounded memory."""
-        best = []   # (seq, name, size), at most `limit` long
+    async def newest(self, limit):
+        """Up to `limit` (name, bytes) pairs, newest first, in bounded memory.
+        From the index when it holds them; else the folder is read, yielding
+        to the loop, and the index rebuilt."""
         if not self.mounted:
-            return best
-        for entry in os.ilistdir(self.snapshot_dir):
-            name = entry[0]
-            if not name.endswith('.jpg'):
-                continue
-            item = (_seq_of(name), name, entry[3] if len(entry) > 3 else 0)
-            if len(best) < limit:
-                best.append(item)
-                best.sort()
-            elif item[0] > best[0][0]:
-                best[0] = item
-                best.sort()
-        best.reverse()
-        return [(name, size) for _, name, size in best]
+            return []
+        if not (self.recent_valid and limit <= _RECENT):
+            best = await self._walk_newest(max(limit, _RECENT))
+            if best is None:
+                return []
+        else:
+            best = self.recent
+        return [(name, size) for _, name, size in best[:-limit - 1:-1]]
+
+    async def _walk_newest(self, limit):
+        # (seq, name, size) of the newest `limit`, oldest first; None if the
+        # card went away meanwhile. Installed as the index unless a save or
+        # delete happened during the walk (it may or may not have seen it).
+        changes = self.changes
+        best = []
+        capped = False
+        count = 0
+        try:
+            for entry in os.ilistdir(self.snapshot_dir):
+                count += 1
+                if count % _YIELD_EVERY == 0:
+                    await asyncio.sleep_ms(0)
+                name = entry[0]
+                if name.endswith('.jpg'):
+                    item = (_seq_of(name), name, entry[3] if len(entry) > 3 else 0)
+                    capped = _keep_newest(best, item, limit) or capped
+        except OSError:
+            return None
+        if changes == self.changes and self.mounted and limit == _RECENT:
+            self._set_recent(best, capped)
+        return best
 
     def path_of(self, name):
         """The board path of an existing snapshot, or None."""
@@ -290,14 +355,43 @@ class SnapshotStore:
             return None
         return path
 
-    def delete(self, name):
+    async def delete(self, name):
         """Delete a snapshot; True if it existed."""
         path = self.path_of(name)
         if path is None:
             return False
-        os.remove(path)
+        await asyncio.sleep_ms(0)   # each of the two reads the folder
+        try:
+            os.remove(path)
+        except OSError:
+            return False            # another request deleted it meanwhile
+        self._forget(name)
         self.on_change(self)
         return True
+
+
+def _insert(best, item):
+    # into the sorted list `best`, in order: a binary search, no sort
+    lo, hi = 0, len(best)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if best[mid] < item:
+            lo = mid + 1
+        else:
+            hi = mid
+    best.insert(lo, item)
+
+
+def _keep_newest(best, item, limit):
+    """Add item to `best` (oldest first, at most `limit`); True if one was
+    left out, i.e. the folder holds more than `best`."""
+    if len(best) < limit:
+        _insert(best, item)
+        return False
+    if item[0] > best[0][0]:
+        best.pop(0)
+        _insert(best, item)
+    return True
 
 
 def comment_segment(text):
@@ -378,8 +472,17 @@ def mount_card(mount_point, width=1, quiet=False):
         if _card is None:
             _card = machine.SDCard(slot=1, width=width)
         vfs.mount(_card, mount_point)
-        return True
     except Exception as exc:
         if not quiet:
             print('sd: no card:', exc)
         return False
+    try:
+        # FatFs counts the free clusters on the first statvfs after a mount
+        # (FAT16 always, FAT32 when the card's FSInfo is not valid, e.g.
+        # after a power cut): seconds on a big card. Here, at mount time,
+        # that happens before the app serves (or when a card is inserted),
+        # not in a save; FatFs then keeps the count as files come and go.
+        os.statvfs(mount_point)
+    except OSError:
+        pass            # a card that fails here is found lost by watch()
+    return True
