@@ -81,7 +81,7 @@ class Client:
         self._writer = None
         self._lock = asyncio.Lock()
         self._pid = 0
-        self._acked = set()             # packet ids acknowledged, at most a few
+        self._acked = {}                # packet id awaiting PUBACK -> acknowledged yet
         self._ack = asyncio.Event()
         self._heard_ms = 0
         self.task = None
@@ -191,9 +191,12 @@ class Client:
                     continue
                 body = await stream.readexactly(n) if n else b''
                 if kind == _PUBACK:
-                    if len(self._acked) < 8:
-                        self._acked.add(int.from_bytes(body[:2], 'big'))
-                    self._ack.set()
+                    # only for a publish still waiting: the second PUBACK of a
+                    # retransmitted one, or one after giving up, is dropped
+                    pid = int.from_bytes(body[:2], 'big')
+                    if pid in self._acked:
+                        self._acked[pid] = True
+                        self._ack.set()
         except Exception:
             pass
         finally:
@@ -264,24 +267,27 @@ class Client:
             return
         pid = self._next_pid()
         body = _str(topic) + pid.to_bytes(2, 'big')
-        for attempt in range(_TRIES):
-            self._acked.discard(pid)
-            await self._send(_PUBLISH | flags | (0x08 if attempt else 0), body, payload, size)
-            deadline = ticks.now_ms() + _RETRY_S * 1000
-            while pid not in self._acked and self._stream is not None:
-                left = deadline - ticks.now_ms()
-                if left <= 0:
+        self._acked[pid] = False
+        try:
+            for attempt in range(_TRIES):
+                await self._send(_PUBLISH | flags | (0x08 if attempt else 0), body, payload,
+                                 size)
+                deadline = ticks.now_ms() + _RETRY_S * 1000
+                while not self._acked[pid] and self._stream is not None:
+                    left = deadline - ticks.now_ms()
+                    if left <= 0:
+                        break
+                    self._ack.clear()
+                    try:
+                        await asyncio.wait_for_ms(self._ack.wait(), left)
+                    except asyncio.TimeoutError:
+                        pass
+                if self._acked[pid]:
+                    return
+                if self._stream is None:
                     break
-                self._ack.clear()
-                try:
-                    await asyncio.wait_for_ms(self._ack.wait(), left)
-                except asyncio.TimeoutError:
-                    pass
-            if pid in self._acked:
-                self._acked.discard(pid)
-                return
-            if self._stream is None:
-                break
+        finally:
+            del self._acked[pid]
         raise MQTTError('not acknowledged')
 
     async def subscribe(self, topic, qos=0):

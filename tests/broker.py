@@ -24,9 +24,10 @@ def ensure_mosquitto():
 
 class Broker:
     """mosquitto with a generated config; users={name: password} turns
-    anonymous access off."""
+    anonymous access off; tls={'cert': PEM, 'key': PEM} makes the listener
+    TLS only (see make_ca/make_cert)."""
 
-    def __init__(self, tmp_path, users=None, port=None):
+    def __init__(self, tmp_path, users=None, port=None, tls=None):
         ensure_mosquitto()
         self.dir = tmp_path / ('broker-%d' % id(self))
         self.dir.mkdir()
@@ -37,6 +38,8 @@ class Broker:
                  'connection_messages true',
                  # as root mosquitto drops to user "mosquitto", which cannot read tmp_path
                  'user ' + getpass.getuser()]
+        if tls:
+            lines += ['certfile ' + tls['cert'], 'keyfile ' + tls['key']]
         if users:
             passwd = str(self.dir / 'passwd')
             open(passwd, 'w').close()
@@ -78,15 +81,42 @@ class Broker:
             return ''
 
 
+def _openssl(*args):
+    subprocess.run(('openssl',) + args, check=True, capture_output=True)
+
+
+def make_ca(directory, name):
+    """A self-signed CA: {'pem', 'key', 'der'} (the board takes DER)."""
+    pem, key, der = (str(directory / (name + ext)) for ext in ('.pem', '.key', '.der'))
+    _openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+             '-nodes', '-keyout', key, '-out', pem, '-days', '2', '-subj', '/CN=' + name)
+    _openssl('x509', '-in', pem, '-outform', 'der', '-out', der)
+    return {'pem': pem, 'key': key, 'der': der}
+
+
+def make_cert(directory, name, ca):
+    """A server certificate for 127.0.0.1/localhost signed by `ca`: {'cert', 'key'}."""
+    cert, key, csr = (str(directory / (name + ext)) for ext in ('.pem', '.key', '.csr'))
+    ext = directory / (name + '.ext')
+    ext.write_text('subjectAltName=DNS:localhost,IP:127.0.0.1\n')
+    _openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+             '-keyout', key, '-out', csr, '-subj', '/CN=localhost')
+    _openssl('x509', '-req', '-in', csr, '-CA', ca['pem'], '-CAkey', ca['key'],
+             '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', str(ext))
+    return {'cert': cert, 'key': key}
+
+
 class Listener:
     """A paho client subscribed to `topics`; keeps every message in order."""
 
-    def __init__(self, broker, topics=('#',), user=None, password=None):
+    def __init__(self, broker, topics=('#',), user=None, password=None, cafile=None):
         self.messages = []          # (topic, payload bytes, retain)
         self.cond = threading.Condition()
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
         if user:
             self.client.username_pw_set(user, password)
+        if cafile:
+            self.client.tls_set(ca_certs=cafile)
         self.client.on_message = self._on_message
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: subscribed.set()

@@ -1,16 +1,19 @@
 """The board on MQTT, with a real broker (mosquitto) and a real client
 (paho-mqtt): availability and its last will, the coalesced state, commands
 through the WebSocket's command layer, the camera topic, faults (power cut,
-broker restart, broker down at boot, wrong password), a fleet on one broker,
-and /stream as an ffmpeg input."""
+broker restart, broker down at boot, wrong password), TLS to the broker
+(verified against the configured CA, and refused when the broker's certificate
+is not from it), QoS 1 retransmission with DUP while the broker is frozen, a
+fleet on one broker, and /stream as an ffmpeg input."""
 import json
 import os
+import signal
 import subprocess
 import time
 
 import pytest
 
-from broker import Broker, Listener, board_config
+from broker import Broker, Listener, board_config, make_ca, make_cert
 from tools.sim.harness import SSE
 
 ID = 'a0b1c2d3e4f5'
@@ -151,6 +154,157 @@ def test_wrong_password_is_reported_and_retried_with_backoff(make_board, tmp_pat
         right.wait_for(lambda s: s['mqtt'] == 'connected')
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def tls(tmp_path):
+    """A CA the board trusts, the broker's certificate from it, and a
+    second certificate from a CA the board does not know."""
+    ca = make_ca(tmp_path, 'camera-ca')
+    rogue = make_ca(tmp_path, 'rogue-ca')
+    return {'ca': ca, 'good': make_cert(tmp_path, 'broker', ca),
+            'bad': make_cert(tmp_path, 'impostor', rogue)}
+
+
+def test_tls_to_the_broker_verified_against_the_configured_ca(make_board, tmp_path, tls):
+    broker = Broker(tmp_path, tls=tls['good']).start()
+    try:
+        listener = Listener(broker, cafile=tls['ca']['pem'])
+        # as README.md says: tls on, the CA as a DER file on flash
+        board = make_board(config=board_config(broker, tls=True, ca=tls['ca']['der']),
+                           board_id=ID).start()
+        listener.wait(online)
+        listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected')
+        assert command(listener, {'cmd': 'set', 'key': 'sensitivity', 'value': 70})['ok'] is True
+        status = board.status()
+        assert status['mqtt'] == 'connected'
+        assert status['loop_stall_ms'] < 1000       # the handshake does not block serving
+        listener.close()
+    finally:
+        broker.stop()
+    # the TLS listener really was one: the board's session came in over TLS
+    log = broker.log()
+    assert 'New client connected' in log and 'esp32cam-' + ID in log
+
+
+def test_tls_broker_with_a_certificate_not_from_the_ca_is_refused(make_board, tmp_path, tls):
+    broker = Broker(tmp_path, tls=tls['bad']).start()
+    try:
+        board = make_board(config=board_config(broker, tls=True, ca=tls['ca']['der'],
+                                               backoff_max_s=4), board_id=ID).start()
+        status = board.wait_for(lambda s: s['mqtt'] != 'connecting')
+        assert status['mqtt'].startswith('error'), status['mqtt']
+        time.sleep(6)
+        status = board.status()
+        assert status['mqtt'].startswith('error'), status['mqtt']
+        assert status['loop_stall_ms'] < 1000
+        log = broker.log()
+        # handshakes tried, 1 s, 2 s, 4 s apart (no tight loop), none got to CONNECT
+        attempts = log.count('OpenSSL Error')
+        assert 'esp32cam-' + ID not in log and 'New client connected' not in log, log
+        assert 2 <= attempts <= 10, log
+    finally:
+        broker.stop()
+
+
+def test_unacknowledged_qos1_is_resent_with_dup_and_delivered_when_the_broker_is_back(
+        make_board, broker, listener):
+    # results go out at QoS 1. The card is made slow so that a snapshot_now
+    # command is still being saved when the broker freezes (SIGSTOP: the TCP
+    # connection stays up, nothing is acknowledged); the reply then waits for
+    # its PUBACK and is resent with DUP after 5 s. keepalive_s 20: the board
+    # does not give up on the silent broker (30 s) before that.
+    board = make_board(config=board_config(broker, keepalive_s=20), board_id=ID).start()
+    board.wait_frame()
+    listener.wait(online)
+    board.set_faults(sd_bytes_per_s=8000)       # a snapshot takes seconds to save
+    mark = listener.mark()
+    listener.publish(BASE + 'commands', json.dumps({'cmd': 'snapshot_now', 'id': 'dup'}))
+    time.sleep(0.5)                             # delivered; the board is saving
+    broker.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(9)                           # the reply, and its resend after 5 s
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)
+    reply = listener.wait_json(BASE + 'results', lambda r: r.get('id') == 'dup', start=mark)
+    assert reply['ok'] is True
+    board.set_faults()
+    log = broker.log()
+    sent = [line for line in log.splitlines()
+            if 'Received PUBLISH from esp32cam-' + ID in line and BASE + 'results' in line]
+    assert any('(d0, q1' in line for line in sent), sent
+    assert any('(d1, q1' in line for line in sent), sent     # the retransmission
+    # the session survived: the board did not reconnect, and QoS 1 still works
+    assert log.count('New client connected from') == 2, log  # listener + board, once each
+    assert command(listener, {'cmd': 'status', 'id': 'after'})['id'] == 'after'
+    assert board.status()['mqtt'] == 'connected'
+
+
+CLIENT_SCRIPT = """
+import asyncio
+from firmware.mqtt import Client
+async def main():
+    client = Client('127.0.0.1', %d, 'dup-acks', report=lambda text: print('report', text))
+    client.start()
+    while not client.connected:
+        await asyncio.sleep_ms(20)
+    for i in range(20):
+        await client.publish('t', 'm%%d' %% i, qos=1)
+        print('acked', i)
+    print('pending', len(client._acked))
+asyncio.run(main())
+"""
+
+
+def test_late_duplicate_pubacks_do_not_use_up_the_client(tmp_path):
+    # A broker acknowledges the first send and the DUP resend of a QoS 1
+    # publish alike: the second PUBACK finds nobody waiting and must not be
+    # kept (the client once kept up to 8 and then ignored every PUBACK).
+    import socket
+    import threading
+    from tools.sim.harness import REPO, free_port
+    port = free_port()
+    server = socket.create_server(('127.0.0.1', port))
+    server.settimeout(30)
+
+    def serve():
+        conn, _ = server.accept()
+        conn.settimeout(30)
+        stream = conn.makefile('rb')
+        try:
+            while True:
+                first = stream.read(1)
+                if not first:
+                    return
+                n = shift = 0
+                while True:
+                    byte = stream.read(1)[0]
+                    n |= (byte & 0x7F) << shift
+                    shift += 7
+                    if not byte & 0x80:
+                        break
+                body = stream.read(n)
+                if first[0] == 0x10:
+                    conn.sendall(b'\x20\x02\x00\x00')
+                elif first[0] & 0xF6 == 0x32:          # PUBLISH, QoS 1
+                    size = int.from_bytes(body[:2], 'big')
+                    pid = body[2 + size:4 + size]
+                    conn.sendall(b'\x40\x02' + pid + b'\x40\x02' + pid)
+        except OSError:
+            pass                # the client went: its process ended
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    script = tmp_path / 'dup_acks.py'
+    script.write_text(CLIENT_SCRIPT % port)
+    out = subprocess.run([os.path.join(REPO, '.venv', 'bin', 'micropython'), str(script)],
+                         cwd=REPO, env=dict(os.environ, MICROPYPATH=REPO + ':.frozen'),
+                         capture_output=True, text=True, timeout=120)
+    server.close()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert 'acked 19' in out.stdout and 'pending 0' in out.stdout, out.stdout
 
 
 def test_three_boards_on_one_broker_never_collide(make_board, broker, listener):
