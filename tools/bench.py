@@ -399,6 +399,8 @@ def main():
         import bench_camera
         bench_camera.bench(row)
         motion_figures(tmp)
+        import bench_mqtt
+        bench_mqtt.bench(row)
         heap_figures(tmp)
     with open(os.path.join(REPO, 'build', 'bench.json'), 'w') as f:
         json.dump(ROWS, f, indent=2)
