@@ -7,6 +7,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tools.sim.harness import Board  # noqa: E402
+from broker import Broker, Listener  # noqa: E402  (tests/broker.py: mosquitto + paho)
 
 
 @pytest.fixture
@@ -29,3 +30,19 @@ def board(make_board):
     b = make_board().start()
     b.wait_frame()
     return b
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """Debian's mosquitto on a free loopback port, stopped after the test."""
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def listener(broker):
+    """A paho-mqtt client subscribed on that broker."""
+    listener = Listener(broker)
+    yield listener
+    listener.close()

@@ -18,20 +18,6 @@ BASE = 'esp32cam/%s/' % ID
 PREFIX = 'homeassistant/'
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path).start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def listener(broker):
-    listener = Listener(broker)
-    yield listener
-    listener.close()
-
-
 def discovery(listener, count=15, start=0):
     """{(component, object id): config} of the board's discovery messages."""
     deadline = time.monotonic() + 20

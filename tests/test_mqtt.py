@@ -21,20 +21,6 @@ BASE = 'esp32cam/%s/' % ID
 REFUSED = ('error: not authorized', 'error: bad user name or password')
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path).start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def listener(broker):
-    listener = Listener(broker)
-    yield listener
-    listener.close()
-
-
 def online(topic, payload):
     return topic == BASE + 'availability' and payload == b'online'
 
