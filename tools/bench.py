@@ -342,7 +342,9 @@ def heap_figures(tmp):
     row('heap live with 3 SSE + 2 WS + 1 stream (after gc)', heap - status['free_heap'], '-', 'report')
 
     bundle = os.path.join(tmp, 'bundle')
-    subprocess.run([sys.executable, os.path.join(HERE, 'bundle.py'), '--out', bundle],
+    # the simulator runs it: viper modules compiled for this CPU, not the ESP32
+    subprocess.run([sys.executable, os.path.join(HERE, 'bundle.py'), '--out', bundle,
+                    '--arch', 'host'],
                    check=True, stdout=subprocess.DEVNULL)
     out = subprocess.run([MICROPYTHON, os.path.join(HERE, 'bench_floor.py'), 'import'],
                          env=dict(os.environ, MICROPYPATH='.frozen:' + os.path.join(bundle, 'lib')),
@@ -365,7 +367,7 @@ def heap_figures(tmp):
         finally:
             board.stop()
 
-    low, high = 32, 512
+    low, high = 32, 1024
     while high - low > 8:
         mid = (low + high) // 2
         if serves(mid):
@@ -378,7 +380,7 @@ def heap_figures(tmp):
     # are C modules, and the frame buffer is the camera driver's own memory
     out = subprocess.run([MICROPYTHON, os.path.join(HERE, 'bench_floor.py'), 'sim'],
                          env=dict(os.environ, MICROPYPATH='.frozen:' + os.path.join(HERE, 'sim'),
-                                  SIM_FRAMES=frames),
+                                  SIM_FRAMES=frames, SIM_CAMERA_BOARD='aithinker'),
                          capture_output=True, text=True, check=True)
     modules, frame_buffer = (int(n) for n in out.stdout.split()[-2:])
     sim_k = (modules + frame_buffer) // 1024
