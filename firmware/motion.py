@@ -12,7 +12,7 @@ import asyncio
 import binascii
 from micropython import const
 from firmware import jpegluma, ticks
-from firmware.motiondetect import ENDED, STARTED, Detector
+from firmware.motiondetect import STARTED, Detector
 
 _SLICE_MCUS = const(64)     # MCUs decoded between two yields to the loop
 _PIR_HOLD_MS = const(10000)  # motion stays on this long after the last PIR edge

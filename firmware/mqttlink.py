@@ -57,7 +57,7 @@ class MqttLink:
                 ssl.verify_mode = ssl_module.CERT_REQUIRED
             else:
                 ssl.verify_mode = ssl_module.CERT_NONE
-        self.client = client = Client(
+        self.client = Client(
             config['host'], config['port'] or (8883 if ssl else 1883),
             config['client_id'] or 'esp32cam-' + self.id, config['user'],
             config['password'], ssl, config['keepalive_s'],

@@ -1,7 +1,6 @@
 """Boot paths on the simulator: config problems, Wi-Fi, safe mode, watchdog."""
 import json
 import os
-import shutil
 
 import pytest
 

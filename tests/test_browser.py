@@ -1,6 +1,5 @@
 """The dashboard in a real Chromium (Debian's, driven by Playwright) against
 the simulated board: buttons, slider, gallery, reconnecting, screenshots."""
-import json
 import os
 import re
 import subprocess

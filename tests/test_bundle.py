@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 
-import httpx
 import pytest
 
 from tools.sim.harness import REPO, frame_set

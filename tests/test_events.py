@@ -1,6 +1,5 @@
 """/events: status at once, pushed on change, coalesced, heartbeats."""
 import socket
-import time
 
 from tools.sim.harness import SSE
 

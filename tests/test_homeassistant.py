@@ -4,12 +4,10 @@ and using each entity the way Home Assistant would (its command payloads
 and templates) changes the board as the WebSocket would."""
 import json
 import subprocess
-import sys
 import time
 
-import pytest
 
-from broker import Broker, Listener, board_config
+from broker import Listener, board_config
 from tools.sim.harness import SSE
 from tools import ha_schema_check
 

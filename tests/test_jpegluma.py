@@ -11,7 +11,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 
 import pytest
 from PIL import Image, ImageDraw

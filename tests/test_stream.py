@@ -1,8 +1,6 @@
 """/stream: MJPEG to several viewers; a slow one does not hold back the others."""
 import json
-import socket
 import threading
-import time
 
 import pytest
 

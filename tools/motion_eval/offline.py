@@ -16,7 +16,6 @@ Scoring (fps = 10, grace = 1 s):
 import concurrent.futures
 import hashlib
 import json
-import math
 import os
 import struct
 import subprocess
