@@ -158,11 +158,7 @@ def test_a_save_that_makes_room_on_a_crowded_card(make_board, crowded_card):
         reply = board.command(ws, cmd='snapshot_now')
         assert reply['ok'] is True, reply
         status = board.command(ws, cmd='status')['status']
-    deleted = None
-    for line in sse.lines:
-        if line.startswith('event: deleted'):
-            deleted = json.loads(next(sse.lines)[5:])['names']
-            break
+    deleted = (sse.next_event('deleted') or {}).get('names')
     sse.close()
     viewer.join()
     assert status['loop_stall_ms'] <= _MAX_STALL_MS, json.dumps(status)

@@ -157,11 +157,7 @@ def test_retention_deletes_only_motion_snapshots_oldest_first(make_board, crowde
     sse.next_status()
     with board.ws() as ws:
         assert board.command(ws, cmd='snapshot_now')['ok'] is True
-    deleted = None
-    for line in sse.lines:
-        if line.startswith('event: deleted'):
-            deleted = json.loads(next(sse.lines)[5:])['names']
-            break
+    deleted = (sse.next_event('deleted') or {}).get('names')
     sse.close()
     files = board.card_files()
     motion_left = sorted(n for n in files if n.startswith('motion-'))

@@ -200,6 +200,14 @@ class SSE:
                 return status
         raise AssertionError('no matching status in %d events' % limit)
 
+    def next_event(self, name):
+        """The data of the next `event: NAME` (a JSON object), or None if the
+        stream ends first."""
+        for line in self.lines:
+            if line == 'event: ' + name:
+                return json.loads(next(self.lines)[5:])
+        return None
+
     def close(self):
         self.cm.__exit__(None, None, None)
         self.client.close()
