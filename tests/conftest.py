@@ -1,12 +1,15 @@
 """pytest fixtures around the simulated board; the harness itself is
 tools/sim/harness.py, shared with tools/bench.py."""
 import os
+import subprocess
 import sys
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.sim.harness import Board  # noqa: E402
+from tools.sim.harness import REPO, Board  # noqa: E402
+from chromium import ARGS, CHROMIUM  # noqa: E402
 from broker import Broker, Listener  # noqa: E402  (tests/broker.py: mosquitto + paho)
 
 
@@ -46,3 +49,43 @@ def listener(broker):
     listener = Listener(broker)
     yield listener
     listener.close()
+
+
+@pytest.fixture(scope='module')
+def still_frames(tmp_path_factory):
+    """A scene nobody walks through: the gallery holds only what a test saves."""
+    out = str(tmp_path_factory.mktemp('still') / 'frames')
+    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'make_frames.py'), out,
+                    '--still-only'], check=True)
+    return out
+
+
+@pytest.fixture(scope='session')
+def browser():
+    """Debian's Chromium, headless, driven by Playwright."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """open_page(board): the dashboard in a fresh browser context, online."""
+    contexts = []
+
+    def open_page(board, width=1280, height=900):
+        context = browser.new_context(viewport={'width': width, 'height': height},
+                                      accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []
+        page.on('console', lambda m: m.type == 'error' and page.errors.append(m.text))
+        page.on('pageerror', lambda e: page.errors.append('pageerror: %s' % e))
+        page.goto(board.url + '/')
+        expect(page.locator('#conn')).to_have_text('online')
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -101,7 +101,7 @@ def _newest(files, limit=100):
 
 
 def _start_viewer(board, seconds, frames):
-    viewer = threading.Thread(target=read_mjpeg, args=(board.port, seconds, frames))
+    viewer = threading.Thread(target=read_mjpeg, args=(board, seconds, frames))
     viewer.start()
     return viewer
 

@@ -2,19 +2,14 @@
 the simulated board: buttons, slider, gallery, reconnecting, screenshots."""
 import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
+from chromium import CHROMIUM
 from tools.sim.harness import REPO
 
-CHROMIUM = '/usr/bin/chromium'
-ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--disable-quic']
 SHOTS = os.path.join(REPO, 'build', 'screenshots')
 # what Chromium itself logs when the board is down: not our page's errors
 NETWORK_NOISE = re.compile(r'ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|'
@@ -24,49 +19,11 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason='needs Debi
 expect.set_options(timeout=20000)
 
 
-@pytest.fixture(scope='module')
-def still_frames(tmp_path_factory):
-    """A scene nobody walks through: the gallery holds only what a test saves."""
-    out = str(tmp_path_factory.mktemp('still') / 'frames')
-    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'make_frames.py'), out,
-                    '--still-only'], check=True)
-    return out
-
-
 @pytest.fixture
 def board(make_board, still_frames):
     b = make_board(frames=still_frames).start()
     b.wait_frame()
     return b
-
-
-@pytest.fixture(scope='module')
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def open_page(browser):
-    contexts = []
-
-    def open_page(board, width=1280, height=900):
-        context = browser.new_context(viewport={'width': width, 'height': height},
-                                      accept_downloads=True)
-        contexts.append(context)
-        page = context.new_page()
-        page.errors = []
-        page.on('console', lambda m: m.type == 'error' and page.errors.append(m.text))
-        page.on('pageerror', lambda e: page.errors.append('pageerror: %s' % e))
-        page.goto(board.url + '/')
-        expect(page.locator('#conn')).to_have_text('online')
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 def test_save_snapshot_reset_and_slider(board, open_page):

@@ -11,8 +11,7 @@ import pytest
 from playwright.sync_api import expect
 from websockets.exceptions import InvalidHandshake
 
-from test_browser import browser, open_page, still_frames  # noqa: F401  (fixtures)
-from test_browser import CHROMIUM
+from chromium import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not __import__('os').path.exists(CHROMIUM),
                                 reason='needs Debian chromium')

@@ -20,7 +20,7 @@ def fast_board(make_board):
 def test_three_viewers_get_whole_frames_and_a_slow_one_holds_nobody_back(fast_board):
     board = fast_board
     got = [[], [], []]
-    viewers = [threading.Thread(target=read_mjpeg, args=(board.port, 4, got[i], i == 2))
+    viewers = [threading.Thread(target=read_mjpeg, args=(board, 4, got[i], i == 2))
                for i in range(3)]
     before = board.status()['frames']
     for viewer in viewers:
@@ -41,8 +41,8 @@ def test_three_viewers_get_whole_frames_and_a_slow_one_holds_nobody_back(fast_bo
 
 def test_fps_query_caps_a_viewer(fast_board):
     capped, free = [], []
-    a = threading.Thread(target=read_mjpeg, args=(fast_board.port, 3, capped, False, '/stream?fps=2'))
-    b = threading.Thread(target=read_mjpeg, args=(fast_board.port, 3, free))
+    a = threading.Thread(target=read_mjpeg, args=(fast_board, 3, capped, False, '/stream?fps=2'))
+    b = threading.Thread(target=read_mjpeg, args=(fast_board, 3, free))
     a.start(), b.start()
     a.join(), b.join()
     assert 0 < len(capped) < len(free) / 3

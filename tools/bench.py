@@ -251,7 +251,7 @@ def stream_figures(tmp):
     board.wait_frame()
     for viewers in (1, 3):
         got = [[] for _ in range(viewers)]
-        threads = [threading.Thread(target=read_mjpeg, args=(board.port, 5, got[i]))
+        threads = [threading.Thread(target=read_mjpeg, args=(board, 5, got[i]))
                    for i in range(viewers)]
         for t in threads:
             t.start()
@@ -282,7 +282,7 @@ def motion_figures(tmp):
             ws.send('{"cmd": "reset"}')             # resets the stall reading
             ws.recv()
         got = [[] for _ in range(3)]
-        threads = [threading.Thread(target=read_mjpeg, args=(board.port, 5, got[i]))
+        threads = [threading.Thread(target=read_mjpeg, args=(board, 5, got[i]))
                    for i in range(3)]
         for t in threads:
             t.start()
@@ -306,7 +306,7 @@ def workload(board, seconds=5):
     for sse in listeners:
         sse.next_status()
     frames = []
-    viewer = threading.Thread(target=read_mjpeg, args=(board.port, seconds, frames))
+    viewer = threading.Thread(target=read_mjpeg, args=(board, seconds, frames))
     viewer.start()
     ok = True
     with connect(board.ws_url) as a, connect(board.ws_url) as b:

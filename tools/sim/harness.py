@@ -108,11 +108,22 @@ class Board:
         time.sleep(0.05)    # the board looks at the file at most every 20 ms
 
     # --- clients -------------------------------------------------------
+    def auth_headers(self):
+        """The headers a script sends to be let in (none while the board has
+        no credentials). Every client below sends them; a raw-socket test
+        adds raw_auth() to its request head."""
+        return {}
+
+    def raw_auth(self):
+        """auth_headers() as request-head lines, each ending in CRLF."""
+        return ''.join('%s: %s\r\n' % item for item in self.auth_headers().items())
+
     def http(self):
-        return httpx.Client(base_url=self.url, timeout=10)
+        return httpx.Client(base_url=self.url, timeout=10, headers=self.auth_headers())
 
     def ws(self):
-        return ws_connect(self.ws_url, open_timeout=10, close_timeout=2)
+        return ws_connect(self.ws_url, open_timeout=10, close_timeout=2,
+                          additional_headers=self.auth_headers())
 
     def command(self, ws, **cmd):
         ws.send(json.dumps(cmd))
@@ -179,7 +190,8 @@ class SSE:
     """Reads `event: status` objects (and heartbeat comments) from /events."""
 
     def __init__(self, board, timeout=30):
-        self.client = httpx.Client(base_url=board.url, timeout=timeout)
+        self.client = httpx.Client(base_url=board.url, timeout=timeout,
+                                   headers=board.auth_headers())
         self.cm = self.client.stream('GET', '/events')
         self.response = self.cm.__enter__()
         self.lines = self.response.iter_lines()
@@ -213,14 +225,15 @@ class SSE:
         self.client.close()
 
 
-def read_mjpeg(port, seconds, frames_out, slow=False, path='/stream'):
-    """Collect whole JPEG parts from /stream for `seconds`."""
+def read_mjpeg(board, seconds, frames_out, slow=False, path='/stream'):
+    """Collect whole JPEG parts from the board's /stream for `seconds`."""
     sock = socket.socket()
     if slow:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-    sock.connect(('127.0.0.1', port))
+    sock.connect(('127.0.0.1', board.port))
     sock.settimeout(10)
-    sock.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' % path).encode())
+    sock.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n'
+                  % (path, board.raw_auth())).encode())
     buf = b''
     while b'\r\n\r\n' not in buf:
         buf += sock.recv(4096)
