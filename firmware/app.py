@@ -2,9 +2,9 @@
 (firmware/board.py). The HTTP API is documented in README.md."""
 from microdot import Response, send_file
 
-from firmware import commands, compat, events, stream as mjpeg
+from firmware import commands, compat, events, pages, stream as mjpeg
 from firmware.assets import serve_static
-from firmware.guard import COOKIE, login_page
+from firmware.guard import COOKIE
 from firmware.server import Server, on_close
 from firmware.wsock import with_strict_websocket
 
@@ -24,19 +24,26 @@ def create_app(board):
 
     @app.get('/login')
     async def login_form(request):
-        return login_page()
+        return pages.login()
 
     @app.post('/login')
     async def login(request):
-        if not guard.token or guard.check_login(request.form and request.form.get('token')):
-            response = Response.redirect('/')
-            if guard.token:
-                response.set_cookie(COOKIE, guard.session, path='/', http_only=True,
-                                    secure=board.tls, max_age=30 * 86400)
-                response.headers['Set-Cookie'][-1] += '; SameSite=Strict'
-            return response
-        page, _, headers = login_page('<p role="alert">Wrong token.</p>')
-        return page, 401, headers
+        if not guard.auth_on:
+            return Response.redirect('/')
+        session, refusal = await guard.login(request,
+                                             request.form and request.form.get('password'))
+        if session is None:
+            return pages.login(*refusal)
+        return '', 302, {'Location': '/', 'Set-Cookie': guard.session_cookie(session)}
+
+    @app.post('/logout')
+    async def logout(request):
+        guard.sessions.drop(request.cookies.get(COOKIE))
+        return '', 302, {'Location': '/login', 'Set-Cookie': guard.session_cookie('', 0)}
+
+    @app.get('/auth')
+    async def auth_state(request):
+        return {'auth': 'on' if guard.auth_on else 'off'}
 
     @app.get('/')
     async def index(request):

@@ -4,7 +4,7 @@ routes, commands and tasks get the Board and use its parts."""
 import asyncio
 import gc
 
-from firmware import clock, settings as settings_module, state as state_module, watchdog
+from firmware import auth, clock, settings as settings_module, state as state_module, watchdog
 from firmware.app import create_app
 from firmware.camera import CameraTask
 from firmware.guard import Guard
@@ -34,7 +34,7 @@ class Board:
                                          config['snapshot_rate'])
         self.motion = Motion(state, self.snapshots, self.camera, config['motion'])
         self.led = FlashLed(config['flash_pin'])
-        self.guard = Guard(config, ip)
+        self.guard = Guard(config, ip, auth.load(), self.tls)
         values = settings_module.defaults(settings_module.LED)
         for owner in (settings_module.CAMERA, settings_module.MOTION):
             for name in settings_module.defaults(owner):
@@ -107,6 +107,10 @@ def main():
     started = startup.started or startup.run()
     if started.safe:
         return          # safe mode: leave the REPL to the person with the cable
+    if started.setup:
+        from firmware import setup
+        setup.run(started)          # ends in a restart
+        return
     board = Board(started.config, started.card_mounted, camera, started.ip)
     print('app: serving on http://%s:%d/' % (started.ip, started.config['http_port']))
     asyncio.run(board.serve(started.config['http_port']))

@@ -32,7 +32,11 @@ DEFAULTS = {
              'tls': False, 'ca': None,        # ca: a DER file on flash to verify the broker
              'keepalive_s': 30, 'backoff_max_s': 60, 'state_s': 60,
              'discovery': True, 'discovery_prefix': 'homeassistant'},
-    'auth_token': None,         # set a string to require it everywhere
+    'auth': 'on',               # "off": no password anywhere (the dashboard warns)
+    'login': {'session_h': 168, 'max_sessions': 8,   # browser sessions (cookies)
+              'free_failures': 3, 'backoff_s': 2,     # then 2, 4, 8 ... s per address
+              'backoff_max_s': 900, 'clients': 16},  # addresses remembered
+    'setup': {'dns_port': 53},  # the setup portal's DNS responder (captive portal)
     'allowed_hosts': [],        # extra Host names, e.g. a DNS name you gave the board
     'allowed_origins': [],      # extra page origins allowed to open /control
     'tls': {'cert': None, 'key': None},   # DER files on flash: serve HTTPS/WSS
@@ -77,6 +81,9 @@ def parse(text):
     if not isinstance(given, dict):
         return _merge(DEFAULTS, {}, '', problems), ['config.json must hold an object']
     config = _merge(DEFAULTS, given, '', problems)
+    if config['auth'] not in ('on', 'off'):
+        problems.append('auth must be "on" or "off"')
+        config['auth'] = 'on'
     limits = given.get('limits')
     if config['mqtt']['host'] and not (isinstance(limits, dict) and 'max_connections' in limits):
         # lwIP's 10 sockets: listener + 7 clients + DNS + NTP leave none for MQTT

@@ -1,123 +1,234 @@
-"""Who may talk to the board: Host check, optional token, WebSocket Origin.
+"""Who may talk to the board: Host check, credentials, sessions, per-client
+backoff, same-origin proof for state changes.
 
-- A request whose Host names another machine is refused (DNS rebinding:
-  a web page on evil.example resolving its name to the board's address).
-- With `auth_token` set, every route needs it: the HttpOnly cookie set by
-  the login form (browsers cannot put headers on EventSource or WebSocket),
-  `?token=` or `Authorization: Bearer` for scripts. Comparisons take the
-  same time whatever the guess, and the token is never logged or served.
-- /control accepts an Origin only from the board itself or the allowlist.
+- A request whose Host names another machine is refused (DNS rebinding).
+- Every route but /login needs a session cookie (HttpOnly, SameSite=Strict;
+  browsers cannot put headers on EventSource or WebSocket) or the API token
+  (`Authorization: Bearer`, or `?token=` for CameraWebServer-style URLs).
+- Wrong passwords and tokens from one client address back off
+  exponentially (429, Retry-After); other addresses are not affected.
+- POST, DELETE and /control (GET API and WebSocket) need same-origin proof:
+  Sec-Fetch-Site, Origin or Referer naming this board, or, with none of
+  them (not a browser), the API token.
+The before_request checks read only the head, never the body.
 """
-import binascii
-import hashlib
-from micropython import const
-from firmware import ticks
+from firmware import auth, ticks
 
 COOKIE = 'camauth'
-_MAX_FAILURES = const(5)
-_LOCKOUT_MS = const(10000)
-
-LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>ESP32-CAM login</title>
-<style>body{font:16px system-ui,sans-serif;background:#101418;color:#e8eef2;display:grid;
-place-items:center;min-height:100vh;margin:0}form{display:grid;gap:.6rem;width:min(20rem,90vw)}
-input,button{font:inherit;padding:.6rem;border-radius:.4rem;border:1px solid #456}
-button{background:#2f8cff;color:#fff;border:0}</style></head><body>
-<form method="post" action="/login"><h1>ESP32-CAM</h1>%s
-<label for="token">Access token</label>
-<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
-<button type="submit">Log in</button></form></body></html>"""
-
-
-def same(a, b):
-    """Compare two strings in time that depends only on the first's length."""
-    a = a.encode() if isinstance(a, str) else a
-    b = b.encode() if isinstance(b, str) else b
-    diff = len(a) ^ len(b)
-    for i in range(len(a)):
-        diff |= a[i] ^ (b[i] if i < len(b) else 0)
-    return diff == 0
-
-
-def session_value(token):
-    """The cookie value: derived from the token, so the cookie is not it."""
-    digest = hashlib.sha256(b'esp32cam-session:' + token.encode()).digest()
-    return binascii.hexlify(digest).decode()
+_SAFE_METHODS = ('GET', 'HEAD', 'OPTIONS')
+_OPEN_PATHS = ('/login',)       # its handler checks the password and the lockout
 
 
 def _host_only(host):
-    if host.startswith('['):                       # [::1]:8080
-        return host[1:host.find(']')].lower()
-    return host.rsplit(':', 1)[0].lower() if host.count(':') == 1 else host.lower()
+    """The name in a Host header, lower case; None if it is malformed."""
+    host = host.lower()
+    if host.startswith('['):                    # [::1]:8080
+        end = host.find(']')
+        rest = host[end + 1:] if end > 0 else None
+        if rest is None or not (rest == '' or (rest[0] == ':' and rest[1:].isdigit())):
+            return None
+        return host[1:end]
+    name, sep, port = host.partition(':')
+    if sep and not (port.isdigit() and ':' not in port):
+        return None
+    return name
+
+
+def origin_of(url):
+    """scheme://host[:port] of a URL (a Referer), or None."""
+    start = url.find('://')
+    if start <= 0:
+        return None
+    end = url.find('/', start + 3)
+    return url if end < 0 else url[:end]
+
+
+class Backoff:
+    """Failed credentials per client address: after `free` failures each
+    one locks that address out for twice as long as the one before. At most
+    `size` addresses are kept; the least recently seen goes first."""
+
+    def __init__(self, limits):
+        self.free = limits['free_failures']
+        self.base_ms = limits['backoff_s'] * 1000
+        self.max_ms = limits['backoff_max_s'] * 1000
+        self.size = limits['clients']
+        self.clients = {}               # address -> [failures, locked until, last seen]
+
+    def locked_s(self, address):
+        """Seconds left of this address's lockout (0: not locked)."""
+        entry = self.clients.get(address)
+        if entry is None:
+            return 0
+        left = entry[1] - ticks.now_ms()
+        return (left + 999) // 1000 if left > 0 else 0
+
+    def failed(self, address):
+        now = ticks.now_ms()
+        entry = self.clients.get(address)
+        if entry is None:
+            if len(self.clients) >= self.size:
+                oldest = min(self.clients, key=lambda a: self.clients[a][2])
+                del self.clients[oldest]
+            entry = self.clients[address] = [0, 0, now]
+        entry[0] += 1
+        entry[2] = now
+        over = entry[0] - self.free
+        if over >= 0:
+            entry[1] = now + min(self.max_ms, self.base_ms << min(over, 20))
+
+    def succeeded(self, address):
+        self.clients.pop(address, None)
+
+
+class Sessions:
+    """Logged-in browsers: random tokens with an expiry, at most `size`
+    (a new login pushes out the one closest to expiring)."""
+
+    def __init__(self, limits):
+        self.lifetime_ms = limits['session_h'] * 3600000
+        self.size = limits['max_sessions']
+        self.table = []                 # [value, expires at (ticks.now_ms())]
+
+    def new(self):
+        import binascii
+        import os
+        now = ticks.now_ms()
+        self.table = [s for s in self.table if s[1] > now]
+        if len(self.table) >= self.size:
+            self.table.sort(key=lambda s: s[1])
+            self.table.pop(0)
+        value = binascii.hexlify(os.urandom(16)).decode()
+        self.table.append([value, now + self.lifetime_ms])
+        return value
+
+    def find(self, value):
+        """The live session with this value, or None; looks at every entry."""
+        if not value or len(value) != 32:
+            return None
+        now = ticks.now_ms()
+        found = None
+        given = value.encode()
+        for session in self.table:
+            if auth.same(given, session[0].encode()) and session[1] > now:
+                found = session
+        return found
+
+    def drop(self, value):
+        session = self.find(value)
+        if session is not None:
+            self.table.remove(session)
+
+
+def client_address(request):
+    addr = request.client_addr
+    return addr[0] if isinstance(addr, (tuple, list)) and addr else '?'
+
+
+def locked_reply(seconds):
+    return ('locked, try again in %d s' % seconds, 429,
+            {'Retry-After': str(seconds), 'Content-Type': 'text/plain; charset=UTF-8'})
 
 
 class Guard:
-    """The before-request checks, set up from the config and board identity."""
+    """The before-request checks, set up from the config, the board's
+    address and the stored credentials (None: not set up)."""
 
-    def __init__(self, config, ip):
+    def __init__(self, config, ip, credentials=None, tls=False):
         name = config['hostname'].lower()
         self.hosts = {ip, name, name + '.local', 'localhost', '127.0.0.1', '::1',
                       '192.168.4.1'}
         for host in config['allowed_hosts']:
             self.hosts.add(host.lower())
         self.origins = config['allowed_origins']
-        self.token = config['auth_token'] or None
-        self.session = session_value(self.token) if self.token else None
-        self.failures = 0
-        self.locked_until = None
+        self.scheme = 'https://' if tls else 'http://'
+        self.auth_on = config['auth'] != 'off'
+        self.credentials = credentials
+        self.backoff = Backoff(config['login'])
+        self.sessions = Sessions(config['login'])
+        self.session_s = config['login']['session_h'] * 3600
+        self.secure = tls
 
+    # --- the Host header and same-origin proof -------------------------------
     def host_ok(self, request):
         host = request.headers.get('Host')
         return host is None or _host_only(host) in self.hosts
 
-    def origin_ok(self, request):
-        origin = request.headers.get('Origin')
-        if origin is None:
-            return True                             # not a browser: scripts
+    def origin_ok(self, origin, request):
+        if origin is None or origin == 'null':
+            return False
         if origin in self.origins:
             return True
-        scheme_end = origin.find('://')
-        host = request.headers.get('Host', '')
-        return scheme_end > 0 and origin[scheme_end + 3:].lower() == host.lower()
+        return origin.lower() == self.scheme + request.headers.get('Host', '').lower()
 
-    def authorised(self, request):
-        if self.token is None:
-            return True
-        cookie = request.cookies.get(COOKIE)
-        if cookie and same(cookie, self.session):
-            return True
+    def cross_site(self, request, via):
+        """A 403 reply for a state change without same-origin proof, else
+        None. `via`: 'token' when the API token came with the request."""
+        if request.method in _SAFE_METHODS and request.path != '/control':
+            return None
+        headers = request.headers
+        site = headers.get('Sec-Fetch-Site')
+        origin = headers.get('Origin')
+        referer = headers.get('Referer')
+        if site is None and origin is None and referer is None:
+            proven = via in ('token', 'open')       # not a browser: a script
+        else:
+            proven = ((site is None or site in ('same-origin', 'none'))
+                      and (origin is None or self.origin_ok(origin, request))
+                      and (referer is None or self.origin_ok(origin_of(referer), request)))
+        return None if proven else ('Cross-site request refused', 403)
+
+    # --- credentials ------------------------------------------------------------
+    def authenticate(self, request):
+        """'session', 'token', None (no valid credential), or a 429 reply."""
+        if self.sessions.find(request.cookies.get(COOKIE)) is not None:
+            return 'session'
         given = request.args.get('token')
         bearer = request.headers.get('Authorization', '')
         if bearer.startswith('Bearer '):
             given = bearer[7:]
-        return given is not None and same(given, self.token)
+        if given is None:
+            return None
+        address = client_address(request)
+        locked = self.backoff.locked_s(address)
+        if locked:
+            return locked_reply(locked)
+        if self.credentials is not None and self.credentials.token_ok(given):
+            self.backoff.succeeded(address)
+            return 'token'
+        self.backoff.failed(address)
+        return None
 
-    def check_login(self, given):
-        """True for the right token; locks out after repeated failures."""
-        now = ticks.now_ms()        # a lockout must end, however long ago it was
-        if self.locked_until is not None and now < self.locked_until:
-            return False
-        if given is not None and same(given, self.token):
-            self.failures = 0
-            return True
-        self.failures += 1
-        if self.failures >= _MAX_FAILURES:
-            self.failures = 0
-            self.locked_until = now + _LOCKOUT_MS
-        return False
+    async def login(self, request, password):
+        """(new session value, None), or (None, (message, status, headers))."""
+        address = client_address(request)
+        locked = self.backoff.locked_s(address)
+        if locked:
+            return None, locked_reply(locked)
+        if self.credentials is not None and await self.credentials.password_ok(password):
+            self.backoff.succeeded(address)
+            return self.sessions.new(), None
+        self.backoff.failed(address)
+        return None, ('Wrong password.', 401, {})
+
+    def session_cookie(self, value, max_age=None):
+        """The Set-Cookie value for a session (value '' and max_age 0: clear)."""
+        return '%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s' % (
+            COOKIE, value, self.session_s if max_age is None else max_age,
+            '; Secure' if self.secure else '')
 
     def before_request(self, request):
-        """A refusal response, or None to go on."""
+        """A refusal reply, or None to go on."""
         if not self.host_ok(request):
             return 'Unknown host', 421
-        if request.path == '/login' or self.authorised(request):
-            if request.path == '/control' and not self.origin_ok(request):
-                return 'Forbidden origin', 403
-            return None
-        if request.method == 'GET' and request.path == '/':
-            return '', 302, {'Location': '/login'}
-        return 'Unauthorized', 401, {'WWW-Authenticate': 'Bearer'}
-
-
-def login_page(message=''):
-    return LOGIN_PAGE % message, 200, {'Content-Type': 'text/html; charset=UTF-8'}
+        if request.path in _OPEN_PATHS:
+            # the password in its body is the credential: scripts may post it
+            return self.cross_site(request, 'token')
+        via = self.authenticate(request) if self.auth_on else 'open'
+        if isinstance(via, tuple):
+            return via
+        if via is None:
+            if request.method == 'GET' and request.path == '/':
+                return '', 302, {'Location': '/login'}
+            return 'Unauthorized', 401, {'WWW-Authenticate': 'Bearer'}
+        return self.cross_site(request, via)

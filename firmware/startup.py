@@ -16,11 +16,13 @@ class Started:
     """What start-up brought up: the config, the address, the card, and
     why the app must not start (safe mode), if it must not."""
 
-    def __init__(self, config, ip, card_mounted, safe):
+    def __init__(self, config, ip, card_mounted, safe, access_point=False, setup=False):
         self.config = config
         self.ip = ip
         self.card_mounted = card_mounted
         self.safe = safe
+        self.access_point = access_point    # serving on the board's own network
+        self.setup = setup                  # no dashboard password yet: setup only
 
 
 def _connect_wifi(config):
@@ -43,10 +45,10 @@ def _connect_wifi(config):
         if sta.isconnected():
             ip = sta.ifconfig()[0]
             print('wifi: connected, ip', ip)
-            return ip
+            return ip, False
         sta.disconnect()
     sta.active(False)
-    return _start_ap(network, config['ap'])
+    return _start_ap(network, config['ap']), True
 
 
 def _start_ap(network, ap_config):
@@ -111,18 +113,23 @@ def run(config_path='config.json'):
     global started
     from firmware import config as config_module
     from firmware.storage import mount_card
+    from firmware import auth
     config, problems = config_module.load(config_path)
     for problem in problems:
         print('config:', problem)
+    access_point = False
     try:
-        ip = _connect_wifi(config)
+        ip, access_point = _connect_wifi(config)
     except Exception as exc:
         print('wifi: failed:', exc)
         ip = '0.0.0.0'
+    setup_needed = auth.setup_needed(config, auth.load())
+    if config['auth'] == 'off':
+        print('auth: OFF ("auth": "off" in config.json): anyone on the network is let in')
     card_mounted = mount_card(config['sd']['mount'], config['sd']['width'])
     safe = _safe_mode(config)
     if safe:
         print('safe mode (%s): the app will not start. Fix the board over USB, '
               'then remove SAFE (mpremote rm :SAFE) and reset.' % safe)
-    started = Started(config, ip, card_mounted, safe)
+    started = Started(config, ip, card_mounted, safe, access_point, setup_needed)
     return started

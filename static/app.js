@@ -6,6 +6,19 @@ const SETTING_IDS = ['sensitivity', 'framesize', 'quality', 'brightness', 'flash
 const CONTROL_IDS = ['snap-btn', 'reset-btn'].concat(SETTING_IDS);
 const SEND_EVERY_MS = 150;      // bounded rate for sliders being dragged
 
+// --- authentication: a 401 anywhere means the session ended: log in again ----
+const boardFetch = window.fetch.bind(window);
+window.fetch = async (...args) => {
+  const response = await boardFetch(...args);
+  if (response.status === 401) location.assign('/login');
+  return response;
+};
+fetch('/auth', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : null)).then((a) => {
+  if (!a) return;
+  $('auth-off').hidden = a.auth !== 'off';
+  $('logout').hidden = a.auth === 'off';
+}).catch(() => {});
+
 // --- formatting -------------------------------------------------------------
 function bytes(n) {
   if (n === null || n === undefined) return 'no card';

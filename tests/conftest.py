@@ -71,7 +71,8 @@ def browser():
 
 @pytest.fixture
 def open_page(browser):
-    """open_page(board): the dashboard in a fresh browser context, online."""
+    """open_page(board): the dashboard in a fresh browser context, logged in
+    through the board's login form, online."""
     contexts = []
 
     def open_page(board, width=1280, height=900):
@@ -83,6 +84,10 @@ def open_page(browser):
         page.on('console', lambda m: m.type == 'error' and page.errors.append(m.text))
         page.on('pageerror', lambda e: page.errors.append('pageerror: %s' % e))
         page.goto(board.url + '/')
+        if board.password and page.url.endswith('/login'):
+            page.get_by_label('Dashboard password').fill(board.password)
+            page.get_by_role('button', name='Log in').click()
+            page.wait_for_url(board.url + '/')
         expect(page.locator('#conn')).to_have_text('online')
         return page
 

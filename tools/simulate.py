@@ -10,6 +10,11 @@ The board's files come from SIM_BOARD_ROOT (default: this repository; the
 deploy bundle build/board/ works too). Its config.json is SIM_CONFIG (a file,
 or "none" for a board without one; default tools/sim/config.json). Tests
 switch faults through the JSON file SIM_FAULTS (see tools/sim/simctl.py).
+
+The board comes up set up: a dashboard password and an API token are put
+on its flash (SIM_PASSWORD / SIM_TOKEN, or made at random) and printed.
+SIM_AUTH=none boots a board that was never set up (setup portal; its DNS
+responder on the loopback UDP port SIM_DNS_PORT, default a free one).
 """
 import argparse
 import json
@@ -83,6 +88,29 @@ def make_flash(args, board_root):
     return flash
 
 
+def provision(flash):
+    """Put credentials on the flash as setup would; return (password,
+    token), or None for a board that was never set up (SIM_AUTH=none)."""
+    if os.environ.get('SIM_AUTH') == 'none':
+        return None
+    sys.path.insert(0, REPO)
+    from firmware import auth       # the board's own file format
+    import hashlib
+    password = os.environ.get('SIM_PASSWORD') or auth.new_token()[:12]
+    token = os.environ.get('SIM_TOKEN') or auth.new_token()
+    salt = os.urandom(16)
+    key = hashlib.pbkdf2_hmac('sha256', password.encode(), salt, auth.ITERATIONS)
+    with open(os.path.join(flash, auth.CREDENTIALS_FILE), 'w') as f:
+        json.dump(auth.record(salt, key, token), f)
+    return password, token
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def board_env(args, flash):
     env = dict(os.environ)
     env.update({
@@ -94,6 +122,7 @@ def board_env(args, flash):
         'SIM_FRAMES_ONCE': '1' if args.frames_once else '0',
         'SIM_CAMERA_API': args.camera_api,
         'SIM_NTP_PORT': str(args.ntp_port),
+        'SIM_DNS_PORT': os.environ.get('SIM_DNS_PORT') or str(free_udp_port()),
     })
     return env
 
@@ -143,6 +172,7 @@ def main(argv=None):
     if not args.no_sdcard:
         os.makedirs(os.path.dirname(os.path.abspath(args.sdcard)), exist_ok=True)
     flash = make_flash(args, board_root)
+    credentials = provision(flash)
     args.ntp_port = serve_ntp()
     cmd = [micropython_binary(), '-X', 'heapsize=' + args.heap,
            os.path.join(SIM_DIR, 'run_board.py')]
@@ -161,6 +191,13 @@ def main(argv=None):
             proc = subprocess.Popen(cmd, cwd=flash, env=board_env(args, flash))
             if wait_for_port(args.port, proc):
                 print('Dashboard: http://127.0.0.1:%d/' % args.port, flush=True)
+                if credentials:
+                    print('Log in with the password %s (scripts: Authorization: Bearer %s)'
+                          % credentials, flush=True)
+                    credentials = None      # once: setup shows them once too
+                elif not os.path.exists(os.path.join(flash, 'auth.json')):
+                    print('Not set up: open http://127.0.0.1:%d/setup' % args.port,
+                          flush=True)
             while True:
                 try:
                     status = proc.wait(timeout=0.5)

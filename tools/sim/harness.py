@@ -4,6 +4,7 @@ the simulated board under MicroPython and talks to it the way users do
 tests/conftest.py) and tools/bench.py import it from here."""
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,6 +21,12 @@ FRAMES = os.path.join(REPO, 'tools', 'sim', 'frames')
 MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK='1')
 
 
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -31,7 +38,8 @@ class Board:
 
     def __init__(self, tmp_path, sdcard='default', frames=FRAMES, fps=10,
                  camera_api='cnadler86', heap=None, config=None, port=None,
-                 board_root=None, frames_once=False, sockets=None, board_id=None):
+                 board_root=None, frames_once=False, sockets=None, board_id=None,
+                 setup=True):
         self.tmp = tmp_path
         self.port = port or free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
@@ -57,6 +65,17 @@ class Board:
             self.env['SIM_SOCKETS'] = str(sockets)     # lwIP's budget; 0: none
         if board_id is not None:
             self.env['SIM_BOARD_ID'] = board_id        # the MAC, 12 hex digits
+        # set up (a password and an API token on its flash), or fresh from
+        # the factory: setup=False serves only the setup portal
+        if setup:
+            self.password = 'pw-' + secrets.token_urlsafe(9)
+            self.token = secrets.token_urlsafe(18)
+            self.env.update(SIM_PASSWORD=self.password, SIM_TOKEN=self.token)
+        else:
+            self.password = self.token = None
+            self.env['SIM_AUTH'] = 'none'
+        self.dns_port = free_udp_port()
+        self.env['SIM_DNS_PORT'] = str(self.dns_port)
         self.proc = None
         self.log_start = 0
 
@@ -109,10 +128,19 @@ class Board:
 
     # --- clients -------------------------------------------------------
     def auth_headers(self):
-        """The headers a script sends to be let in (none while the board has
-        no credentials). Every client below sends them; a raw-socket test
-        adds raw_auth() to its request head."""
-        return {}
+        """The headers a script sends to be let in: the API token (none while
+        the board has no credentials). Every client below sends them; a
+        raw-socket test adds raw_auth() to its request head."""
+        return {'Authorization': 'Bearer ' + self.token} if self.token else {}
+
+    def login(self, client=None, address=None):
+        """An httpx.Client logged in through the login form (its session
+        cookie set), from a loopback address of choice (e.g. 127.0.0.2)."""
+        client = client or httpx.Client(base_url=self.url, timeout=10, transport=(
+            httpx.HTTPTransport(local_address=address) if address else None))
+        reply = client.post('/login', data={'password': self.password})
+        assert reply.status_code == 302, (reply.status_code, reply.text)
+        return client
 
     def raw_auth(self):
         """auth_headers() as request-head lines, each ending in CRLF."""

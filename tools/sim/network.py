@@ -10,6 +10,11 @@ AP_IF = 1
 _hostname = 'esp32'
 _interfaces = {}        # interface -> its state
 _DNS_MS = 30            # a lookup through the router takes tens of ms
+_SCAN_MS = 300          # an active scan of every channel takes ~2 s on the board
+# the networks a scan finds: a home, neighbours, a name that is markup
+_NEIGHBOURS = [(b'simnet', 6, -48, 3), (b'Neighbour-5G', 36, -71, 4),
+               (b'<b>cafe</b> & "free"', 1, -80, 0), (b'simnet', 11, -77, 3),
+               (b'FRITZ!Box 7530 XY', 1, -63, 7)]
 
 
 def hostname(name=None):
@@ -51,6 +56,15 @@ class WLAN:
         failing = simctl.fault('wifi_fail')
         self._state['connected'] = not (failing is True or
                                         (isinstance(failing, list) and ssid in failing))
+
+    def scan(self):
+        """What the ESP32 returns: (ssid, bssid, channel, RSSI, security,
+        hidden), in no particular order; needs the interface active."""
+        if not self._state['active']:
+            raise OSError('STA must be active')
+        time.sleep_ms(_SCAN_MS)
+        return [(ssid, bytes([2, 0, 0, 0, 0, i]), channel, rssi, security, False)
+                for i, (ssid, channel, rssi, security) in enumerate(_NEIGHBOURS)]
 
     def disconnect(self):
         self._state['connected'] = False

@@ -12,6 +12,9 @@ import simctl
 
 
 def getaddrinfo(host, port, *args):
+    if host in ('0.0.0.0', '', '::') and port == 53 and simctl.env('SIM_DNS_PORT'):
+        # the setup portal's DNS responder: a free loopback port instead
+        return usocket.getaddrinfo('127.0.0.1', int(simctl.env('SIM_DNS_PORT')), *args)
     if host in ('0.0.0.0', '', '::'):
         return usocket.getaddrinfo('127.0.0.1', int(simctl.env('SIM_PORT', '8080')), *args)
     if host in ('127.0.0.1', 'localhost'):
@@ -119,7 +122,7 @@ class _Socket(io.IOBase):
             sock, addr = self._sock.accept()
         except OSError as exc:
             raise self._error(exc)
-        return _Socket(_claim(sock)), addr
+        return _Socket(_claim(sock)), _peer(addr)
 
     # the calls asyncio's streams make for every read and write, spelt out
     # (no closure per call); __getattr__ wraps the rest
@@ -187,6 +190,14 @@ class _Socket(io.IOBase):
             except OSError as exc:
                 raise self._error(exc)
         return call
+
+
+def _peer(addr):
+    """accept()'s address as the esp32 port gives it, ('a.b.c.d', port);
+    the unix port gives the raw sockaddr_in."""
+    if isinstance(addr, (bytes, bytearray)) and len(addr) >= 8 and addr[0] == 2:
+        return ('%d.%d.%d.%d' % tuple(addr[4:8]), addr[2] << 8 | addr[3])
+    return addr
 
 
 def socket(*args):
