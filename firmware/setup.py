@@ -126,6 +126,12 @@ def create_app(config, ip, networks, portal):
         asyncio.create_task(_restart(portal))
         return pages.setup_done(ssid, token)
 
+    # every other path, so that only_setup runs (and redirects) for it too
+    @app.route('/', methods=['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'])
+    @app.route('/<path:path>', methods=['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'])
+    async def elsewhere(request, path=''):
+        return 'Not found', 404         # never reached: only_setup answers first
+
     return app
 
 
