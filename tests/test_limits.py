@@ -63,7 +63,7 @@ def test_a_silent_client_is_dropped_after_the_head_timeout(tight_board, partial)
 def test_a_vanished_websocket_peer_is_released(tight_board):
     board = tight_board
     base = board.status()['clients']
-    raw = RawWebSocket(board.port)      # upgrades, then never answers a ping
+    raw = RawWebSocket(board)      # upgrades, then never answers a ping
     assert raw.status == 101
     board.wait_for(lambda s: s['clients'] == base + 1)
     board.wait_for(lambda s: s['clients'] == base, timeout=30)
@@ -91,7 +91,7 @@ def test_a_vanished_sse_listener_is_released_while_nothing_changes(make_board):
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
         sock.connect(('127.0.0.1', board.port))
-        sock.sendall(b'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+        sock.sendall(('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n' % board.raw_auth()).encode())
         deadline = time.monotonic() + 10
         while clients() != base + 1:
             assert time.monotonic() < deadline
@@ -108,7 +108,7 @@ def test_a_listener_that_stops_reading_is_dropped(tight_board):
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
     sock.connect(('127.0.0.1', board.port))
-    sock.sendall(b'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    sock.sendall(('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n' % board.raw_auth()).encode())
     base = board.status()['clients']
     with board.ws() as ws:
         # change the state until the stuck listener's writes block and time out
@@ -128,7 +128,7 @@ def test_connect_disconnect_cycles_and_commands_do_not_leak(tight_board):
     for i in range(1000):
         sock = socket.create_connection(('127.0.0.1', board.port))
         if i % 3 == 1:
-            sock.sendall(b'GET /static/style.css HTTP/1.0\r\n\r\n')
+            sock.sendall(('GET /static/style.css HTTP/1.0\r\n%s\r\n' % board.raw_auth()).encode())
             read_all(sock)
         elif i % 3 == 2:
             sock.sendall(b'GET /sn')     # half a request, then gone
@@ -152,11 +152,12 @@ def test_reset_connections_never_print_tracebacks(tight_board):
     for i in range(100):
         sock = socket.create_connection(('127.0.0.1', board.port))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
-        sock.sendall(b'GET /events HTTP/1.1\r\n\r\n' if i % 2 else b'GET /snapshot.jpg HTTP/1.0\r\n\r\n')
+        sock.sendall((('GET /events HTTP/1.1\r\n%s\r\n' if i % 2 else 'GET /snapshot.jpg HTTP/1.0\r\n%s\r\n')
+                      % board.raw_auth()).encode())
         if i % 4 == 0:
             time.sleep(0.01)
         sock.close()                    # RST: ECONNRESET on the board
-    raw = RawWebSocket(board.port)
+    raw = RawWebSocket(board)
     raw.send(frame(1, '{"cmd": "status"}'))
     raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
     raw.close()
@@ -167,7 +168,7 @@ def test_reset_connections_never_print_tracebacks(tight_board):
 
 def test_sse_heartbeat_comments_arrive_while_nothing_changes(tight_board):
     sock = socket.create_connection(('127.0.0.1', tight_board.port), timeout=15)
-    sock.sendall(b'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    sock.sendall(('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n' % tight_board.raw_auth()).encode())
     data = b''
     while data.count(b': heartbeat') < 2:
         chunk = sock.recv(4096)
@@ -179,7 +180,7 @@ def test_sse_heartbeat_comments_arrive_while_nothing_changes(tight_board):
 def test_pings_and_replies_on_one_connection_at_once(tight_board):
     # idle gaps make the board ping; bursts of commands land on top of the
     # pings: two writers on one socket must take turns (asyncio asserts)
-    raw = RawWebSocket(tight_board.port)
+    raw = RawWebSocket(tight_board)
     pings = replies = 0
     for burst in range(4):
         time.sleep(LIMITS['ws_ping_s'] + 0.8)     # > ping interval + reaper period

@@ -79,7 +79,7 @@ frames = st.lists(st.builds(
 @PROPERTY
 @given(frames=frames)
 def test_any_frames_get_a_reply_or_a_documented_close(shared_board, frames):
-    ws = RawWebSocket(shared_board.port, timeout=3)
+    ws = RawWebSocket(shared_board, timeout=3)
     ws.send(b''.join(frame(**f) for f in frames))
     try:
         while True:

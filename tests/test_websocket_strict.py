@@ -16,7 +16,7 @@ MAX = 4096      # the board's default max_ws_message
 
 @pytest.fixture
 def raw(board):
-    ws = RawWebSocket(board.port)
+    ws = RawWebSocket(board)
     assert ws.status == 101
     yield ws
     ws.close()
@@ -198,7 +198,7 @@ def test_unmasked_client_frame_fails(raw):
 def test_the_board_keeps_serving_after_every_failure(board):
     for data in [frame(TEXT, STATUS, rsv=1), frame(CONT, b'x'), frame(TEXT, b'\xff'),
                  frame(TEXT, b'', length=1 << 20), frame(TEXT, STATUS, mask=False)]:
-        ws = RawWebSocket(board.port)
+        ws = RawWebSocket(board)
         ws.send(data)
         assert ws.recv_close_code() in (1002, 1007, 1009)
         ws.close()
@@ -208,7 +208,7 @@ def test_the_board_keeps_serving_after_every_failure(board):
 
 @pytest.mark.parametrize('cut', [1, 2, 6, 10])
 def test_a_peer_that_closes_mid_frame_is_no_error(board, cut):
-    ws = RawWebSocket(board.port)
+    ws = RawWebSocket(board)
     ws.send(frame(TEXT, STATUS)[:cut])
     ws.close()
     board.wait_for(lambda s: s['connections'] == 1)

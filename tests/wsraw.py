@@ -29,6 +29,11 @@ def frame(opcode, payload=b'', fin=True, rsv=0, mask=True, length=None):
 
 class RawWebSocket:
     def __init__(self, port, path='/control', timeout=15, headers=''):
+        """port: a port number (no credentials sent), or a harness Board,
+        whose raw_auth() lines go into the head."""
+        if not isinstance(port, int):
+            headers = port.raw_auth() + headers
+            port = port.port
         self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n'
