@@ -34,7 +34,7 @@ DEFAULTS = {
              'discovery': True, 'discovery_prefix': 'homeassistant'},
     'auth': 'on',               # "off": no password anywhere (the dashboard warns)
     'login': {'session_h': 168, 'max_sessions': 8,   # browser sessions (cookies)
-              'free_failures': 3, 'backoff_s': 2,     # then 2, 4, 8 ... s per address
+              'lock_after': 3, 'backoff_s': 2,        # failures; then 2, 4, 8 ... s
               'backoff_max_s': 900, 'clients': 16},  # addresses remembered
     'setup': {'dns_port': 53},  # the setup portal's DNS responder (captive portal)
     'allowed_hosts': [],        # extra Host names, e.g. a DNS name you gave the board

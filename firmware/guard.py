@@ -44,12 +44,13 @@ def origin_of(url):
 
 
 class Backoff:
-    """Failed credentials per client address: after `free` failures each
-    one locks that address out for twice as long as the one before. At most
-    `size` addresses are kept; the least recently seen goes first."""
+    """Failed credentials per client address: the `lock_after`th failure in
+    a row locks that address out for backoff_s, each further one for twice
+    as long as the one before (up to backoff_max_s); a success forgets them.
+    At most `size` addresses are kept; the least recently seen goes first."""
 
     def __init__(self, limits):
-        self.free = limits['free_failures']
+        self.free = max(1, limits['lock_after']) - 1
         self.base_ms = limits['backoff_s'] * 1000
         self.max_ms = limits['backoff_max_s'] * 1000
         self.size = limits['clients']

@@ -4,6 +4,7 @@ Everything put into them is escaped (a network name is anyone's choice)."""
 _HTML = {'Content-Type': 'text/html; charset=UTF-8', 'Cache-Control': 'no-store'}
 _HEAD = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>%s</title>
+<link rel="icon" href="data:,">
 <style>body{font:16px system-ui,sans-serif;background:#101418;color:#e8eef2;display:grid;
 place-items:center;min-height:100vh;margin:0}form,main{display:grid;gap:.6rem;width:min(22rem,92vw)}
 input,select,button{font:inherit;padding:.6rem;border-radius:.4rem;border:1px solid #456}

@@ -200,7 +200,8 @@ def test_peers_that_reset_mid_stream_leave_no_socket_errors_on_the_console(board
     # writes to it: the firmware mutes the board's numbers by name
     for path in ('/stream', '/events', '/stream', '/events'):
         sock = socket.create_connection(('127.0.0.1', board.port), timeout=10)
-        sock.sendall(('GET %s HTTP/1.1\r\nHost: x\r\n\r\n' % path).encode())
+        sock.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n'
+                      % (path, board.raw_auth())).encode())
         assert sock.recv(64).startswith(b'HTTP/1.')
         time.sleep(0.3)                 # the board is writing frames / events
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))

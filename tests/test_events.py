@@ -49,7 +49,8 @@ def test_slow_listener_gets_the_newest_state_not_a_backlog(board):
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     sock.connect(('127.0.0.1', board.port))
-    sock.sendall(b'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    sock.sendall(('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n'
+                  % board.raw_auth()).encode())
     with board.ws() as ws:
         for i in range(1000):
             board.command(ws, cmd='set', key='sensitivity', value=i % 100)

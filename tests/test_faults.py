@@ -85,7 +85,8 @@ def test_frames_too_big_for_the_heap_are_an_error_not_a_dead_camera(make_board, 
     board = make_board(frames=str(frames), heap='512K', sdcard=None).start()
     status = board.wait_for(lambda s: s['camera'] != 'starting', timeout=30)
     assert status['camera'] == 'error: out of memory for a frame'
-    assert httpx.get(board.url + '/snapshot.jpg').status_code == 503
+    assert httpx.get(board.url + '/snapshot.jpg',
+                     headers=board.auth_headers()).status_code == 503
     with board.ws() as ws:
         assert board.command(ws, cmd='snapshot_now')['ok'] is False
     assert 'Traceback' not in board.output()

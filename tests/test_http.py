@@ -24,7 +24,7 @@ def test_dashboard_and_assets(board):
 ])
 def test_nothing_outside_static_and_snaps_is_reachable(board, path):
     sock = socket.create_connection(('127.0.0.1', board.port), timeout=10)
-    sock.sendall(('GET %s HTTP/1.0\r\n\r\n' % path).encode())
+    sock.sendall(('GET %s HTTP/1.0\r\n%s\r\n' % (path, board.raw_auth())).encode())
     data = b''
     while True:
         chunk = sock.recv(65536)

@@ -332,7 +332,8 @@ def test_mqtt_leaves_a_socket_for_itself(make_board, broker):
     try:
         for _ in range(6):
             s = socket.create_connection(('127.0.0.1', board.port))
-            s.sendall(b'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+            s.sendall(('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n'
+                       % board.raw_auth()).encode())
             assert s.recv(4096).split(b'\r\n')[0].endswith(b' 200 OK')
             held.append(s)
         s = socket.create_connection(('127.0.0.1', board.port))

@@ -20,7 +20,8 @@ LOOSE = {'limits': {'max_connections': 20}}     # only lwIP's budget stops clien
 
 def open_events(board):
     sock = socket.create_connection(('127.0.0.1', board.port), timeout=10)
-    sock.sendall(b'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    sock.sendall(('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n'
+                  % board.raw_auth()).encode())
     return sock
 
 
@@ -122,7 +123,7 @@ def test_three_dashboards_two_hidden_tabs_and_a_poller_on_ten_sockets(make_board
     answers = []
 
     def poll_capture():
-        with httpx.Client(base_url=board.url, timeout=10) as client:
+        with board.http() as client:
             while not stop.is_set():
                 try:
                     answers.append(client.get('/capture').status_code)

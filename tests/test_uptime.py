@@ -16,7 +16,6 @@ from websockets.sync.client import connect as ws_connect
 
 from tools.sim.harness import REPO
 
-TOKEN = 's3cret-Token-42'
 DAYS = [pytest.param(8 * 86400, id='8days'), pytest.param(int(6.5 * 86400), id='6.5days')]
 
 
@@ -34,13 +33,13 @@ def make_frames(tmp_path, name, *flags):
     return out
 
 
-def status(board, token=None):
-    url = board.ws_url + ('?token=' + token if token else '')
-    with ws_connect(url, open_timeout=10, close_timeout=2) as ws:
+def status(board):
+    with ws_connect(board.ws_url, open_timeout=10, close_timeout=2,
+                    additional_headers=board.auth_headers()) as ws:
         return board.command(ws, cmd='status')['status']
 
 
-def run_ahead(board, seconds, token=None, **faults):
+def run_ahead(board, seconds, **faults):
     """Let `seconds` pass on the board, faults set meanwhile; then check that
     the board says it has been up that long."""
     board.set_faults(jump_s=seconds, **faults)
@@ -48,20 +47,20 @@ def run_ahead(board, seconds, token=None, **faults):
     while 'simulator: %d s ahead' % seconds not in board.output()[board.log_start:]:
         assert time.monotonic() < deadline, 'the board never got %d s ahead' % seconds
         time.sleep(0.1)
-    uptime = status(board, token)['uptime_s']
+    uptime = status(board)['uptime_s']
     assert seconds <= uptime < seconds + 600
 
 
 @pytest.mark.parametrize('seconds', DAYS)
 def test_login_works_days_after_a_lockout(make_board, seconds):
-    board = make_board(config=sim_config(auth_token=TOKEN)).start()
+    board = make_board().start()
     with httpx.Client(base_url=board.url, timeout=10) as client:
         for _ in range(5):
-            assert client.post('/login', data={'token': 'guess'}).status_code == 401
-        assert client.post('/login', data={'token': TOKEN}).status_code == 401
-    run_ahead(board, seconds, token=TOKEN)
+            assert client.post('/login', data={'password': 'guess'}).status_code in (401, 429)
+        assert client.post('/login', data={'password': board.password}).status_code == 429
+    run_ahead(board, seconds)
     with httpx.Client(base_url=board.url, timeout=10) as client:
-        ok = client.post('/login', data={'token': TOKEN})
+        ok = client.post('/login', data={'password': board.password})
         assert ok.status_code == 302, 'still locked out'
         assert client.get('/snaps').status_code == 200
 

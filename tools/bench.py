@@ -15,7 +15,6 @@ import tempfile
 import threading
 import time
 
-import httpx
 from PIL import Image
 from websockets.sync.client import connect
 
@@ -73,7 +72,8 @@ class EventReader:
 
     def __init__(self, board):
         self.sock = socket.create_connection(('127.0.0.1', board.port), timeout=10)
-        self.sock.sendall(b'GET /events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n' % board.port)
+        self.sock.sendall(('GET /events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n'
+                           % (board.port, board.raw_auth())).encode())
         self.buf = b''
         self._until(b'\r\n\r\n')                 # the response head
 
@@ -102,9 +102,9 @@ class EventReader:
         self.sock.close()
 
 
-def round_trips(url, message, count):
+def round_trips(url, message, count, headers=None):
     times = []
-    with connect(url, open_timeout=10) as ws:
+    with connect(url, open_timeout=10, additional_headers=headers) as ws:
         for i in range(count):
             t = time.perf_counter()
             ws.send(message if isinstance(message, str) else message(i))
@@ -150,7 +150,7 @@ def latency_figures(tmp):
     board.wait_frame()
     try:
         floor = floor_echo(2000)
-        ours = round_trips(board.ws_url, '{"cmd": "reset"}', 2000)
+        ours = round_trips(board.ws_url, '{"cmd": "reset"}', 2000, board.auth_headers())
         for p in (50, 99):
             ratio = pct(ours, p) / pct(floor, p)
             row('reset round trip p%d (ms)' % p, '%.3f' % pct(ours, p),
@@ -159,7 +159,7 @@ def latency_figures(tmp):
         sse = EventReader(board)
         sse.next_status()
         pushes, trips = [], []
-        with connect(board.ws_url) as ws:
+        with board.ws() as ws:
             for i in range(300):
                 t = time.perf_counter()
                 ws.send(json.dumps({'cmd': 'set', 'key': 'sensitivity', 'value': i % 100}))
@@ -172,7 +172,7 @@ def latency_figures(tmp):
         row('SSE push latency p50 (ms)', '%.3f' % statistics.median(pushes),
             'round trip %.3f' % statistics.median(trips), '<= 1.2x', ratio <= 1.2)
         # heap drift over many commands
-        with connect(board.ws_url) as ws:
+        with board.ws() as ws:
             def status():
                 ws.send('{"cmd": "status"}')
                 return json.loads(ws.recv(timeout=10))['status']['free_heap']
@@ -199,7 +199,7 @@ def snapshot_figures(tmp):
         board = start(tmp, 'snap-%d' % target, frames=frames, sdcard=image, config=bench_config(),
                       heap='2M')
         board.wait_frame()
-        times = round_trips(board.ws_url, '{"cmd": "snapshot_now"}', 30)
+        times = round_trips(board.ws_url, '{"cmd": "snapshot_now"}', 30, board.auth_headers())
         board.stop()
         floor = floor_fat(image, int(size), 30)
         ours = statistics.median(times)
@@ -231,7 +231,7 @@ def stall_figure(tmp):
     board = start(tmp, 'stall', frames=frames, config=bench_config(loop_monitor=True))
     board.wait_frame()
     board.set_faults(sd_bytes_per_s=1000000)
-    with connect(board.ws_url) as ws:
+    with board.ws() as ws:
         ws.send('{"cmd": "reset"}')
         json.loads(ws.recv())                       # resets the stall reading
         for i in range(20):
@@ -276,9 +276,9 @@ def motion_figures(tmp):
     board = start(tmp, 'motion', frames=frames, fps=25, heap='2M',     # PSRAM: VGA frames
                   config=bench_config(loop_monitor=True))
     board.wait_frame()
-    with httpx.Client(base_url=board.url, timeout=10) as client:
+    with board.http() as client:
         before, frames_before = client.get('/motion').json()['analysed'], board.status()['frames']
-        with connect(board.ws_url) as ws:
+        with board.ws() as ws:
             ws.send('{"cmd": "reset"}')             # resets the stall reading
             ws.recv()
         got = [[] for _ in range(3)]
@@ -309,7 +309,7 @@ def workload(board, seconds=5):
     viewer = threading.Thread(target=read_mjpeg, args=(board, seconds, frames))
     viewer.start()
     ok = True
-    with connect(board.ws_url) as a, connect(board.ws_url) as b:
+    with board.ws() as a, board.ws() as b:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             for ws in (a, b):
@@ -329,10 +329,10 @@ def heap_figures(tmp):
     board = start(tmp, 'heap', frames=frames, config=bench_config(), heap='512K')
     board.wait_frame()
     time.sleep(1)
-    with connect(board.ws_url) as ws:
+    with board.ws() as ws:
         ws.send('{"cmd": "status"}')
         idle = json.loads(ws.recv())['status']
-    with connect(board.ws_url) as ws:
+    with board.ws() as ws:
         ws.send('{"cmd": "reset"}')
         ws.recv()
     served, status = workload(board)

@@ -1,0 +1,415 @@
+"""Authentication, written as the attacks a stranger on the network tries:
+an unconfigured board, guessing tokens and passwords (from 127.0.0.2 while
+the owner works from 127.0.0.1), stolen-looking cookies, cross-site pages."""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tools.sim.harness import REPO
+from wsraw import RawWebSocket
+
+ATTACKER = '127.0.0.2'
+MICROPYTHON = os.path.join(os.path.dirname(sys.executable), 'micropython')
+
+
+def sim_config(**changes):
+    config = json.load(open(os.path.join(REPO, 'tools', 'sim', 'config.json')))
+    config.update(changes)
+    return config
+
+
+def client(board, address=None, **kwargs):
+    transport = httpx.HTTPTransport(local_address=address) if address else None
+    return httpx.Client(base_url=board.url, timeout=10, transport=transport, **kwargs)
+
+
+ROUTES = [('GET', '/'), ('GET', '/events'), ('GET', '/snaps'), ('GET', '/snapshot.jpg'),
+          ('GET', '/capture'), ('GET', '/stream'), ('GET', '/status'), ('GET', '/motion'),
+          ('GET', '/static/app.js'), ('GET', '/static/index.html'), ('GET', '/auth'),
+          ('GET', '/control?var=led_intensity&val=255'), ('GET', '/login'),
+          ('GET', '/snaps/manual-20000101-000000-0000.jpg'),
+          ('DELETE', '/snaps/manual-20000101-000000-0000.jpg'), ('POST', '/logout')]
+
+
+def test_a_board_never_set_up_serves_nothing_but_setup(make_board):
+    board = make_board(setup=False).start()
+    with client(board) as c:
+        for method, path in ROUTES:
+            reply = c.request(method, path)
+            if method == 'GET':
+                assert reply.status_code == 302 and reply.headers['location'] == '/setup', path
+            else:
+                assert reply.status_code == 401, path
+        assert c.get('/setup').status_code == 200
+    assert RawWebSocket(board.port).status == 302
+    assert 'Not set up: open http://127.0.0.1:%d/setup' % board.port in board.output()
+
+
+def test_without_credentials_every_route_is_refused(board):
+    with client(board) as c:
+        for method, path in ROUTES:
+            reply = c.request(method, path)
+            if path == '/login':
+                assert reply.status_code == 200 and 'Dashboard password' in reply.text
+            elif (method, path) == ('GET', '/'):
+                assert reply.status_code == 302 and reply.headers['location'] == '/login'
+            else:
+                assert reply.status_code == 401, path
+        assert c.get('/snaps', params={'token': 'wrong'}).status_code == 401
+        assert c.get('/snaps', cookies={'camauth': '0' * 32}).status_code == 401
+    assert RawWebSocket(board.port).status == 401
+
+
+def test_the_api_token_as_bearer_or_query_and_nothing_leaks(board):
+    with client(board) as c:
+        assert c.get('/snaps', headers={'Authorization': 'Bearer ' + board.token}).status_code == 200
+        assert c.get('/capture', params={'token': board.token}).status_code == 200
+        assert c.get('/snaps', headers={'Authorization': 'Bearer ' + board.token + 'x'}
+                     ).status_code == 401
+        assert c.get('/auth', headers=board.auth_headers()).json() == {'auth': 'on'}
+    status = json.dumps(board.status())
+    assert board.token not in status and board.password not in status
+
+
+def test_login_sets_a_strict_http_only_expiring_session_and_logout_ends_it(board):
+    with client(board) as c:
+        form = c.get('/login')
+        assert 'autocomplete="current-password"' in form.text and '<label for="password"' in form.text
+        wrong = c.post('/login', data={'password': 'guess'})
+        assert wrong.status_code == 401 and 'Wrong password.' in wrong.text
+        assert 'set-cookie' not in wrong.headers
+        ok = c.post('/login', data={'password': board.password})
+        assert ok.status_code == 302 and ok.headers['location'] == '/'
+        cookie = ok.headers['set-cookie']
+        assert 'HttpOnly' in cookie and 'SameSite=Strict' in cookie and 'Path=/' in cookie
+        assert 'Max-Age=%d' % (168 * 3600) in cookie and 'Secure' not in cookie
+        session = c.cookies['camauth']
+        assert len(session) == 32 and board.password not in session and board.token not in session
+        assert c.get('/').status_code == 200 and c.get('/snaps').status_code == 200
+        # the browser's own page proves its origin
+        assert c.post('/logout', headers={'Origin': board.url}).status_code == 302
+        assert c.get('/snaps').status_code == 401
+    with client(board) as c:
+        assert c.get('/snaps', cookies={'camauth': session}).status_code == 401   # gone for good
+
+
+def test_the_session_table_is_bounded(make_board):
+    board = make_board(config=sim_config(login={'max_sessions': 3})).start()
+    clients = [board.login() for _ in range(4)]
+    try:
+        assert clients[0].get('/snaps').status_code == 401      # the oldest went
+        assert all(c.get('/snaps').status_code == 200 for c in clients[1:])
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_the_board_sees_each_client_address(make_board):
+    # the lockout is per address: that only works if the peer address is real
+    board = make_board(config=sim_config(login={'lock_after': 1, 'backoff_s': 60})).start()
+    with client(board, ATTACKER) as attacker, client(board) as owner:
+        assert attacker.get('/snaps', params={'token': 'nope'}).status_code == 401
+        assert attacker.get('/snaps', params={'token': board.token}).status_code == 429
+        assert owner.get('/snaps', params={'token': board.token}).status_code == 200
+
+
+def test_token_guessing_from_one_address_never_locks_out_the_owner(make_board):
+    board = make_board(config=sim_config(login={'backoff_s': 30})).start()   # 3 free tries
+    with client(board, ATTACKER) as attacker, client(board) as owner:
+        answers = [attacker.get('/snaps', headers={'Authorization': 'Bearer guess%d' % i})
+                   for i in range(300)]
+        assert [a.status_code for a in answers[:3]] == [401] * 3
+        assert all(a.status_code == 429 for a in answers[3:])
+        last = answers[-1]
+        seconds = int(last.headers['retry-after'])
+        assert 0 < seconds <= 30 and last.text == 'locked, try again in %d s' % seconds
+        # the right token during the lockout: told it is locked, not that it is wrong
+        right = attacker.get('/snaps', headers={'Authorization': 'Bearer ' + board.token})
+        assert right.status_code == 429 and right.text.startswith('locked, try again in ')
+        # the owner, at another address, meanwhile
+        assert owner.get('/snaps', headers=board.auth_headers()).status_code == 200
+        assert owner.post('/login', data={'password': board.password}).status_code == 302
+        assert owner.get('/snaps').status_code == 200
+        with board.ws() as ws:
+            assert board.command(ws, cmd='status')['ok'] is True
+
+
+def test_password_guessing_from_one_address_never_locks_out_the_owner(make_board):
+    board = make_board(config=sim_config(login={'backoff_s': 30})).start()
+    with client(board, ATTACKER) as attacker:
+        for i in range(3):
+            assert attacker.post('/login', data={'password': 'guess%d' % i}).status_code == 401
+        for i in range(20):
+            locked = attacker.post('/login', data={'password': 'guess%d' % i})
+            assert locked.status_code == 429 and 'locked, try again in' in locked.text
+            assert 0 < int(locked.headers['retry-after']) <= 30
+            owner = board.login()           # from 127.0.0.1, in between
+            assert owner.get('/snaps').status_code == 200
+            owner.close()
+        right = attacker.post('/login', data={'password': board.password})
+        assert right.status_code == 429 and 'locked, try again in' in right.text
+        assert 'Wrong' not in right.text and 'set-cookie' not in right.headers
+
+
+def test_a_lockout_expires_and_then_backs_off_longer(make_board):
+    board = make_board(config=sim_config(login={'lock_after': 1, 'backoff_s': 2})).start()
+
+    def until_unlocked(c):
+        seen = []
+        deadline = time.monotonic() + 30
+        while True:
+            reply = c.post('/login', data={'password': board.password})
+            if reply.status_code != 429:
+                return reply, seen
+            seen.append(int(reply.headers['retry-after']))
+            assert time.monotonic() < deadline, 'never unlocked'
+            time.sleep(0.2)
+
+    with client(board, ATTACKER) as c:
+        assert c.post('/login', data={'password': 'guess'}).status_code == 401
+        first = c.post('/login', data={'password': 'guess'})
+        assert first.status_code == 429
+        reply, seen = until_unlocked(c)
+        assert reply.status_code == 302 and seen and max(seen) <= 2
+        # a success forgets the failures: the next wrong one locks for 2 s again
+        assert c.post('/login', data={'password': 'guess'}).status_code == 401
+        again = c.post('/login', data={'password': 'guess'})
+        assert again.status_code == 429 and int(again.headers['retry-after']) <= 2
+        time.sleep(2.2)                 # the 2 s lockout passes without a success
+        assert c.post('/login', data={'password': 'guess'}).status_code == 401
+        doubled = c.post('/login', data={'password': board.password})
+        assert doubled.status_code == 429 and 3 <= int(doubled.headers['retry-after']) <= 4
+
+
+def test_the_lockout_table_is_bounded_oldest_forgotten(make_board):
+    board = make_board(config=sim_config(login={'lock_after': 1, 'backoff_s': 60,
+                                                'clients': 4})).start()
+    with client(board, '127.0.0.10') as first:
+        first.get('/snaps', params={'token': 'nope'})
+        assert first.get('/snaps', params={'token': board.token}).status_code == 429
+        for i in range(11, 15):            # four more addresses push the first out
+            with client(board, '127.0.0.%d' % i) as other:
+                other.get('/snaps', params={'token': 'nope'})
+                assert other.get('/snaps', params={'token': board.token}).status_code == 429
+        assert first.get('/snaps', params={'token': board.token}).status_code == 200
+
+
+@pytest.mark.parametrize('headers, allowed', [
+    ({}, False),                                              # a cookie alone is no proof
+    ({'Origin': 'same'}, True),
+    ({'Sec-Fetch-Site': 'same-origin'}, True),
+    ({'Referer': 'same/index.html'}, True),
+    ({'Origin': 'same.evil.example'}, False),                 # a prefix is not a match
+    ({'Origin': 'http://evil.example'}, False),
+    ({'Origin': 'null'}, False),
+    ({'Sec-Fetch-Site': 'cross-site'}, False),
+    ({'Sec-Fetch-Site': 'same-site'}, False),                 # another port on the host
+    ({'Referer': 'http://evil.example/same'}, False),
+    ({'Referer': 'same.evil.example/x'}, False),
+    ({'Sec-Fetch-Site': 'same-origin', 'Origin': 'http://evil.example'}, False),
+])
+def test_state_changes_need_same_origin_proof(board, headers, allowed):
+    headers = {k: v.replace('same', board.url, 1) if v.startswith('same') else v
+               for k, v in headers.items()}
+    before = board.status()['settings']['flash']
+    session = board.login()
+    try:
+        changes = [
+            session.get('/control', params={'var': 'led_intensity', 'val': before + 1},
+                        headers=headers),
+            session.delete('/snaps/manual-20000101-000000-0000.jpg', headers=headers),
+            session.post('/logout', headers=headers),
+        ]
+        expected = [200, 404, 302] if allowed else [403, 403, 403]
+        assert [r.status_code for r in changes] == expected
+    finally:
+        session.close()
+    assert board.status()['settings']['flash'] == (before + 1 if allowed else before)
+    extra = ''.join('%s: %s\r\n' % item for item in headers.items())
+    cookie = board.login().cookies['camauth']
+    upgrade = RawWebSocket(board.port, headers=extra + 'Cookie: camauth=%s\r\n' % cookie)
+    assert upgrade.status == (101 if allowed else 403)
+
+
+def test_scripts_with_the_token_need_no_browser_headers(board):
+    with board.http() as c:
+        assert c.get('/control', params={'var': 'led_intensity', 'val': 9}).status_code == 200
+        assert c.delete('/snaps/manual-20000101-000000-0000.jpg').status_code == 404
+        assert c.get('/control', params={'var': 'led_intensity', 'val': 9},
+                     headers={'Origin': 'http://evil.example'}).status_code == 403
+    assert RawWebSocket(board).status == 101
+    assert board.status()['settings']['flash'] == 9
+
+
+@pytest.mark.parametrize('host', ['[::1]evil.com', '[::1]:80evil', '127.0.0.1:80:80',
+                                  '127.0.0.1:x', 'evil.example', '[::1'])
+def test_malformed_or_foreign_hosts_are_refused(board, host):
+    with board.http() as c:
+        assert c.get('/snaps', headers={'Host': host}).status_code == 421
+        assert c.get('/snaps', headers={'Host': '[::1]:%d' % board.port}).status_code == 200
+
+
+def test_auth_off_is_explicit_and_the_dashboard_warns(make_board, open_page):
+    board = make_board(config=sim_config(auth='off'), setup=False).start()
+    assert 'auth: OFF' in board.output()
+    with client(board) as c:
+        assert c.get('/snaps').status_code == 200
+        assert c.get('/auth').json() == {'auth': 'off'}
+        # still no cross-site changes
+        assert c.delete('/snaps/x.jpg', headers={'Origin': 'http://evil.example'}).status_code == 403
+    page = open_page(board)
+    expect(page.locator('#auth-off')).to_be_visible()
+    expect(page.locator('#auth-off')).to_contain_text('anyone on this network')
+    expect(page.locator('#logout')).to_be_hidden()
+
+
+def test_a_misspelt_auth_value_keeps_auth_on(make_board):
+    board = make_board(config=sim_config(auth='of')).start()
+    assert 'config: auth must be "on" or "off"' in board.output()
+    with client(board) as c:
+        assert c.get('/snaps').status_code == 401
+
+
+def test_the_dashboard_asks_for_the_password_and_logs_out(board, open_page):
+    page = open_page(board)             # through the login form
+    expect(page.locator('#auth-off')).to_be_hidden()
+    page.get_by_role('button', name='Log out').click()
+    page.wait_for_url(board.url + '/login')
+    page.goto(board.url + '/')
+    assert page.url == board.url + '/login'
+    page.get_by_label('Dashboard password').fill('wrong password')
+    page.get_by_role('button', name='Log in').click()
+    expect(page.get_by_role('alert')).to_have_text('Wrong password.')
+    assert page.errors == []
+
+
+def test_the_dashboard_goes_to_the_login_page_when_its_session_ends(board, open_page):
+    page = open_page(board)
+    board.stop()                        # a restart forgets every session
+    board.start()
+    page.wait_for_url(board.url + '/login', timeout=30000)
+
+
+# --- a cross-site page in Chromium --------------------------------------------------
+ATTACK = """<!doctype html><title>cute cats</title><script>
+const B = '%(board)s', done = [];
+function mark(n) { done.push(n); if (done.length === 4) document.title = 'done'; }
+const img = new Image();
+img.onload = img.onerror = () => mark('get');
+img.src = B + '/control?var=led_intensity&val=255';
+fetch(B + '/snaps/%(snap)s', {method: 'DELETE', mode: 'no-cors', credentials: 'include'})
+  .catch(() => 0).finally(() => mark('delete'));
+fetch(B + '/logout', {method: 'POST', mode: 'no-cors', credentials: 'include'})
+  .catch(() => 0).finally(() => mark('post'));
+const ws = new WebSocket(B.replace('http', 'ws') + '/control');
+ws.onopen = () => ws.send(JSON.stringify({cmd: 'set', key: 'sensitivity', value: 3}));
+ws.onclose = () => mark('ws');
+setTimeout(() => ws.close(), 1500);
+</script>"""
+
+
+@pytest.fixture
+def attack_site(tmp_path):
+    """A web server on 127.0.0.2 (another site) serving attack.html."""
+    folder = tmp_path / 'site'
+    folder.mkdir()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer((ATTACKER, 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield folder, 'http://%s:%d' % (ATTACKER, server.server_port)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize('auth', ['on', 'off'])
+def test_a_cross_site_page_cannot_drive_the_camera(make_board, open_page, attack_site, auth):
+    board = make_board(config=sim_config(auth=auth)).start()
+    board.wait_frame()
+    with board.ws() as ws:
+        snap = board.command(ws, cmd='snapshot_now')['saved'].rsplit('/', 1)[1]
+    before = board.status()['settings']
+    page = open_page(board)             # the owner is logged in, in this browser
+    folder, site = attack_site
+    (folder / 'attack.html').write_text(ATTACK % {'board': board.url, 'snap': snap})
+    attack = page.context.new_page()
+    attack.goto(site + '/attack.html')
+    expect(attack).to_have_title('done', timeout=20000)
+    assert board.status()['settings'] == before
+    assert snap in board.card_files()
+    # the owner's session survived the cross-site logout
+    assert page.evaluate("fetch('/snaps').then(r => r.status)") == 200
+    # the same requests from the board's own page do work: the attack is real
+    page.evaluate("fetch('/control?var=led_intensity&val=255').then(r => r.status)")
+    assert board.status()['settings']['flash'] == 255
+
+
+# --- board-side units under the MicroPython unix port --------------------------------
+def micropython(code):
+    out = subprocess.run([MICROPYTHON, '-c', 'import sys\nsys.path.insert(0, %r)\n' % REPO + code],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr + out.stdout
+    return out.stdout
+
+
+def test_same_reads_every_byte_wherever_the_inputs_differ():
+    out = micropython("""
+from firmware.auth import same
+class Counting:
+    def __init__(self, data):
+        self.data, self.reads = data, 0
+    def __len__(self):
+        return len(self.data)
+    def __getitem__(self, i):
+        self.reads += 1
+        return self.data[i]
+secret = bytes(range(32))
+for guess in (secret, b'x' + secret[1:], secret[:31] + b'x', bytes(32), b'\\xff' * 32):
+    a, b = Counting(secret), Counting(guess)
+    print(same(a, b), a.reads + b.reads)
+print(same(b'ab', b'abc'), same(b'', b''))
+""")
+    lines = out.split()
+    assert lines[:10] == ['True', '64', 'False', '64', 'False', '64', 'False', '64', 'False', '64']
+    assert lines[10:] == ['False', 'True']
+
+
+def test_the_password_hash_is_standard_pbkdf2_and_no_secret_is_on_flash(tmp_path):
+    import hashlib
+    cases = [(b'passwd', b'salt', 1), (b'Password', b'NaCl', 1000), (b'p' * 100, b's' * 16, 1600)]
+    code = 'import binascii\nfrom firmware import auth\n' + ''.join(
+        'print(binascii.hexlify(auth.pbkdf2(%r, %r, %d)).decode())\n' % c for c in cases)
+    got = micropython(code).split()
+    assert got == [hashlib.pbkdf2_hmac('sha256', *c).hex() for c in cases]
+    assert got[0].startswith('55ac046e56e3089fec1691c22544b605')      # RFC 7914's vector
+    path = str(tmp_path / 'auth.json')
+    micropython("""
+import asyncio
+from firmware import auth
+asyncio.run(auth.save('correct horse battery', 'tok-123456789', %r))
+c = auth.load(%r)
+print(asyncio.run(c.password_ok('correct horse battery')), asyncio.run(c.password_ok('wrong')),
+      c.token_ok('tok-123456789'), c.token_ok('tok-12345678'))
+""" % (path, path))
+    saved = open(path).read()
+    assert 'correct horse' not in saved and 'tok-123456789' not in saved
+    assert not os.path.exists(path + '.part')
+    record = json.loads(saved)
+    assert record['iterations'] >= 1000 and len(bytes.fromhex(record['salt'])) == 16
+    assert hashlib.pbkdf2_hmac('sha256', b'correct horse battery', bytes.fromhex(record['salt']),
+                               record['iterations']).hex() == record['hash']
+    assert hashlib.sha256(b'tok-123456789').hexdigest() == record['token_sha256']
