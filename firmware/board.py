@@ -7,7 +7,7 @@ import gc
 from firmware import auth, clock, settings as settings_module, state as state_module, watchdog
 from firmware.app import create_app
 from firmware.camera import CameraTask
-from firmware.guard import Guard
+from firmware.guard import SESSIONS_FILE, Guard
 from firmware.led import FlashLed
 from firmware.motion import Motion
 from firmware.snapshots import SnapshotService
@@ -34,7 +34,7 @@ class Board:
                                          config['snapshot_rate'])
         self.motion = Motion(state, self.snapshots, self.camera, config['motion'])
         self.led = FlashLed(config['flash_pin'])
-        self.guard = Guard(config, ip, auth.load(), self.tls)
+        self.guard = Guard(config, ip, auth.load(), self.tls, SESSIONS_FILE)
         values = settings_module.defaults(settings_module.LED)
         for owner in (settings_module.CAMERA, settings_module.MOTION):
             for name in settings_module.defaults(owner):

@@ -15,6 +15,7 @@ The before_request checks read only the head, never the body.
 from firmware import auth, ticks
 
 COOKIE = 'camauth'
+SESSIONS_FILE = 'sessions.json'
 _SAFE_METHODS = ('GET', 'HEAD', 'OPTIONS')
 _OPEN_PATHS = ('/login',)       # its handler checks the password and the lockout
 
@@ -50,7 +51,7 @@ class Backoff:
     At most `size` addresses are kept; the least recently seen goes first."""
 
     def __init__(self, limits):
-        self.free = max(1, limits['lock_after']) - 1
+        self.lock_after = max(1, limits['lock_after'])
         self.base_ms = limits['backoff_s'] * 1000
         self.max_ms = limits['backoff_max_s'] * 1000
         self.size = limits['clients']
@@ -74,7 +75,7 @@ class Backoff:
             entry = self.clients[address] = [0, 0, now]
         entry[0] += 1
         entry[2] = now
-        over = entry[0] - self.free
+        over = entry[0] - self.lock_after
         if over >= 0:
             entry[1] = now + min(self.max_ms, self.base_ms << min(over, 20))
 
@@ -83,13 +84,19 @@ class Backoff:
 
 
 class Sessions:
-    """Logged-in browsers: random tokens with an expiry, at most `size`
-    (a new login pushes out the one closest to expiring)."""
+    """Logged-in browsers: random session ids with an expiry, at most `size`
+    (a new login pushes out the oldest). Kept on flash as their SHA-256 and
+    time left (SESSIONS_FILE, rewritten at each login and logout), so a
+    restart does not log everyone out; the time the board was off is not
+    counted (it has no clock it can trust at boot)."""
 
-    def __init__(self, limits):
+    def __init__(self, limits, path=None):
         self.lifetime_ms = limits['session_h'] * 3600000
         self.size = limits['max_sessions']
-        self.table = []                 # [value, expires at (ticks.now_ms())]
+        self.path = path
+        self.table = []                 # [SHA-256 of the id, expires at (ticks.now_ms())]
+        if path:
+            self._load()
 
     def new(self):
         import binascii
@@ -100,18 +107,19 @@ class Sessions:
             self.table.sort(key=lambda s: s[1])
             self.table.pop(0)
         value = binascii.hexlify(os.urandom(16)).decode()
-        self.table.append([value, now + self.lifetime_ms])
+        self.table.append([auth.token_digest(value), now + self.lifetime_ms])
+        self._save()
         return value
 
     def find(self, value):
-        """The live session with this value, or None; looks at every entry."""
+        """The live session with this id, or None; looks at every entry."""
         if not value or len(value) != 32:
             return None
         now = ticks.now_ms()
         found = None
-        given = value.encode()
+        given = auth.token_digest(value)
         for session in self.table:
-            if auth.same(given, session[0].encode()) and session[1] > now:
+            if auth.same(given, session[0]) and session[1] > now:
                 found = session
         return found
 
@@ -119,6 +127,37 @@ class Sessions:
         session = self.find(value)
         if session is not None:
             self.table.remove(session)
+            self._save()
+
+    def _load(self):
+        import binascii
+        import json
+        now = ticks.now_ms()
+        try:
+            with open(self.path) as f:
+                saved = json.load(f)
+            for digest, left_ms in saved[-self.size:]:
+                if 0 < left_ms <= self.lifetime_ms:
+                    self.table.append([binascii.unhexlify(digest), now + left_ms])
+        except OSError:
+            pass                        # nobody logged in yet
+        except (ValueError, TypeError):
+            print('auth: %s is damaged; everyone logs in again' % self.path)
+
+    def _save(self):
+        if not self.path:
+            return
+        import binascii
+        import json
+        import os
+        now = ticks.now_ms()
+        rows = [[binascii.hexlify(s[0]).decode(), s[1] - now] for s in self.table if s[1] > now]
+        try:
+            with open(self.path + '.part', 'w') as f:
+                json.dump(rows, f)
+            os.rename(self.path + '.part', self.path)
+        except OSError as exc:
+            print('auth: sessions not saved:', exc)
 
 
 def client_address(request):
@@ -135,7 +174,7 @@ class Guard:
     """The before-request checks, set up from the config, the board's
     address and the stored credentials (None: not set up)."""
 
-    def __init__(self, config, ip, credentials=None, tls=False):
+    def __init__(self, config, ip, credentials=None, tls=False, sessions_file=None):
         name = config['hostname'].lower()
         self.hosts = {ip, name, name + '.local', 'localhost', '127.0.0.1', '::1',
                       '192.168.4.1'}
@@ -146,7 +185,7 @@ class Guard:
         self.auth_on = config['auth'] != 'off'
         self.credentials = credentials
         self.backoff = Backoff(config['login'])
-        self.sessions = Sessions(config['login'])
+        self.sessions = Sessions(config['login'], sessions_file)
         self.session_s = config['login']['session_h'] * 3600
         self.secure = tls
 

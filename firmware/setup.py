@@ -9,7 +9,7 @@ import json
 import os
 
 from firmware import auth, pages
-from firmware.guard import Guard
+from firmware.guard import SESSIONS_FILE, Guard
 from firmware.server import Server
 
 CONFIG_FILE = 'config.json'
@@ -116,6 +116,10 @@ def create_app(config, ip, networks, portal):
         ssid, wifi_password, password = checked
         token = auth.new_token()
         try:
+            try:
+                os.remove(SESSIONS_FILE)    # a new password: nobody stays logged in
+            except OSError:
+                pass
             await auth.save(password, token)
             if ssid:
                 save_wifi(ssid, wifi_password)

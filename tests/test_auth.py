@@ -204,20 +204,20 @@ def test_the_lockout_table_is_bounded_oldest_forgotten(make_board):
 
 @pytest.mark.parametrize('headers, allowed', [
     ({}, False),                                              # a cookie alone is no proof
-    ({'Origin': 'same'}, True),
+    ({'Origin': 'SELF'}, True),
     ({'Sec-Fetch-Site': 'same-origin'}, True),
-    ({'Referer': 'same/index.html'}, True),
-    ({'Origin': 'same.evil.example'}, False),                 # a prefix is not a match
+    ({'Referer': 'SELF/index.html'}, True),
+    ({'Origin': 'SELF.evil.example'}, False),                 # a prefix is not a match
     ({'Origin': 'http://evil.example'}, False),
     ({'Origin': 'null'}, False),
     ({'Sec-Fetch-Site': 'cross-site'}, False),
     ({'Sec-Fetch-Site': 'same-site'}, False),                 # another port on the host
-    ({'Referer': 'http://evil.example/same'}, False),
-    ({'Referer': 'same.evil.example/x'}, False),
+    ({'Referer': 'http://evil.example/SELF'}, False),
+    ({'Referer': 'SELF.evil.example/x'}, False),
     ({'Sec-Fetch-Site': 'same-origin', 'Origin': 'http://evil.example'}, False),
 ])
 def test_state_changes_need_same_origin_proof(board, headers, allowed):
-    headers = {k: v.replace('same', board.url, 1) if v.startswith('same') else v
+    headers = {k: v.replace('SELF', board.url, 1) if v.startswith('SELF') else v
                for k, v in headers.items()}
     before = board.status()['settings']['flash']
     session = board.login()
@@ -288,14 +288,47 @@ def test_the_dashboard_asks_for_the_password_and_logs_out(board, open_page):
     page.get_by_label('Dashboard password').fill('wrong password')
     page.get_by_role('button', name='Log in').click()
     expect(page.get_by_role('alert')).to_have_text('Wrong password.')
-    assert page.errors == []
+    # the wrong password's reply is a 401; nothing else went wrong
+    assert [e for e in page.errors if 'status of 401' not in e] == []
 
 
 def test_the_dashboard_goes_to_the_login_page_when_its_session_ends(board, open_page):
     page = open_page(board)
-    board.stop()                        # a restart forgets every session
-    board.start()
+    # the session ends elsewhere (this browser's cookie, logged out by a script)
+    cookie = page.context.cookies()[0]
+    assert cookie['name'] == 'camauth' and cookie['httpOnly'] and cookie['sameSite'] == 'Strict'
+    with client(board) as c:
+        assert c.post('/logout', cookies={'camauth': cookie['value']},
+                      headers={'Origin': board.url}).status_code == 302
     page.wait_for_url(board.url + '/login', timeout=30000)
+
+
+def test_a_session_survives_a_restart_but_not_a_new_password(make_board):
+    board = make_board().start()
+    c = board.login()
+    board.stop()
+    board.start()
+    assert c.get('/snaps').status_code == 200           # kept on flash, as its hash
+    flash = str(board.tmp / ('flash-%d' % board.port))
+    sessions = open(os.path.join(flash, 'sessions.json')).read()
+    assert c.cookies['camauth'] not in sessions
+    # a forgotten password, reset as the README says: `mpremote rm :auth.json`, reset
+    board.stop()
+    os.remove(os.path.join(flash, 'auth.json'))
+    board.env['SIM_AUTH'] = 'none'      # the simulator puts no credentials there now
+    board.start()
+    with client(board) as setup:
+        assert setup.get('/snaps').headers['location'] == '/setup'
+        assert setup.post('/setup', headers={'Origin': board.url}, data={
+            'password': 'a new password', 'password2': 'a new password'}).status_code == 200
+    deadline = time.monotonic() + 30
+    while board.output()[board.log_start:].count('Dashboard: http://') < 2:
+        assert time.monotonic() < deadline, board.output()
+        time.sleep(0.1)
+    assert c.get('/snaps').status_code == 401            # the old session is gone
+    assert c.post('/login', data={'password': 'a new password'}).status_code == 302
+    assert c.get('/snaps').status_code == 200
+    c.close()
 
 
 # --- a cross-site page in Chromium --------------------------------------------------

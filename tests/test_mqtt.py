@@ -352,7 +352,8 @@ def test_mqtt_is_off_without_a_host(board):
 
 
 def test_stream_is_an_ffmpeg_input(board):
-    out = subprocess.run(['ffmpeg', '-v', 'error', '-i', board.url + '/stream',
+    # as go2rtc and Frigate take it (README): the API token in the URL
+    out = subprocess.run(['ffmpeg', '-v', 'error', '-i', board.url + '/stream?token=' + board.token,
                           '-frames:v', '20', '-f', 'null', '-'],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stderr.strip() == '', out.stderr

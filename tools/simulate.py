@@ -62,8 +62,18 @@ def micropython_binary():
 
 
 def make_flash(args, board_root):
-    """A folder laid out like the board's flash: links to the board files."""
-    flash = tempfile.mkdtemp(prefix='esp32cam-flash-')
+    """A folder laid out like the board's flash: links to the board files.
+    SIM_FLASH names a folder kept from one run to the next, as a board's
+    flash survives power cycles (what the board wrote stays; config.json is
+    only written when missing)."""
+    kept = os.environ.get('SIM_FLASH')
+    flash = kept or tempfile.mkdtemp(prefix='esp32cam-flash-')
+    if kept:
+        os.makedirs(kept, exist_ok=True)
+        for name in os.listdir(kept):
+            if os.path.islink(os.path.join(kept, name)):
+                os.unlink(os.path.join(kept, name))         # relinked below
+        shutil.rmtree(os.path.join(kept, 'lib'), ignore_errors=True)
     if os.path.exists(os.path.join(board_root, 'lib')):
         names = os.listdir(board_root)          # a bundle: take it whole
     else:
@@ -75,6 +85,8 @@ def make_flash(args, board_root):
         if name != 'config.json':
             os.symlink(os.path.join(board_root, name), os.path.join(flash, name))
     config_src = os.environ.get('SIM_CONFIG') or os.path.join(SIM_DIR, 'config.json')
+    if kept and os.path.exists(os.path.join(flash, 'config.json')):
+        return flash
     if config_src != 'none':
         with open(config_src) as f:
             text = f.read()
@@ -211,7 +223,8 @@ def main(argv=None):
                 break
             print('simulator: board reset, booting again', flush=True)
     finally:
-        shutil.rmtree(flash, ignore_errors=True)
+        if not os.environ.get('SIM_FLASH'):
+            shutil.rmtree(flash, ignore_errors=True)
     return 0 if stopping else status
 
 

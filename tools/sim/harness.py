@@ -74,6 +74,8 @@ class Board:
         else:
             self.password = self.token = None
             self.env['SIM_AUTH'] = 'none'
+        # the board's flash, kept across stop() and start() as on a board
+        self.env['SIM_FLASH'] = str(tmp_path / ('flash-%d' % self.port))
         self.dns_port = free_udp_port()
         self.env['SIM_DNS_PORT'] = str(self.dns_port)
         self.proc = None
