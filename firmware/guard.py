@@ -96,7 +96,7 @@ class Sessions:
         self.path = path
         self.table = []                 # [SHA-256 of the id, expires at (ticks.now_ms())]
         if path:
-            self._load()
+            self._load(path)
 
     def new(self):
         import binascii
@@ -129,12 +129,12 @@ class Sessions:
             self.table.remove(session)
             self._save()
 
-    def _load(self):
+    def _load(self, path):
         import binascii
         import json
         now = ticks.now_ms()
         try:
-            with open(self.path) as f:
+            with open(path) as f:
                 saved = json.load(f)
             for digest, left_ms in saved[-self.size:]:
                 if 0 < left_ms <= self.lifetime_ms:
@@ -142,10 +142,11 @@ class Sessions:
         except OSError:
             pass                        # nobody logged in yet
         except (ValueError, TypeError):
-            print('auth: %s is damaged; everyone logs in again' % self.path)
+            print('auth: %s is damaged; everyone logs in again' % path)
 
     def _save(self):
-        if not self.path:
+        path = self.path
+        if not path:
             return
         import binascii
         import json
@@ -153,9 +154,9 @@ class Sessions:
         now = ticks.now_ms()
         rows = [[binascii.hexlify(s[0]).decode(), s[1] - now] for s in self.table if s[1] > now]
         try:
-            with open(self.path + '.part', 'w') as f:
+            with open(path + '.part', 'w') as f:
                 json.dump(rows, f)
-            os.rename(self.path + '.part', self.path)
+            os.rename(path + '.part', path)
         except OSError as exc:
             print('auth: sessions not saved:', exc)
 
