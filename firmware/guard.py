@@ -187,6 +187,7 @@ class Guard:
         self.credentials = credentials
         self.backoff = Backoff(config['login'])
         self.sessions = Sessions(config['login'], sessions_file)
+        self.checking = []              # addresses whose password is being checked
         self.session_s = config['login']['session_h'] * 3600
         self.secure = tls
 
@@ -243,10 +244,15 @@ class Guard:
     async def login(self, request, password):
         """(new session value, None), or (None, (message, status, headers))."""
         address = client_address(request)
-        locked = self.backoff.locked_s(address)
-        if locked:
+        locked = self.backoff.locked_s(address) or (1 if address in self.checking else 0)
+        if locked:              # (one check at a time per address: no parallel guesses)
             return None, locked_reply(locked)
-        if self.credentials is not None and await self.credentials.password_ok(password):
+        self.checking.append(address)       # at most one per connection: bounded
+        try:
+            ok = self.credentials is not None and await self.credentials.password_ok(password)
+        finally:
+            self.checking.remove(address)
+        if ok:
             self.backoff.succeeded(address)
             return self.sessions.new(), None
         self.backoff.failed(address)

@@ -446,3 +446,22 @@ print(asyncio.run(c.password_ok('correct horse battery')), asyncio.run(c.passwor
     assert hashlib.pbkdf2_hmac('sha256', b'correct horse battery', bytes.fromhex(record['salt']),
                                record['iterations']).hex() == record['hash']
     assert hashlib.sha256(b'tok-123456789').hexdigest() == record['token_sha256']
+
+
+def test_parallel_guesses_from_one_address_are_not_checked_at_once(make_board):
+    # a burst of logins sent together must not all be hashed before the
+    # first failure counts: only one check at a time per address
+    import concurrent.futures
+    board = make_board(config=sim_config(login={'lock_after': 3, 'backoff_s': 30}))
+    board.env['SIM_KDF_ITERATIONS'] = '40000'     # ~0.3 s a check here, as on the board
+    board.start()
+
+    def guess(i):
+        with client(board, ATTACKER) as c:
+            return c.post('/login', data={'password': 'guess%d' % i}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(guess, range(30)))
+    assert answers.count(401) <= 3 and set(answers) <= {401, 429}
+    with client(board) as owner:
+        assert owner.post('/login', data={'password': board.password}).status_code == 302
