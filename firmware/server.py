@@ -347,6 +347,15 @@ class Connection:
         return False
 
 
+class HeadFirstRequest(Request):
+    """A request made from its head alone; Server reads the body later, once
+    the guard and the route have let it through."""
+
+    def __init__(self, conn, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.conn = conn
+
+
 class Server(Microdot):
     """Microdot with the limits above; start the reaper with serve().
 
@@ -398,8 +407,8 @@ class Server(Microdot):
             head, rest = await read_head(reader)
             method, url, version, headers = parse_head(head)
             conn.buffered = rest
-            req = Request(self, writer.get_extra_info('peername'), method, url, version,
-                          headers, body=b'', sock=(conn, conn))
+            req = HeadFirstRequest(conn, self, writer.get_extra_info('peername'), method,
+                                   url, version, headers, body=b'', sock=(conn, conn))
             if not req.content_length:
                 conn.request_read()
             res = await self.dispatch_request(req)
@@ -429,21 +438,22 @@ class Server(Microdot):
 
     def find_route(self, req):
         f, prefix, subapp = super().find_route(req)
-        if callable(f) and req.content_length and req.sock[0].reading:
+        if callable(f) and isinstance(req, HeadFirstRequest) and req.conn.reading \
+                and req.content_length:
+            conn = req.conn
             # microdot runs the before-request handlers, then this: the body
             # is read only for a request they let through
             route = f
 
             async def with_body(request, **kwargs):
-                refusal = await self._read_body(request)
+                refusal = await self._read_body(request, conn)
                 if refusal is not None:
                     return refusal
                 return await invoke_handler(route, request, **kwargs)
             f = with_body
         return f, prefix, subapp
 
-    async def _read_body(self, req):
-        conn = req.sock[0]
+    async def _read_body(self, req, conn):
         try:
             body = await conn.readexactly(req.content_length)
         except EOFError:
