@@ -81,6 +81,26 @@ def _too_deep(message):
     return False
 
 
+def _finite(value):
+    """False if a float anywhere in value is inf or NaN: MicroPython's json
+    reads 1e999 as inf and writes it back as bare `inf`, which no JSON
+    parser accepts. Iterative: the nesting was bounded by _too_deep."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if item != item or item in (_INF, -_INF):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+_INF = float('inf')
+
+
 async def handle(message, board):
     """Answer one WebSocket message (str or bytes) with a reply dict."""
     if not isinstance(message, str):
@@ -100,6 +120,8 @@ async def handle(message, board):
         # a lone surrogate escape: no valid string, and echoing it would
         # send the client invalid UTF-8
         return {'ok': False, 'error': 'bad json'}
+    if not _finite(req):
+        return {'ok': False, 'error': 'bad json', 'reason': 'number out of range'}
     if not isinstance(req, dict):
         return {'ok': False, 'error': 'bad command'}
     cmd = req.get('cmd')
@@ -120,6 +142,8 @@ def encode(reply):
     """microdot's ws.send() takes str or bytes only. Never raises: a reply
     that cannot be encoded (too deep, or no JSON type) becomes an error."""
     try:
+        if not _finite(reply):
+            raise ValueError('not finite')      # bare inf/nan is no JSON
         return json.dumps(reply)
     except Exception:
         error = {'ok': False, 'error': 'reply not encodable'}

@@ -41,6 +41,7 @@ class SnapshotService:
         self.state = state
         self.bucket = TokenBucket(rate['burst'], rate['per_s'])
         self.background = False     # a take_soon() save is under way
+        store.on_recovered = self._recovered
 
     async def take(self, kind='manual', cause=None):
         """Save the latest frame as a KIND snapshot; the reply dict of
@@ -73,6 +74,11 @@ class SnapshotService:
             print('%s: snapshot not saved: %r' % (kind, exc))
         finally:
             self.background = False
+
+    def _recovered(self, path, kind):
+        # a save reported failed whose file the card kept after all
+        print('%s: snapshot found on the card after all: %s' % (kind, path))
+        self.state.snapshot_saved(path, kind)
 
     async def _save(self, kind, cause, jpeg, slot, note=None):
         try:

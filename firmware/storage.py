@@ -25,6 +25,7 @@ _WATCH_MS = const(3000)
 _MAX_DELETIONS = const(16)     # per snapshot: keep one save short
 _RECENT = const(100)           # newest snapshots kept in memory for listings
 _YIELD_EVERY = const(32)       # directory entries read between yields to the loop
+_MAX_IN_DOUBT = const(4)       # failed renames remembered until the card is back
 
 
 class SaveError(Exception):
@@ -83,6 +84,10 @@ class SnapshotStore:
         self.recent_valid = False   # False: rebuild from the card before use
         self.recent_capped = False  # the card may hold older ones not in it
         self.changes = 0            # counts saves and deletes: a walk that saw one is stale
+        # (name, kind) of saves whose rename failed: the card may still have
+        # taken it; settled when the card is opened again
+        self.in_doubt = []
+        self.on_recovered = lambda path, kind: None
 
     def open(self):
         """Make the folder, repair what a power cut left, find the next number."""
@@ -114,7 +119,18 @@ class SnapshotStore:
         self.next_seq = max(top + 1, self._read_reserved(_SEQ_FILE), seq_part)
         self.reserved_seq = self.next_seq
         self._set_recent(recent, capped)    # repairs keep names and sizes
+        self._settle_in_doubt()
         self.on_change(self)
+
+    def _settle_in_doubt(self):
+        # a card pulled inside a rename can keep the new name although the
+        # rename failed: such a snapshot counts now, since it is there
+        doubts = self.in_doubt
+        self.in_doubt = []
+        for name, kind in doubts:
+            path = self.snapshot_dir + '/' + name
+            if _size(path) is not None:
+                self.on_recovered(path, kind)
 
     def _set_recent(self, recent, capped):
         self.changes += 1           # a walk under way is out of date
@@ -219,15 +235,19 @@ class SnapshotStore:
             text = 'esp32cam time=%s trigger=%s count=%d seq=%d' % (
                 stamp, cause or kind, trigger_count, seq)
             comment = comment_segment(text + ' ' + note if note else text)
+            renaming = False
             try:
                 size = await _write_chunks(path + '.part', jpeg, comment)
                 await asyncio.sleep_ms(0)
+                renaming = True
                 os.rename(path + '.part', path)
                 self.changes += 1
                 self.recent_capped = _keep_newest(self.recent, (seq, name, size), _RECENT) \
                     or self.recent_capped
             except OSError as exc:
                 _remove_quietly(path + '.part')
+                if renaming and len(self.in_doubt) < _MAX_IN_DOUBT:
+                    self.in_doubt.append((name, kind))
                 raise self._failure(exc)
             finally:
                 self.on_change(self)

@@ -31,9 +31,6 @@ IGNORE = [
     ('firmware/app.py', 'reportCallIssue', 'Argument missing for parameter "ws"',
      "microdot's websocket_wrapper has no return type in its .pyi, so pyright "
      'takes the decorated handler as undecorated, (request, ws)'),
-    ('firmware/server.py', 'reportArgumentType', '"Connection" cannot be assigned to parameter',
-     "microdot's .pyi names asyncio's StreamReader/StreamWriter; Server hands "
-     'it its Connection, which has the methods microdot calls'),
     ('firmware/camera.py', 'reportCallIssue', 'No overloads for "__setitem__"',
      'self._buffers starts as [None] * _POOL, which pyright reads as list[None]'),
     ('firmware/camera.py', 'reportArgumentType', 'of type "None" in function "__setitem__"',

@@ -49,7 +49,8 @@ class SDCard:
     def _present(self):
         if not self.file:
             return False
-        return self.ignore_faults or not (simctl.fault('sd_absent') or simctl.fault('sd_removed'))
+        return self.ignore_faults or not (simctl.fault('sd_absent') or simctl.fault('sd_removed')
+                                          or _pulled())
 
     def _check(self, block, buf):
         if not self.live and not self.ignore_faults:
@@ -70,6 +71,15 @@ class SDCard:
             pass
         elif simctl.fault('sd_write_error'):
             raise OSError(5)
+        pull = None if self.ignore_faults else simctl.fault('sd_pull_after_writes')
+        if pull is not None:
+            global _pull, _pull_writes
+            if pull != _pull:
+                _pull = pull        # a new [n, tag]: count again from here
+                _pull_writes = 0
+            _pull_writes += 1
+            if _pull_writes > pull[0]:
+                raise OSError(5)    # the card left the slot before this write
         cut = None if self.ignore_faults else simctl.fault('sd_cut_after_writes')
         if cut is not None:
             global _writes
@@ -96,6 +106,14 @@ class SDCard:
 
 
 _writes = 0
+_pull = None            # the fault "sd_pull_after_writes": [n, tag]
+_pull_writes = 0
+
+
+def _pulled():
+    # pulled after n block writes: gone for reads too, until the fault is cleared
+    pull = simctl.fault('sd_pull_after_writes')
+    return pull is not None and pull == _pull and _pull_writes > pull[0]
 
 
 def _power_cut():
