@@ -150,6 +150,14 @@ def test_1_a_body_for_a_foreign_host_is_refused_unread(board):
     assert status_line(answer) == (421, REASONS[421]), answer[:200]
 
 
+def test_1_a_body_without_credentials_is_refused_unread(board):
+    # no raw_auth(): the guard answers 401 before the 16,000 bytes that never come
+    answer = exchange(board, b'POST /logout HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                             b'Content-Type: application/x-www-form-urlencoded\r\n'
+                             b'Content-Length: 16000\r\n\r\n')
+    assert status_line(answer) == (401, 'Unauthorized'), answer[:200]
+
+
 def test_1_a_body_for_a_route_that_takes_none_is_refused_unread(board):
     answer = exchange(board, head(board, ['Content-Length: 16000'],
                                   request='POST /snaps HTTP/1.1'))
