@@ -4,12 +4,19 @@ MicroPython unix port, with the stand-ins of tools/sim/ for the hardware.
 
     python tools/simulate.py [--port 8080] [--sdcard IMG | --no-sdcard]
         [--frames DIR] [--frames-once] [--fps N] [--camera-api lemariva|cnadler86]
-        [--heap SIZE]
+        [--heap SIZE] [--flash IMG] [--serial]
 
 The board's files come from SIM_BOARD_ROOT (default: this repository; the
 deploy bundle build/board/ works too). Its config.json is SIM_CONFIG (a file,
 or "none" for a board without one; default tools/sim/config.json). Tests
 switch faults through the JSON file SIM_FAULTS (see tools/sim/simctl.py).
+
+--flash IMG: the board's flash is the LittleFS2 image IMG (created blank when
+missing) and it boots from what is on it, config.json included, as a real
+board does: put files there with `make deploy` or mpremote.
+--serial: the board gets a USB serial port, a pseudo-terminal whose path is
+printed ("Serial: /dev/pts/N"): its console, Ctrl-C, the REPL and raw REPL
+for mpremote, Ctrl-D soft reset.
 """
 import argparse
 import json
@@ -20,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,6 +36,7 @@ SIM_DIR = os.path.join(HERE, 'sim')
 sys.path.insert(0, HERE)
 from boardfiles import BOARD_FILES  # noqa: E402
 RESTART_STATUS = (75, -signal.SIGUSR2)   # machine.reset(), the watchdog
+SOFT_RESET_STATUS = {76: 'friendly', 77: 'raw'}   # Ctrl-D: the REPL mode it keeps
 
 
 def parse_args(argv=None):
@@ -48,6 +57,11 @@ def parse_args(argv=None):
     # camera's frame buffers and Wi-Fi. A board without PSRAM (--heap 110K)
     # cannot run this firmware: it needs PSRAM
     p.add_argument('--heap', default='2M', help='MicroPython heap, e.g. 110K (no PSRAM) or 2M')
+    p.add_argument('--flash', metavar='IMG',
+                   help='LittleFS2 image of the flash (created blank when missing); '
+                        'the board boots from it')
+    p.add_argument('--serial', action='store_true',
+                   help='a pseudo-terminal as the USB serial port (console, REPL, mpremote)')
     return p.parse_args(argv)
 
 
@@ -94,7 +108,10 @@ def board_env(args, flash):
         'SIM_FRAMES_ONCE': '1' if args.frames_once else '0',
         'SIM_CAMERA_API': args.camera_api,
         'SIM_NTP_PORT': str(args.ntp_port),
+        'SIM_FLASH': os.path.abspath(args.flash) if args.flash else '',
     })
+    if os.environ.get('SIM_FAULTS'):
+        env['SIM_FAULTS'] = os.path.abspath(os.environ['SIM_FAULTS'])
     return env
 
 
@@ -102,7 +119,6 @@ def serve_ntp():
     """An NTP server on a loopback UDP port, in a thread; silent while the
     fault "ntp_fail" is on. The board's DNS (tools/sim/network.py) sends
     pool.ntp.org here. Returns the port."""
-    import threading
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(('127.0.0.1', 0))
 
@@ -142,23 +158,47 @@ def main(argv=None):
     board_root = os.path.abspath(os.environ.get('SIM_BOARD_ROOT', REPO))
     if not args.no_sdcard:
         os.makedirs(os.path.dirname(os.path.abspath(args.sdcard)), exist_ok=True)
-    flash = make_flash(args, board_root)
+    if args.flash:
+        os.makedirs(os.path.dirname(os.path.abspath(args.flash)), exist_ok=True)
+        flash = None                # the image is the board's root
+    else:
+        flash = make_flash(args, board_root)
     args.ntp_port = serve_ntp()
     cmd = [micropython_binary(), '-X', 'heapsize=' + args.heap,
            os.path.join(SIM_DIR, 'run_board.py')]
+    port = None
+    if args.serial:
+        sys.path.insert(0, SIM_DIR)
+        from serialport import SerialPort
+        port = SerialPort()
+        print('Serial: ' + port.path, flush=True)
     stopping = []
 
     def stop(signum, frame):
         stopping.append(time.monotonic())
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            # on the serial port Ctrl-C only interrupts: power off instead
+            proc.send_signal(signal.SIGTERM if port else signal.SIGINT)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     status = 0
+    mode = 'friendly'
     try:
         while True:
-            proc = subprocess.Popen(cmd, cwd=flash, env=board_env(args, flash))
+            env = board_env(args, flash)
+            if port:
+                env['SIM_SERIAL'] = mode
+                stdin_r, stdin_w = port.stdin_pipe()
+                proc = subprocess.Popen(cmd, cwd=flash or REPO, env=env, stdin=stdin_r,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                os.close(stdin_r)
+                port.attach(proc, stdin_w)
+                console = threading.Thread(target=port.from_board,
+                                           args=(proc.stdout.fileno(),), daemon=True)
+                console.start()
+            else:
+                proc = subprocess.Popen(cmd, cwd=flash, env=env)
             if wait_for_port(args.port, proc):
                 print('Dashboard: http://127.0.0.1:%d/' % args.port, flush=True)
             while True:
@@ -170,11 +210,24 @@ def main(argv=None):
                     # (one out of memory may never see it) is cut off hard
                     if stopping and time.monotonic() - stopping[0] > 5:
                         proc.kill()
-            if status not in RESTART_STATUS or stopping:
+            if port:
+                console.join(timeout=5)
+                proc.stdout.close()
+                os.close(stdin_w)
+            if stopping:
                 break
+            if port and status in SOFT_RESET_STATUS:
+                mode = SOFT_RESET_STATUS[status]
+                continue
+            if status not in RESTART_STATUS:
+                break
+            mode = 'friendly'
             print('simulator: board reset, booting again', flush=True)
+            if port:
+                port.write(b'\r\nets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (SW_CPU_RESET)\r\n')
     finally:
-        shutil.rmtree(flash, ignore_errors=True)
+        if flash:
+            shutil.rmtree(flash, ignore_errors=True)
     return 0 if stopping else status
 
 

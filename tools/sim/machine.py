@@ -100,7 +100,7 @@ _writes = 0
 
 def _power_cut():
     # a hard stop between two block writes: no exception, no clean-up
-    pid = open('/proc/self/stat').read().split()[0]
+    pid = open(simctl.env('SIM_HOST', '') + '/proc/self/stat').read().split()[0]
     os.system('kill -9 ' + pid)
 
 
@@ -187,7 +187,7 @@ def _watch(wdt):
     while utime.ticks_diff(utime.ticks_ms(), wdt.fed_ms) <= wdt.timeout:
         time.sleep_ms(100)
     print('watchdog: not fed for %d ms, resetting' % wdt.timeout)
-    pid = open('/proc/self/stat').read().split()[0]
+    pid = open(simctl.env('SIM_HOST', '') + '/proc/self/stat').read().split()[0]
     os.system('kill -USR2 ' + pid)
 
 
