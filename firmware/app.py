@@ -2,7 +2,7 @@
 (firmware/board.py). The HTTP API is documented in README.md."""
 from microdot import Response, send_file
 
-from firmware import commands, compat, events, stream as mjpeg
+from firmware import commands, compat, events, ota, stream as mjpeg
 from firmware.assets import serve_static
 from firmware.guard import COOKIE, login_page
 from firmware.server import Server, on_close
@@ -37,6 +37,17 @@ def create_app(board):
             return response
         page, _, headers = login_page('<p role="alert">Wrong token.</p>')
         return page, 401, headers
+
+    ota.allow_large_body(app, '/ota')
+
+    @app.post('/ota')
+    async def ota_upload(request):
+        reply, status = await board.ota.receive(request.stream, request.content_length)
+        return reply, status
+
+    @app.get('/ota')
+    async def ota_status(request):
+        return board.ota.status()
 
     @app.get('/')
     async def index(request):

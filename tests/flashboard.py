@@ -19,7 +19,7 @@ CONSOLE_OPEN = b'Use Ctrl-] or Ctrl-x to exit this shell'
 def checkout(dest):
     """A copy of the repository's tracked files (and this worktree's changes
     to them) at dest, sharing .venv: a user's checkout a test may edit."""
-    names = subprocess.run(['git', 'ls-files', '-z'], cwd=REPO, capture_output=True,
+    names = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=REPO, capture_output=True,
                            check=True).stdout.decode().split('\0')
     for name in filter(None, names):
         src = os.path.join(REPO, name)
