@@ -240,3 +240,18 @@ def _try_post(board, data):
         return post(board, data).status_code
     except httpx.HTTPError:
         return None
+
+
+def test_the_dashboard_shows_the_version_and_sends_an_update(ota_board, deployed, tmp_path,
+                                                             open_page):
+    from playwright.sync_api import expect
+    path, repo = update_file(deployed, tmp_path, '0.6.0')
+    page = open_page(ota_board)
+    expect(page.locator('#fw-version')).to_have_text(OLD)
+    expect(page.locator('#update-btn')).to_be_disabled()        # no file chosen yet
+    page.set_input_files('#update-file', path)
+    page.click('#update-btn')
+    # it restarts into the new slot, the page reconnects and shows the outcome
+    expect(page.locator('#fw-version')).to_have_text('0.6.0 (slot a)', timeout=60000)
+    expect(page.locator('#update-last')).to_have_text('updated to 0.6.0', timeout=60000)
+    assert not page.errors
