@@ -44,7 +44,8 @@ class Board:
             settings_module.MOTION: self.motion.apply,
             settings_module.LED: self.led.apply}, values)
         from firmware.ota import Updater
-        self.ota = Updater(state, config['ota_health_s'])
+        self.ota = Updater(state, config['ota_health_s'],
+                           feed_watchdog=config['watchdog_s'] <= 0)
         self.pir_pin = None
         self.mqtt = None
         if config['mqtt']['host']:

@@ -132,9 +132,12 @@ class Updater:
     """Receives bundles, switches slots, and confirms a new slot once the
     app is healthy (or resets the board so boot.py counts the failure)."""
 
-    def __init__(self, state, health_s):
+    def __init__(self, state, health_s, feed_watchdog=False):
         self.state = state
         self.health_s = health_s
+        # boot.py armed the watchdog for a slot on trial, and nothing can
+        # disarm it: with the app's own watchdog off (watchdog_s 0), feed it here
+        self.feed_watchdog = feed_watchdog
         self.pointer = read_pointer()
         self.busy = False
         self.last = self._result_at_boot()
@@ -259,13 +262,16 @@ class Updater:
         fields = self.pointer
         if fields[2] != 'trial':
             return
-        waited_ms = 0
+        import machine
         limit_ms = int(fields[4]) * 1000
+        wdt = machine.WDT(timeout=limit_ms) if self.feed_watchdog else None
+        waited_ms = 0
         while not healthy():
             if waited_ms >= limit_ms:
                 print('ota: %s not healthy after %s s, restarting' % (VERSION, fields[4]))
-                import machine
                 machine.reset()
+            if wdt:
+                wdt.feed()
             await asyncio.sleep_ms(500)
             waited_ms += 500
         write_pointer([fields[0], fields[1], 'ok', '0', fields[4]])
@@ -273,6 +279,9 @@ class Updater:
         self.last = 'updated to %s' % VERSION
         print('ota: %s is healthy, update kept' % VERSION)
         self._publish()
+        while wdt:
+            wdt.feed()
+            await asyncio.sleep_ms(limit_ms // 4)
 
 
 def _parse_manifest(data):

@@ -130,8 +130,10 @@ def test_a_good_update_is_kept_once_healthy(ota_board, deployed, tmp_path):
     path, repo = update_file(deployed, tmp_path, '0.3.0')
     sse = SSE(ota_board)
     assert sse.next_status()['update']['version'] == OLD
+    bearer = ota_board.auth_headers().get('Authorization', '')
+    token = ['TOKEN=' + bearer[7:]] if bearer.startswith('Bearer ') else []
     status, out = in_terminal(make(repo, 'ota', 'ARCH=host', 'HOST=127.0.0.1:%d' % ota_board.port,
-                                   'KEY=' + deployed['key']), lambda c: True)
+                                   'KEY=' + deployed['key'], *token), lambda c: True)
     assert status == 0, out
     assert 'updated to 0.3.0' in out
     # SSE announced it while it was going on
@@ -208,22 +210,35 @@ def test_power_cuts_during_an_update_always_boot_a_complete_slot(make_board, dep
     path, repo = update_file(deployed, tmp_path, '0.5.0')
     data = open(path, 'rb').read()
     bundle = os.path.join(repo, 'build', 'board')
+    # how long a whole update takes here: upload, switch, restart, trial, confirm
+    image = str(tmp_path / 'flash-timing.img')
+    shutil.copy(deployed['image'], image)
+    board = make_board(flash=image, serial=True).start()
+    began = time.monotonic()
+    assert post(board, data).status_code == 200
+    uploaded_s = time.monotonic() - began
+    wait_ota(board, lambda s: s['version'] == '0.5.0' and s['state'] == 'ok', timeout=60)
+    whole_s = time.monotonic() - began
+    board.stop()
     rng = random.Random(14)
     outcomes = []
-    for attempt in range(6):
+    for attempt in range(8):
         image = str(tmp_path / ('flash-%d.img' % attempt))
         shutil.copy(deployed['image'], image)
         board = make_board(flash=image, serial=True).start()
-        done = []
-        sender = threading.Thread(target=lambda: done.append(_try_post(board, data)), daemon=True)
+        replies = []
+        sender = threading.Thread(target=lambda: replies.append(_try_post(board, data)),
+                                  daemon=True)
+        # half the cuts during the upload itself, half in what follows it
+        cut_s = rng.uniform(0, uploaded_s) if attempt % 2 == 0 else rng.uniform(0, whole_s)
         sender.start()
-        time.sleep(rng.uniform(0.05, 6.0))      # upload, switch, restart, trial, confirm
+        time.sleep(cut_s)
         board.power_cut()
         sender.join(timeout=30)
         board.start()
         now = wait_ota(board, lambda s: s['state'] != 'trial' and not s['busy'])
         assert now['version'] in (OLD, '0.5.0')
-        outcomes.append(now['version'])
+        outcomes.append((round(cut_s, 2), replies[0] if replies else None, now['version']))
         board.stop()
         pointer = slot_pointer(image)
         if now['version'] == '0.5.0':
@@ -232,7 +247,8 @@ def test_power_cuts_during_an_update_always_boot_a_complete_slot(make_board, dep
         else:
             assert pointer is None or pointer[0] == 'base'
         assert_root_untouched(image, deployed)
-    print('power cuts: kept %d, old %d' % (outcomes.count('0.5.0'), outcomes.count(OLD)))
+    print('update: uploaded in %.2f s, kept after %.2f s; cuts (s, reply, booted): %s'
+          % (uploaded_s, whole_s, outcomes))
 
 
 def _try_post(board, data):
