@@ -271,3 +271,65 @@ def test_the_dashboard_shows_the_version_and_sends_an_update(ota_board, deployed
     expect(page.locator('#fw-version')).to_have_text('0.6.0 (slot a)', timeout=60000)
     expect(page.locator('#update-last')).to_have_text('updated to 0.6.0', timeout=60000)
     assert not page.errors
+
+
+def mpremote(board, *args):
+    import subprocess
+    result = subprocess.run([os.path.join(REPO, '.venv', 'bin', 'mpremote'), 'connect',
+                             board.serial_port, 'resume'] + list(args),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def wait_output(board, text, timeout=60):
+    deadline = time.monotonic() + timeout
+    while text not in board.output()[board.log_start:]:
+        assert time.monotonic() < deadline, board.output()[-3000:]
+        time.sleep(0.2)
+
+
+def test_safe_mode_does_not_count_trial_boots_and_usb_deploy_takes_over(ota_board, deployed,
+                                                                       tmp_path):
+    path, repo = update_file(deployed, tmp_path, '0.7.0')
+    assert post(ota_board, open(path, 'rb').read()).status_code == 200
+    wait_ota(ota_board, lambda s: s['version'] == '0.7.0' and s['state'] == 'ok')
+    # put slot a back on trial, in safe mode: the boots there are not counted
+    ota_board.log_start = len(ota_board.output())
+    mpremote(ota_board, 'exec', 'with open("ota/slot", "w") as f:\n'
+             '    f.write("a base trial 2 %d")\nopen("SAFE", "w").close()' % HEALTH_S,
+             '+', 'reset')
+    wait_output(ota_board, 'safe mode (SAFE file found)')
+    mpremote(ota_board, 'reset')
+    wait_output(ota_board, 'simulator: board reset, booting again')
+    wait_output(ota_board, 'safe mode (SAFE file found)')
+    assert mpremote(ota_board, 'exec', 'print(open("ota/slot").read())').split() == \
+        ['a', 'base', 'trial', '2', str(HEALTH_S)]
+    # out of safe mode it is a boot on trial again, and healthy: kept
+    mpremote(ota_board, 'exec', 'import os\nos.remove("SAFE")', '+', 'reset')
+    wait_ota(ota_board, lambda s: s['version'] == '0.7.0' and s['state'] == 'ok')
+    # a USB deploy of the old version: that is what runs now, whatever OTA did
+    status, out = in_terminal(make(deployed['repo'], 'deploy', 'PORT=' + ota_board.serial_port,
+                                   'ARCH=host', 'KEY=' + deployed['key']), lambda c: True)
+    assert status == 0, out
+    now = wait_ota(ota_board, lambda s: s['version'] == OLD)
+    assert now['slot'] == 'base' and now['state'] == 'ok'
+    ota_board.stop()
+    assert slot_pointer(ota_board.flash) is None
+    assert_root_untouched(ota_board.flash, deployed)
+
+
+def test_an_update_is_kept_on_a_board_whose_own_watchdog_is_off(ota_board, deployed, tmp_path):
+    config = json.load(open(os.path.join(REPO, 'tools', 'sim', 'config.json')))
+    config.update(ota_health_s=HEALTH_S, watchdog_s=0)
+    (tmp_path / 'config.json').write_text(json.dumps(config))
+    mpremote(ota_board, 'fs', 'cp', str(tmp_path / 'config.json'), ':config.json', '+', 'reset')
+    wait_ota(ota_board, lambda s: s['version'] == OLD)
+    path, repo = update_file(deployed, tmp_path, '0.8.0')
+    assert post(ota_board, open(path, 'rb').read()).status_code == 200
+    wait_ota(ota_board, lambda s: s['version'] == '0.8.0' and s['state'] == 'ok')
+    kept_at = len(ota_board.output())
+    # the watchdog boot.py armed for the trial is still armed: the app feeds it
+    time.sleep(3 * HEALTH_S)
+    assert 'watchdog' not in ota_board.output()[kept_at:]
+    assert ota_status(ota_board)['version'] == '0.8.0'
