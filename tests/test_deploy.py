@@ -169,3 +169,23 @@ def _repl(user, board, interrupt, line, until):
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_soft_reset_and_machine_reset_reboot_through_boot_py(user, usb_board):
+    deploy(user, usb_board, 'CONFIG=' + user['config'])
+    wait_serving(usb_board)
+    # without `resume` mpremote soft-resets (Ctrl-D in the raw REPL): boot.py
+    # runs again, main.py not (as on the ESP32), so the app is stopped
+    start = len(usb_board.output())
+    result = subprocess.run([os.path.join(REPO, '.venv', 'bin', 'mpremote'), 'connect',
+                             usb_board.serial_port, 'exec', 'import os; print(os.listdir())'],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert 'boot.py' in result.stdout and 'config.json' in result.stdout
+    log = usb_board.output()[start:]
+    assert 'MPY: soft reboot' in log and 'wifi: connected' in log.split('MPY: soft reboot')[1]
+    with pytest.raises(httpx.TransportError):
+        usb_board.http().get('/', timeout=3)
+    # machine.reset() (mpremote reset): a power-on boot, the app serves again
+    assert mpremote(usb_board, 'reset').returncode == 0
+    wait_serving(usb_board)
