@@ -184,8 +184,11 @@ class Updater:
         except Refused as exc:
             self.last = 'refused: ' + exc.args[1]
             return {'ok': False, 'error': exc.args[1]}, exc.args[0]
-        except (OSError, EOFError) as exc:
-            self.last = 'failed: %r' % exc
+        except EOFError:
+            self.last = 'failed: the upload was cut off; nothing changed'
+            return {'ok': False, 'error': self.last}, 400
+        except OSError as exc:
+            self.last = 'failed: %r; nothing changed' % exc
             return {'ok': False, 'error': self.last}, 500
         finally:
             if self.pointer[0] != target and target:
