@@ -3,8 +3,9 @@ PY      := .venv/bin/python
 VENV_OK := .venv/.installed
 PORT    ?=
 SIM_ARGS ?=
+ARCH    ?= xtensawin
 
-.PHONY: setup sim test check compile bundle deploy repl console bench motion-eval clean
+.PHONY: setup sim test check compile bundle deploy repl console ota bench motion-eval clean
 
 setup: $(VENV_OK)
 
@@ -34,13 +35,21 @@ compile: setup
 	@echo "mpy-cross: board files compile"
 
 # The exact tree the board gets: .mpy, static + .gz, microdot in lib/.
+# ARCH=host builds the viper modules for the simulated board's CPU.
 bundle: setup
-	$(PY) tools/bundle.py
+	$(PY) tools/bundle.py --arch $(ARCH)
 
-# make deploy PORT=/dev/ttyUSB0 [CONFIG=1] [CLEAN=1] [DRY_RUN=1]
+# make deploy PORT=/dev/ttyUSB0 [CONFIG=1|FILE] [KEY=FILE] [CLEAN=1] [DRY_RUN=1]
 deploy: bundle
 	@test -n "$(PORT)" || (echo "usage: make deploy PORT=/dev/ttyUSB0" && exit 2)
-	$(PY) tools/deploy.py --port $(PORT) $(if $(CONFIG),--config) $(if $(CLEAN),--clean) $(if $(DRY_RUN),--dry-run)
+	$(PY) tools/deploy.py --port $(PORT) $(if $(CONFIG),--config $(filter-out 1,$(CONFIG))) \
+		$(if $(KEY),--key $(KEY)) $(if $(CLEAN),--clean) $(if $(DRY_RUN),--dry-run)
+
+# make ota HOST=esp32cam.local[:port] [KEY=FILE] [TOKEN=...] [HTTPS=1]: the bundle over the air
+ota: bundle
+	@test -n "$(HOST)" || (echo "usage: make ota HOST=esp32cam.local" && exit 2)
+	$(PY) tools/ota.py --host $(HOST) $(if $(KEY),--key $(KEY)) $(if $(TOKEN),--token $(TOKEN)) \
+		$(if $(HTTPS),--https)
 
 repl: setup
 	@test -n "$(PORT)" || (echo "usage: make repl PORT=/dev/ttyUSB0" && exit 2)

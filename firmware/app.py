@@ -2,7 +2,7 @@
 (firmware/board.py). The HTTP API is documented in README.md."""
 from microdot import Response, send_file
 
-from firmware import commands, compat, events, pages, stream as mjpeg
+from firmware import commands, compat, events, ota, pages, stream as mjpeg
 from firmware.assets import serve_static
 from firmware.guard import COOKIE
 from firmware.server import Server, on_close
@@ -44,6 +44,17 @@ def create_app(board):
     @app.get('/auth')
     async def auth_state(request):
         return {'auth': 'on' if guard.auth_on else 'off'}
+
+    ota.allow_large_body(app, '/ota')
+
+    @app.post('/ota')
+    async def ota_upload(request):
+        reply, status = await board.ota.receive(request.stream, request.content_length)
+        return reply, status
+
+    @app.get('/ota')
+    async def ota_status(request):
+        return board.ota.status()
 
     @app.get('/')
     async def index(request):

@@ -1,8 +1,9 @@
 """The dashboard's files from the static folder, gzip-aware."""
 import os
 from microdot import send_file
+from firmware.ota import app_root
 
-_STATIC = 'static'
+_STATIC = app_root() + 'static'      # the running slot's (firmware/ota.py)
 _TYPES = {'html': 'text/html; charset=UTF-8', 'js': 'text/javascript',
           'css': 'text/css', 'svg': 'image/svg+xml', 'ico': 'image/x-icon',
           'json': 'application/json', 'png': 'image/png'}

@@ -43,6 +43,9 @@ class Board:
             settings_module.CAMERA: self.camera.apply,
             settings_module.MOTION: self.motion.apply,
             settings_module.LED: self.led.apply}, values)
+        from firmware.ota import Updater
+        self.ota = Updater(state, config['ota_health_s'],
+                           feed_watchdog=config['watchdog_s'] <= 0)
         self.pir_pin = None
         self.mqtt = None
         if config['mqtt']['host']:
@@ -87,6 +90,9 @@ class Board:
         gc.collect()
         app = create_app(self)
         asyncio.create_task(app.reap())
+        # healthy: serving, the camera delivering, the card checked (start() opened it)
+        asyncio.create_task(self.ota.confirm_when_healthy(
+            lambda: app.server is not None and self.state.state['camera'] == 'ok'))
         await app.start_server(host='0.0.0.0', port=port, ssl=_tls_context(self.config['tls']))
 
 

@@ -24,6 +24,7 @@ DEFAULTS = {
     'flash_pin': 4,
     'safe_pin': -1,             # a pin held low at power-on skips the app
     'watchdog_s': 60,           # reset when the event loop stalls this long; 0: off
+    'ota_health_s': 120,        # an update must be healthy this soon after boot (firmware/ota.py)
     'stream_max_fps': 15,       # per /stream viewer
     'loop_monitor': False,      # report loop stalls and lowest free heap (bench)
     # MQTT and Home Assistant discovery: off unless host is set (README.md)

@@ -446,9 +446,15 @@ class Server(Microdot):
             route = f
 
             async def with_body(request, **kwargs):
-                refusal = await self._read_body(request, conn)
-                if refusal is not None:
-                    return refusal
+                if request.content_length > Request.max_body_length:
+                    # too big to hold (an update): the route reads it as a
+                    # stream, each read under its own deadline
+                    conn.request_read()
+                    request._stream = conn
+                else:
+                    refusal = await self._read_body(request, conn)
+                    if refusal is not None:
+                        return refusal
                 return await invoke_handler(route, request, **kwargs)
             f = with_body
         return f, prefix, subapp

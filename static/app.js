@@ -107,6 +107,7 @@ function showStatus(s) {
     $('mqtt-state').textContent = s.mqtt;
     $('mqtt-state').className = s.mqtt.startsWith('error') ? 'bad' : '';
   }
+  if (s.update) showUpdate(s.update);
   if (s.settings) showSettings(s.settings);
   if ('motion' in s) showMotionNow(s.motion);
   if ('last_motion' in s) showTrigger(s.last_motion);
@@ -668,6 +669,38 @@ $('live').addEventListener('load', () => {
   if (size !== frameSize) { frameSize = size; placeOverlay(); }
 });
 new ResizeObserver(placeOverlay).observe($('live'));
+
+// --- over-the-air update: a file made by `make ota`, POSTed to /ota -----------
+let updating = false;
+function showUpdate(u) {
+  $('fw-version').textContent = u.version + (u.slot === 'base' ? '' : ' (slot ' + u.slot + ')');
+  const last = u.busy ? 'update in progress…' : (u.last || 'none');
+  $('update-last').textContent = last;
+  $('update-last').className = /^(refused|failed|rolled back)/.test(last) ? 'bad' : '';
+  $('update-btn').disabled = updating || u.busy || !$('update-file').files.length;
+}
+$('update-file').addEventListener('change', () => {
+  $('update-btn').disabled = updating || !$('update-file').files.length;
+});
+$('update-btn').addEventListener('click', async () => {
+  const file = $('update-file').files[0];
+  if (!file) return;
+  updating = true;
+  $('update-btn').disabled = true;
+  $('update-last').textContent = 'sending ' + file.name + '…';
+  try {
+    const r = await fetch('/ota', { method: 'POST', body: file, credentials: 'same-origin',
+                                    headers: { 'Content-Type': 'application/octet-stream' } });
+    const reply = await r.json().catch(() => ({ error: 'HTTP ' + r.status }));
+    $('update-last').textContent = reply.ok ? 'installed ' + reply.version + '; restarting to try it'
+                                            : 'refused: ' + reply.error;
+    $('update-last').className = reply.ok ? '' : 'bad';
+  } catch (e) {
+    $('update-last').textContent = 'failed: connection lost';
+    $('update-last').className = 'bad';
+  }
+  updating = false;
+});
 
 // A hidden tab gives its sockets back to the board; shown again, it resumes.
 function visibility() {

@@ -4,7 +4,7 @@ MicroPython unix port, with the stand-ins of tools/sim/ for the hardware.
 
     python tools/simulate.py [--port 8080] [--sdcard IMG | --no-sdcard]
         [--frames DIR] [--frames-once] [--fps N] [--camera-api lemariva|cnadler86]
-        [--heap SIZE]
+        [--heap SIZE] [--flash IMG] [--serial]
 
 The board's files come from SIM_BOARD_ROOT (default: this repository; the
 deploy bundle build/board/ works too). Its config.json is SIM_CONFIG (a file,
@@ -15,6 +15,12 @@ The board comes up set up: a dashboard password and an API token are put
 on its flash (SIM_PASSWORD / SIM_TOKEN, or made at random) and printed.
 SIM_AUTH=none boots a board that was never set up (setup portal; its DNS
 responder on the loopback UDP port SIM_DNS_PORT, default a free one).
+--flash IMG: the board's flash is the LittleFS2 image IMG (created blank when
+missing) and it boots from what is on it, config.json included, as a real
+board does: put files there with `make deploy` or mpremote.
+--serial: the board gets a USB serial port, a pseudo-terminal whose path is
+printed ("Serial: /dev/pts/N"): its console, Ctrl-C, the REPL and raw REPL
+for mpremote, Ctrl-D soft reset.
 """
 import argparse
 import json
@@ -25,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,6 +40,7 @@ SIM_DIR = os.path.join(HERE, 'sim')
 sys.path.insert(0, HERE)
 from boardfiles import BOARD_FILES  # noqa: E402
 RESTART_STATUS = (75, -signal.SIGUSR2)   # machine.reset(), the watchdog
+SOFT_RESET_STATUS = {76: 'friendly', 77: 'raw'}   # Ctrl-D: the REPL mode it keeps
 
 
 def parse_args(argv=None):
@@ -53,6 +61,11 @@ def parse_args(argv=None):
     # camera's frame buffers and Wi-Fi. A board without PSRAM (--heap 110K)
     # cannot run this firmware: it needs PSRAM
     p.add_argument('--heap', default='2M', help='MicroPython heap, e.g. 110K (no PSRAM) or 2M')
+    p.add_argument('--flash', metavar='IMG',
+                   help='LittleFS2 image of the flash (created blank when missing); '
+                        'the board boots from it')
+    p.add_argument('--serial', action='store_true',
+                   help='a pseudo-terminal as the USB serial port (console, REPL, mpremote)')
     return p.parse_args(argv)
 
 
@@ -63,10 +76,10 @@ def micropython_binary():
 
 def make_flash(args, board_root):
     """A folder laid out like the board's flash: links to the board files.
-    SIM_FLASH names a folder kept from one run to the next, as a board's
+    SIM_FLASH_DIR names a folder kept from one run to the next, as a board's
     flash survives power cycles (what the board wrote stays; config.json is
     only written when missing)."""
-    kept = os.environ.get('SIM_FLASH')
+    kept = os.environ.get('SIM_FLASH_DIR')
     flash = kept or tempfile.mkdtemp(prefix='esp32cam-flash-')
     if kept:
         os.makedirs(kept, exist_ok=True)
@@ -100,9 +113,11 @@ def make_flash(args, board_root):
     return flash
 
 
-def provision(flash):
-    """Put credentials on the flash as setup would; return (password,
-    token), or None for a board that was never set up (SIM_AUTH=none)."""
+def provision(flash, image=None):
+    """Put credentials on the flash as setup would (in a flash image only if
+    it has none yet: a deployed board keeps its own); return (password,
+    token), or None when none were put there (SIM_AUTH=none: a board that
+    was never set up)."""
     if os.environ.get('SIM_AUTH') == 'none':
         return None
     sys.path.insert(0, REPO)
@@ -114,8 +129,15 @@ def provision(flash):
     # SIM_KDF_ITERATIONS: a slower check, as on the board (tests of overlapping logins)
     iterations = int(os.environ.get('SIM_KDF_ITERATIONS') or auth.ITERATIONS)
     key = hashlib.pbkdf2_hmac('sha256', password.encode(), salt, iterations)
+    record = json.dumps(auth.record(salt, key, token, iterations))
+    if image:
+        os.makedirs(os.path.dirname(os.path.abspath(image)), exist_ok=True)
+        put = subprocess.run([micropython_binary(), os.path.join(SIM_DIR, 'flashtool.py'),
+                              image, 'put-new', auth.CREDENTIALS_FILE, record.encode().hex()],
+                             capture_output=True, text=True, check=True)
+        return (password, token) if put.stdout.split()[-1] == 'written' else None
     with open(os.path.join(flash, auth.CREDENTIALS_FILE), 'w') as f:
-        json.dump(auth.record(salt, key, token, iterations), f)
+        f.write(record)
     return password, token
 
 
@@ -137,7 +159,10 @@ def board_env(args, flash):
         'SIM_CAMERA_API': args.camera_api,
         'SIM_NTP_PORT': str(args.ntp_port),
         'SIM_DNS_PORT': os.environ.get('SIM_DNS_PORT') or str(free_udp_port()),
+        'SIM_FLASH': os.path.abspath(args.flash) if args.flash else '',
     })
+    if os.environ.get('SIM_FAULTS'):
+        env['SIM_FAULTS'] = os.path.abspath(os.environ['SIM_FAULTS'])
     return env
 
 
@@ -145,7 +170,6 @@ def serve_ntp():
     """An NTP server on a loopback UDP port, in a thread; silent while the
     fault "ntp_fail" is on. The board's DNS (tools/sim/network.py) sends
     pool.ntp.org here. Returns the port."""
-    import threading
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(('127.0.0.1', 0))
 
@@ -185,31 +209,54 @@ def main(argv=None):
     board_root = os.path.abspath(os.environ.get('SIM_BOARD_ROOT', REPO))
     if not args.no_sdcard:
         os.makedirs(os.path.dirname(os.path.abspath(args.sdcard)), exist_ok=True)
-    flash = make_flash(args, board_root)
-    credentials = provision(flash)
+    if args.flash:
+        flash = None                # the image is the board's root
+    else:
+        flash = make_flash(args, board_root)
+    credentials = provision(flash, args.flash)
     args.ntp_port = serve_ntp()
     cmd = [micropython_binary(), '-X', 'heapsize=' + args.heap,
            os.path.join(SIM_DIR, 'run_board.py')]
+    port = None
+    if args.serial:
+        sys.path.insert(0, SIM_DIR)
+        from serialport import SerialPort
+        port = SerialPort()
+        print('Serial: ' + port.path, flush=True)
     stopping = []
 
     def stop(signum, frame):
         stopping.append(time.monotonic())
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            # on the serial port Ctrl-C only interrupts: power off instead
+            proc.send_signal(signal.SIGTERM if port else signal.SIGINT)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     status = 0
+    mode = 'friendly'
     try:
         while True:
-            proc = subprocess.Popen(cmd, cwd=flash, env=board_env(args, flash))
+            env = board_env(args, flash)
+            if port:
+                env['SIM_SERIAL'] = mode
+                stdin_r, stdin_w = port.stdin_pipe()
+                proc = subprocess.Popen(cmd, cwd=flash or REPO, env=env, stdin=stdin_r,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                os.close(stdin_r)
+                port.attach(proc, stdin_w)
+                console = threading.Thread(target=port.from_board,
+                                           args=(proc.stdout.fileno(),), daemon=True)
+                console.start()
+            else:
+                proc = subprocess.Popen(cmd, cwd=flash, env=env)
             if wait_for_port(args.port, proc):
                 print('Dashboard: http://127.0.0.1:%d/' % args.port, flush=True)
                 if credentials:
                     print('Log in with the password %s (scripts: Authorization: Bearer %s)'
                           % credentials, flush=True)
                     credentials = None      # once: setup shows them once too
-                elif not os.path.exists(os.path.join(flash, 'auth.json')):
+                elif flash and not os.path.exists(os.path.join(flash, 'auth.json')):
                     print('Not set up: open http://127.0.0.1:%d/setup' % args.port,
                           flush=True)
             while True:
@@ -221,11 +268,23 @@ def main(argv=None):
                     # (one out of memory may never see it) is cut off hard
                     if stopping and time.monotonic() - stopping[0] > 5:
                         proc.kill()
-            if status not in RESTART_STATUS or stopping:
+            if port:
+                console.join(timeout=5)
+                proc.stdout.close()
+                os.close(stdin_w)
+            if stopping:
                 break
+            if port and status in SOFT_RESET_STATUS:
+                mode = SOFT_RESET_STATUS[status]
+                continue
+            if status not in RESTART_STATUS:
+                break
+            mode = 'friendly'
             print('simulator: board reset, booting again', flush=True)
+            if port:
+                port.write(b'\r\nets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (SW_CPU_RESET)\r\n')
     finally:
-        if not os.environ.get('SIM_FLASH'):
+        if flash and not os.environ.get('SIM_FLASH_DIR'):
             shutil.rmtree(flash, ignore_errors=True)
     return 0 if stopping else status
 

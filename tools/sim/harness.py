@@ -39,7 +39,7 @@ class Board:
     def __init__(self, tmp_path, sdcard='default', frames=FRAMES, fps=10,
                  camera_api='cnadler86', heap=None, config=None, port=None,
                  board_root=None, frames_once=False, sockets=None, board_id=None,
-                 setup=True):
+                 setup=True, flash=None, serial=False):
         self.tmp = tmp_path
         self.port = port or free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
@@ -52,6 +52,12 @@ class Board:
         self.args += ['--sdcard', self.sdcard] if self.sdcard else ['--no-sdcard']
         if heap:
             self.args += ['--heap', heap]
+        self.flash = flash                  # a LittleFS2 image the board boots from
+        if flash:
+            self.args += ['--flash', flash]
+        if serial:
+            self.args += ['--serial']
+        self.serial_port = None             # its path once started
         self.env = dict(os.environ, SIM_FAULTS=self.faults_path)
         if config == 'none':
             self.env['SIM_CONFIG'] = 'none'     # a board without config.json
@@ -75,13 +81,16 @@ class Board:
             self.password = self.token = None
             self.env['SIM_AUTH'] = 'none'
         # the board's flash, kept across stop() and start() as on a board
-        self.env['SIM_FLASH'] = str(tmp_path / ('flash-%d' % self.port))
+        self.env['SIM_FLASH_DIR'] = str(tmp_path / ('flash-%d' % self.port))
         self.dns_port = free_udp_port()
         self.env['SIM_DNS_PORT'] = str(self.dns_port)
         self.proc = None
         self.log_start = 0
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, serving=True):
+        """Boot; wait until it serves (or, serving=False, until its serial
+        port is there: a blank or safe-mode flash serves nothing)."""
+        ready = 'Dashboard: http://' if serving else 'Serial: '
         self.log = open(self.log_path, 'ab')
         self.log_start = self.log.tell()
         self.proc = subprocess.Popen([sys.executable, SIMULATE] + self.args, env=self.env,
@@ -90,7 +99,10 @@ class Board:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError('board exited:\n' + self.output())
-            if 'Dashboard: http://' in self.output()[self.log_start:]:
+            if ready in self.output()[self.log_start:]:
+                if '--serial' in self.args:
+                    self.serial_port = self.output()[self.log_start:].split(
+                        'Serial: ', 1)[1].split()[0]
                 return self
             time.sleep(0.05)
         raise RuntimeError('board did not come up:\n' + self.output())

@@ -118,7 +118,7 @@ def _pulled():
 
 def _power_cut():
     # a hard stop between two block writes: no exception, no clean-up
-    pid = open('/proc/self/stat').read().split()[0]
+    pid = open(simctl.env('SIM_HOST', '') + '/proc/self/stat').read().split()[0]
     os.system('kill -9 ' + pid)
 
 
@@ -187,16 +187,23 @@ def sim_poll_inputs():
 
 class WDT:
     """Resets the board (exit by SIGUSR2, which the simulator boots again
-    after) when not fed within the timeout, like the ESP32's task watchdog."""
+    after) when not fed within the timeout, like the ESP32's task watchdog.
+    There is one: as on the ESP32 (machine_wdt.c), another WDT(timeout=)
+    reconfigures it and feeds the same one."""
+    timeout = 0
+    fed_ms = 0
+    _watching = False
 
     def __init__(self, id=0, timeout=5000):
         import _thread
-        self.timeout = timeout
-        self.fed_ms = utime.ticks_ms()
-        _thread.start_new_thread(_watch, (self,))
+        WDT.timeout = timeout
+        WDT.fed_ms = utime.ticks_ms()
+        if not WDT._watching:
+            WDT._watching = True
+            _thread.start_new_thread(_watch, (WDT,))
 
     def feed(self):
-        self.fed_ms = utime.ticks_ms()
+        WDT.fed_ms = utime.ticks_ms()
 
 
 def _watch(wdt):
@@ -205,7 +212,7 @@ def _watch(wdt):
     while utime.ticks_diff(utime.ticks_ms(), wdt.fed_ms) <= wdt.timeout:
         time.sleep_ms(100)
     print('watchdog: not fed for %d ms, resetting' % wdt.timeout)
-    pid = open('/proc/self/stat').read().split()[0]
+    pid = open(simctl.env('SIM_HOST', '') + '/proc/self/stat').read().split()[0]
     os.system('kill -USR2 ' + pid)
 
 

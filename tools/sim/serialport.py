@@ -1,0 +1,94 @@
+"""Simulator only, never goes onto a board: the board's USB serial port (a
+CP2102 on the ESP32-CAM-MB) as a pseudo-terminal on the host.
+
+Whoever opens `path` (mpremote, a terminal) talks to the board's console.
+The port outlives the board process, as the USB bridge outlives the ESP32's
+resets. On the way in, a Ctrl-C byte also raises SIGINT in the board (the
+ESP32's UART interrupt turns Ctrl-C into KeyboardInterrupt while code runs);
+on the way out, "\\n" becomes "\\r\\n" (the ESP32's cooked stdout), and output
+nobody reads is dropped, as a UART does, so the board never blocks on it.
+"""
+import errno
+import os
+import select
+import signal
+import sys
+import threading
+import tty
+
+
+class SerialPort:
+    def __init__(self, log=None):
+        self.master, self._slave = os.openpty()
+        tty.setraw(self._slave)             # no echo, no line editing: a serial line
+        os.set_blocking(self.master, False)
+        self.path = os.ttyname(self._slave)
+        self.log = log or sys.stdout.buffer
+        self.board = None                   # the running board process
+        self.board_in = None                # the write end of its stdin pipe
+        self._last = b''
+        self._reader_gone = False
+        threading.Thread(target=self._to_board, daemon=True).start()
+
+    def attach(self, proc, stdin_w):
+        """A (re)booted board: its stdin pipe's write end and its process."""
+        self.board, self.board_in = proc, stdin_w
+
+    def stdin_pipe(self):
+        """(read end for the board, write end for us); the board's end is
+        non-blocking so its REPL can read what has arrived."""
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        return r, w
+
+    def _to_board(self):
+        while True:
+            select.select([self.master], [], [])
+            try:
+                data = os.read(self.master, 4096)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EIO):   # EIO: nobody has it open
+                    select.select([], [], [], 0.05)
+                    continue
+                raise
+            board, board_in = self.board, self.board_in
+            if board is None or board.poll() is not None:
+                continue                    # off or rebooting: the bytes are lost
+            if b'\x03' in data:
+                try:
+                    board.send_signal(signal.SIGINT)
+                except OSError:
+                    pass
+            try:
+                os.write(board_in, data)
+            except OSError:
+                pass
+
+    def from_board(self, stdout):
+        """Copy the board's console (a pipe) to the port and the log, until
+        the board closes it."""
+        while True:
+            data = os.read(stdout, 4096)
+            if not data:
+                return
+            self.log.write(data)
+            self.log.flush()
+            self.write(data)
+
+    def write(self, data):
+        """Console bytes onto the port, "\\n" cooked to "\\r\\n"."""
+        head = b''
+        if self._last == b'\r' and data[:1] == b'\n':
+            head, data = b'\n', data[1:]          # "\r" ended the last chunk
+        cooked = head + data.replace(b'\r\n', b'\n').replace(b'\n', b'\r\n')
+        self._last = data[-1:] or self._last
+        while cooked:
+            try:
+                cooked = cooked[os.write(self.master, cooked):]
+                self._reader_gone = False
+            except OSError:
+                # full: a reader (mpremote) drains it soon; with none, drop
+                # the bytes as a UART does, waiting only the first time
+                if self._reader_gone or not select.select([], [self.master], [], 1)[1]:
+                    self._reader_gone = True
+                    return
