@@ -76,7 +76,7 @@ def test_deploy_to_a_blank_board_then_only_what_changed(user, usb_board, tmp_pat
         page = client.get('/', headers={'Accept-Encoding': 'identity'})
     assert page.status_code == 200
     assert page.content == open(os.path.join(bundle, 'static', 'index.html'), 'rb').read()
-    assert usb_board.status()['camera'] == 'ok'
+    usb_board.wait_for(lambda status: status['camera'] == 'ok')
     # a stale source and a module the bundle no longer has, left by an older install
     result = mpremote(usb_board, 'fs', 'cp', SIM_CONFIG, ':firmware/board.py', '+',
                       'fs', 'cp', SIM_CONFIG, ':firmware/retired.mpy')

@@ -48,6 +48,7 @@ def deployed(tmp_path_factory):
     finally:
         board.stop()
     return {'image': str(tmp / 'flash.img'), 'key': str(tmp / 'ota.key'), 'repo': repo,
+            'credentials': (board.password, board.token),
             'files': bundle_hashes(os.path.join(repo, 'build', 'board'))}
 
 
@@ -56,7 +57,7 @@ def ota_board(make_board, deployed, tmp_path):
     """The deployed board, booted from a copy of its image."""
     image = str(tmp_path / 'flash.img')
     shutil.copy(deployed['image'], image)
-    return make_board(flash=image, serial=True).start()
+    return make_board(flash=image, serial=True, credentials=deployed['credentials']).start()
 
 
 def update_file(deployed, tmp_path, version, broken=False):
@@ -213,7 +214,7 @@ def test_power_cuts_during_an_update_always_boot_a_complete_slot(make_board, dep
     # how long a whole update takes here: upload, switch, restart, trial, confirm
     image = str(tmp_path / 'flash-timing.img')
     shutil.copy(deployed['image'], image)
-    board = make_board(flash=image, serial=True).start()
+    board = make_board(flash=image, serial=True, credentials=deployed['credentials']).start()
     began = time.monotonic()
     assert post(board, data).status_code == 200
     uploaded_s = time.monotonic() - began
@@ -225,7 +226,7 @@ def test_power_cuts_during_an_update_always_boot_a_complete_slot(make_board, dep
     for attempt in range(8):
         image = str(tmp_path / ('flash-%d.img' % attempt))
         shutil.copy(deployed['image'], image)
-        board = make_board(flash=image, serial=True).start()
+        board = make_board(flash=image, serial=True, credentials=deployed['credentials']).start()
         replies = []
         sender = threading.Thread(target=lambda: replies.append(_try_post(board, data)),
                                   daemon=True)

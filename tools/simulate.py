@@ -132,9 +132,12 @@ def provision(flash, image=None):
     record = json.dumps(auth.record(salt, key, token, iterations))
     if image:
         os.makedirs(os.path.dirname(os.path.abspath(image)), exist_ok=True)
-        put = subprocess.run([micropython_binary(), os.path.join(SIM_DIR, 'flashtool.py'),
-                              image, 'put-new', auth.CREDENTIALS_FILE, record.encode().hex()],
-                             capture_output=True, text=True, check=True)
+        with tempfile.NamedTemporaryFile('w', suffix='.json') as src:
+            src.write(record)
+            src.flush()
+            put = subprocess.run([micropython_binary(), os.path.join(SIM_DIR, 'flashtool.py'),
+                                  image, 'put-new', auth.CREDENTIALS_FILE, src.name],
+                                 capture_output=True, text=True, check=True)
         return (password, token) if put.stdout.split()[-1] == 'written' else None
     with open(os.path.join(flash, auth.CREDENTIALS_FILE), 'w') as f:
         f.write(record)

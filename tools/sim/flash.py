@@ -51,7 +51,9 @@ def create(path, size=SIZE):
         erased = b'\xff' * BLOCK
         for _ in range(size // BLOCK):
             f.write(erased)
-    vfs.VfsLfs2.mkfs(FlashBlockDev(path))
+    dev = FlashBlockDev(path)
+    vfs.VfsLfs2.mkfs(dev)
+    dev.file.close()        # flushed: the device that mounts it next reads the file
 
 
 def open_fs(path):

@@ -2,8 +2,9 @@
 # board does, with the unix port's own vfs.VfsLfs2, mounted read-only.
 #   micropython tools/sim/flashtool.py IMG list       -> JSON {path: [size, sha256 hex]}
 #   micropython tools/sim/flashtool.py IMG cat PATH   -> the file's bytes, as hex
-#   micropython tools/sim/flashtool.py IMG put-new PATH HEX -> "written", or "kept"
-#     when PATH is there already (the simulator's set-up credentials)
+#   micropython tools/sim/flashtool.py IMG put-new PATH SRC -> "written" (the host
+#     file SRC copied to PATH), or "kept" when PATH is there (set-up credentials);
+#     a file, not an argument: the unix port dies on an argument over ~250 bytes
 import sys
 import json
 import os
@@ -46,8 +47,10 @@ def main():
             os.stat(path)
             print('kept')
         except OSError:
+            with open(sys.argv[4], 'rb') as src:
+                data = src.read()
             with open(path + '.part', 'wb') as f:
-                f.write(binascii.unhexlify(sys.argv[4]))
+                f.write(data)
             os.rename(path + '.part', path)
             print('written')
         vfs.umount(_MOUNT)

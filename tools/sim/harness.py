@@ -39,7 +39,7 @@ class Board:
     def __init__(self, tmp_path, sdcard='default', frames=FRAMES, fps=10,
                  camera_api='cnadler86', heap=None, config=None, port=None,
                  board_root=None, frames_once=False, sockets=None, board_id=None,
-                 setup=True, flash=None, serial=False):
+                 setup=True, flash=None, serial=False, credentials=None):
         self.tmp = tmp_path
         self.port = port or free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
@@ -74,8 +74,9 @@ class Board:
         # set up (a password and an API token on its flash), or fresh from
         # the factory: setup=False serves only the setup portal
         if setup:
-            self.password = 'pw-' + secrets.token_urlsafe(9)
-            self.token = secrets.token_urlsafe(18)
+            # credentials: (password, token) of the board whose flash image this is
+            self.password, self.token = credentials or ('pw-' + secrets.token_urlsafe(9),
+                                                        secrets.token_urlsafe(18))
             self.env.update(SIM_PASSWORD=self.password, SIM_TOKEN=self.token)
         else:
             self.password = self.token = None
