@@ -112,7 +112,8 @@ class Recorder:
         asyncio.create_task(self._write())
         if self.config['timelapse_s'] > 0:
             asyncio.create_task(self._timelapse())
-        self.state.update(recording=None)
+        self.state.state.setdefault('recording', None)     # the clip being written
+        self.state.update(clips_ready=False)
 
     # --- commands ------------------------------------------------------
     def start_manual(self):
@@ -198,7 +199,9 @@ class Recorder:
         while True:
             store = self.store
             if not store.mounted:
-                self.ready = False
+                if self.ready:
+                    self.ready = False
+                    self.state.update(clips_ready=False)
                 await self._abandon()
                 await asyncio.sleep_ms(_WAIT_MS)
                 continue
@@ -330,12 +333,11 @@ class Recorder:
                 print('clips: repaired', fixed or (name + ' (nothing whole, removed)'))
         except OSError as exc:
             print('clips: repair failed:', exc)
-            if self.store.free_bytes() is not None:
-                self.ready = True       # a card we cannot repair still records
-            else:
+            if self.store.free_bytes() is None:
                 await asyncio.sleep_ms(_WAIT_MS)
-            return
-        self.ready = True
+                return
+        self.ready = True       # a card we cannot repair still records
+        self.state.update(clips_ready=True)
 
     async def _room(self):
         """Free space above the floor: oldest clips go first, then motion
