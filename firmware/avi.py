@@ -190,7 +190,13 @@ def _file_size(path):
 async def repair(part):
     """Finish PATH.part cut short: keep the frames that are whole, write
     their index and header, rename to PATH. Returns the final path, or None
-    when nothing whole was in it (then it is removed)."""
+    when nothing whole was in it (then it is removed).
+
+    The whole frames are copied into PATH.fix and the torn file removed:
+    a cut between two flushes leaves the file's cluster chain longer than
+    its recorded size, which only removing the file gives back (FAT has
+    no truncate through the VFS). Without room for the copy, the clip is
+    finished in place (it plays; fsck would report the stale tail)."""
     final = part[:-5]
     size = _file_size(part)
     if _file_size(final) is not None:
@@ -203,52 +209,88 @@ async def repair(part):
             os.rename(final + '.fix', final)
             return final
         os.remove(final)        # never ours: a final name only comes from a rename
-    with open(part, 'r+b') as f:
-        found = read_header(f.read(HEADER))
-        sizes = array('I')
-        pos = HEADER
-        if found is not None:
-            width, height = found[2], found[3]
-            mark = bytearray(2)
-            biggest = 0
-            while pos + 8 <= size:
-                f.seek(pos)
-                head = f.read(8)
-                n = struct.unpack_from('<I', head, 4)[0]
-                if head[:4] != b'00dc' or n < 4 or pos + 8 + n > size:
-                    break
-                f.readinto(mark)
-                if mark != b'\xff\xd8':
-                    break
-                f.seek(pos + 6 + n)
-                f.readinto(mark)
-                if mark != b'\xff\xd9':
-                    break
-                sizes.append(n)
-                biggest = max(biggest, n)
-                pos += 8 + n + (n & 1)
-                if len(sizes) % 16 == 0:
-                    await asyncio.sleep_ms(0)
-        if sizes:
-            f.seek(pos)
-            await _write_index(f, sizes)
-            end = pos + 8 + 16 * len(sizes)
-            # what is left of the torn tail becomes a JUNK chunk; the file
-            # cannot be shortened through the VFS
-            rest = size - end
-            if rest > 0:
-                junk = max(8, rest + (rest & 1))
-                f.write(b'JUNK' + struct.pack('<I', junk - 8))
-                if junk > rest:
-                    f.seek(max(size, end + 8))      # lengthen the file to the chunk's end
-                    f.write(bytes(end + junk - max(size, end + 8)))
-                end += junk
-            f.seek(0)
-            f.write(header(len(sizes), found[1], width, height, pos - _MOVI, end - 8,
-                           biggest))
+    with open(part, 'rb') as f:
+        found, sizes, biggest = await _whole_frames(f, size)
     if not sizes:
         os.remove(part)
         return None
+    pos = HEADER + sum(8 + n + (n & 1) for n in sizes)
+    if _free(final) > pos + 16 * len(sizes) + 65536:
+        await _copy_frames(part, final + '.fix', pos, found, sizes, biggest)
+        os.remove(part)         # frees its whole chain, the stale tail too
+        os.rename(final + '.fix', final)
+        return final
+    with open(part, 'r+b') as f:
+        f.seek(pos)
+        await _write_index(f, sizes)
+        end = pos + 8 + 16 * len(sizes)
+        # what is left of the torn tail becomes a JUNK chunk
+        rest = size - end
+        if rest > 0:
+            junk = max(8, rest + (rest & 1))
+            f.write(b'JUNK' + struct.pack('<I', junk - 8))
+            if junk > rest:
+                f.seek(max(size, end + 8))      # lengthen the file to the chunk's end
+                f.write(bytes(end + junk - max(size, end + 8)))
+            end += junk
+        f.seek(0)
+        f.write(header(len(sizes), found[1], found[2], found[3], pos - _MOVI, end - 8,
+                       biggest))
     await asyncio.sleep_ms(0)
     os.rename(part, final)
     return final
+
+
+async def _whole_frames(f, size):
+    # (header fields, sizes of the whole frames from the start, biggest)
+    found = read_header(f.read(HEADER))
+    sizes = array('I')
+    biggest = 0
+    if found is None:
+        return found, sizes, biggest
+    pos = HEADER
+    mark = bytearray(2)
+    while pos + 8 <= size:
+        f.seek(pos)
+        head = f.read(8)
+        n = struct.unpack_from('<I', head, 4)[0]
+        if head[:4] != b'00dc' or n < 4 or pos + 8 + n > size:
+            break
+        f.readinto(mark)
+        if mark != b'\xff\xd8':
+            break
+        f.seek(pos + 6 + n)
+        f.readinto(mark)
+        if mark != b'\xff\xd9':
+            break
+        sizes.append(n)
+        biggest = max(biggest, n)
+        pos += 8 + n + (n & 1)
+        if len(sizes) % 16 == 0:
+            await asyncio.sleep_ms(0)
+    return found, sizes, biggest
+
+
+async def _copy_frames(src, dst, pos, found, sizes, biggest):
+    buf = bytearray(_CHUNK)
+    with open(src, 'rb') as fin, open(dst, 'wb') as fout:
+        fout.write(header(len(sizes), found[1], found[2], found[3], pos - _MOVI,
+                          pos + 16 * len(sizes), biggest))
+        fin.seek(HEADER)
+        left = pos - HEADER
+        while left > 0:
+            n = fin.readinto(memoryview(buf)[:min(_CHUNK, left)])
+            if not n:
+                raise OSError(5)
+            fout.write(memoryview(buf)[:n])
+            left -= n
+            await asyncio.sleep_ms(0)
+        await _write_index(fout, sizes)
+
+
+def _free(path):
+    try:
+        st = os.statvfs(path[:path.rindex('/')])
+        return st[0] * st[4]
+    except OSError:
+        return 0

@@ -107,17 +107,17 @@ def test_manual_clip_download_ranges_play_delete(board, tmp_path):
         assert client.get('/clips').json() == []
 
 
-def _checked_card(board, tmp_path):
+def _checked_card(board, tmp_path, folder):
     clips = card_clips(board)
     assert not [n for n in clips if not n.endswith('.avi')], clips.keys()
     for name, data in clips.items():
         frames, _ = check_clip(data, tmp_path, name)
-        positions(frames)
+        positions(frames, folder)
     return clips
 
 
-def test_power_cuts_while_recording_leave_playable_clips(make_board, tmp_path):
-    board = make_board(config=config()).start()
+def test_power_cuts_while_recording_leave_playable_clips(make_board, tmp_path, still_frames):
+    board = make_board(config=config(), frames=still_frames).start()
     board.wait_frame()
     with board.ws() as ws:
         assert board.command(ws, cmd='snapshot_now')['ok']
@@ -135,18 +135,18 @@ def test_power_cuts_while_recording_leave_playable_clips(make_board, tmp_path):
         board.wait_frame()
         board.wait_for(lambda s: s.get('clips_ready'))     # the boot repair ran
         time.sleep(0.5)
-        clips = _checked_card(board, tmp_path)
+        clips = _checked_card(board, tmp_path, still_frames)
         assert clips[kept] == reference
         assert board.card_files(raw=True) == snaps      # nothing else changed
     board.stop()
-    clips = _checked_card(board, tmp_path)
+    clips = _checked_card(board, tmp_path, still_frames)
     assert 2 <= len(clips) <= 7, clips.keys()
     problems, _ = fsck_problems(board.sdcard)
     assert not problems, problems
 
 
-def test_card_pulled_mid_clip_is_repaired_after_reboot(make_board, tmp_path):
-    board = make_board(config=config()).start()
+def test_card_pulled_mid_clip_is_repaired_after_reboot(make_board, tmp_path, still_frames):
+    board = make_board(config=config(), frames=still_frames).start()
     board.wait_frame()
     with board.ws() as ws:
         assert board.command(ws, cmd='snapshot_now')['ok']
@@ -163,7 +163,7 @@ def test_card_pulled_mid_clip_is_repaired_after_reboot(make_board, tmp_path):
     items = wait_clips(board)
     assert len(items) == 1
     frames, _ = check_clip(download(board, items[0]['name']), tmp_path)
-    positions(frames)
+    positions(frames, still_frames)
     assert len(frames) >= 10        # the frames flushed before the card went
     board.stop()
     assert board.card_files(raw=True) == snaps
