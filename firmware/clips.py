@@ -447,6 +447,7 @@ class Recorder:
                     await lapse.open()
                     self.lapse = lapse
                     self.lapse_day = day
+                    print('clips: time-lapse into', name)
                 jpeg, slot = self.camera.hold()
                 try:
                     if jpeg is not None:
