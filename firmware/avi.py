@@ -199,6 +199,8 @@ async def repair(part):
     finished in place (it plays; fsck would report the stale tail)."""
     final = part[:-5]
     size = _file_size(part)
+    if size is None:
+        return None
     if _file_size(final) is not None:
         # a cut inside the rename: both names share one cluster chain
         from firmware.storage import _copy
@@ -211,7 +213,7 @@ async def repair(part):
         os.remove(final)        # never ours: a final name only comes from a rename
     with open(part, 'rb') as f:
         found, sizes, biggest = await _whole_frames(f, size)
-    if not sizes:
+    if found is None or not sizes:
         os.remove(part)
         return None
     pos = HEADER + sum(8 + n + (n & 1) for n in sizes)

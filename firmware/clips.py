@@ -105,7 +105,7 @@ class Recorder:
         self.lapse = None
         self.lapse_day = None
         self.ready = False          # the folder is repaired on this card
-        self.checked_ms = None
+        self.checked_ms = 0
 
     def start(self):
         asyncio.create_task(self._feed())
@@ -397,7 +397,8 @@ class Recorder:
                     await asyncio.sleep_ms(0)
                 name = entry[0]
                 if name.endswith('.avi'):
-                    _keep_newest(best, (_seq_of(name), name, entry[3]), limit)
+                    _keep_newest(best, (_seq_of(name), name, entry[3] if len(entry) > 3 else 0),
+                                 limit)
         except OSError:
             return []
         return [(name, size) for _, name, size in best[::-1]]

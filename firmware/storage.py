@@ -83,7 +83,7 @@ class SnapshotStore:
         self.recent_valid = False   # False: rebuild from the card before use
         self.recent_capped = False  # the card may hold older ones not in it
         self.changes = 0            # counts saves and deletes: a walk that saw one is stale
-        self.reclaim = None         # async fn(floor) -> free: recordings go first (clips.py)
+        self.reclaim = self._no_recordings   # async fn(floor) -> free: recordings go first
 
     def open(self):
         """Make the folder, repair what a power cut left, find the next number."""
@@ -234,6 +234,9 @@ class SnapshotStore:
                 self.on_change(self)
         return path, size
 
+    async def _no_recordings(self, floor):
+        return self.free_bytes()
+
     def take_seq(self):
         """The next sequence number: recordings share the snapshots' one."""
         return self._take_seq()
@@ -247,8 +250,7 @@ class SnapshotStore:
         """Delete the oldest motion snapshots while free space is under the
         floor; manual ones are never deleted. Returns the free bytes."""
         free = self.free_bytes()
-        if self.reclaim is not None and free is not None \
-                and free < max(self.min_free, size + _RESERVE):
+        if free is not None and free < max(self.min_free, size + _RESERVE):
             free = await self.reclaim(max(self.min_free, size + _RESERVE))
         deleted = []
         while free is not None and free < max(self.min_free, size + _RESERVE) \
