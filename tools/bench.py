@@ -245,6 +245,54 @@ def stall_figure(tmp):
         'one block %.2f ms' % (512 / 1000000 * 1000), '<= 20 ms', stall <= 20)
 
 
+def clip_figures(tmp):
+    """Recording: the longest loop stall while a clip is written, and the
+    sustained clip write rate beside a plain FAT write of the same bytes
+    through the same card, slowed below the camera's data rate so the
+    writer, not the camera, sets the pace."""
+    frames = os.path.join(tmp, 'frames-30000')
+    card_rate = 500000
+    board = start(tmp, 'clip', frames=frames, fps=25, config=bench_config(loop_monitor=True))
+    board.wait_frame()
+    board.set_faults(sd_bytes_per_s=card_rate)
+    with connect(board.ws_url) as ws:
+        ws.send('{"cmd": "reset"}')
+        json.loads(ws.recv())
+        started = time.monotonic()
+        ws.send('{"cmd": "record_start"}')
+        assert json.loads(ws.recv())['ok']
+        time.sleep(6)
+        ws.send('{"cmd": "record_stop"}')
+        json.loads(ws.recv())
+        while True:
+            ws.send('{"cmd": "status"}')
+            status = json.loads(ws.recv())['status']
+            if status['recording'] is None:
+                break
+            time.sleep(0.05)
+        took = time.monotonic() - started
+    with httpx.Client(base_url=board.url, timeout=30) as client:
+        clip = client.get('/clips').json()[0]
+    board.stop()
+    image = os.path.join(tmp, 'clip-floor.img')
+    with open(image, 'wb') as f:
+        f.truncate(32 * 1024 * 1024)
+    env = dict(os.environ, SIM_SDCARD=image, MICROPYPATH='.frozen:' + os.path.join(HERE, 'sim'))
+    subprocess.run([MICROPYTHON, '-c', 'import vfs, machine; '
+                    'vfs.VfsFat.mkfs(machine.SDCard(sim_ignore_faults=True))'], env=env, check=True)
+    env['SIM_FAULTS'] = board.faults_path       # the same slowed card
+    out = subprocess.run([MICROPYTHON, os.path.join(HERE, 'bench_floor.py'), 'fat', image,
+                          str(clip['bytes']), '1'], env=env, capture_output=True, text=True,
+                         check=True)
+    plain = clip['bytes'] / (float(out.stdout.split()[-1]) / 1000)
+    ours = clip['bytes'] / took
+    row('clip write rate, 30 KB frames at 25 fps (KB/s)', '%.0f' % (ours / 1000),
+        'FAT write %.0f' % (plain / 1000), '>= 0.8x', ours >= 0.8 * plain)
+    stall = status['loop_stall_ms']
+    row('longest loop stall while recording (ms)', stall,
+        'one block %.2f ms' % (512 / card_rate * 1000), '<= 20 ms', stall <= 20)
+
+
 def stream_figures(tmp):
     frames = os.path.join(tmp, 'frames-30000')
     board = start(tmp, 'stream', frames=frames, fps=25, config=bench_config())
@@ -397,6 +445,7 @@ def main():
         snapshot_figures(tmp)
         card_figures(tmp)
         stall_figure(tmp)
+        clip_figures(tmp)
         stream_figures(tmp)
         import bench_camera
         bench_camera.bench(row)
