@@ -355,3 +355,26 @@ def test_frames_of_a_clip_are_not_touched_by_ffmpeg_remux(board, tmp_path):
                     '-f', 'image2', str(out / '%04d.jpg')], check=True)
     copied = [p.read_bytes() for p in sorted(out.iterdir())]
     assert copied == riff_frames(data)
+
+
+def test_record_start_and_stop_over_mqtt(make_board, broker, listener, tmp_path):
+    from broker import board_config
+    board_id = 'c1d2e3f4a5b6'
+    base = 'esp32cam/%s/' % board_id
+    cfg = board_config(broker)
+    cfg['clips'] = {'motion': False}
+    board = make_board(config=cfg, board_id=board_id).start()
+    listener.wait(lambda topic, payload: topic == base + 'availability' and payload == b'online')
+    board.wait_frame()
+
+    def command(cmd):
+        mark = listener.mark()
+        listener.publish(base + 'commands', json.dumps(cmd))
+        return listener.wait_json(base + 'results', start=mark)
+
+    assert command({'cmd': 'record_start', 'id': 1}) == {'ok': True, 'recording': True, 'id': 1}
+    time.sleep(1.5)
+    assert command({'cmd': 'record_stop', 'id': 2})['stopped'] is True
+    name = wait_clips(board)[0]['name']
+    frames, _ = check_clip(download(board, name), tmp_path)
+    positions(frames)
