@@ -67,6 +67,9 @@ def read_header(data):
     return frames, us, width, height
 
 
+_first = bytearray(_CHUNK)     # shared: a write is done before the next add() builds one
+
+
 class AviWriter:
     """One clip being written as PATH.part; close() renames it to PATH.
 
@@ -112,8 +115,12 @@ class AviWriter:
             self.width, self.height = jpeg_size(jpeg)
             self.first_ms = stamp_ms
         view = memoryview(jpeg)
-        f.write(b'00dc' + struct.pack('<I', size))
-        start = 0
+        # the chunk head and the start of the frame in one write
+        start = min(size, _CHUNK - 8)
+        _first[:4] = b'00dc'
+        struct.pack_into('<I', _first, 4, size)
+        _first[8:8 + start] = view[:start]
+        f.write(memoryview(_first)[:8 + start])
         while start < size:
             await asyncio.sleep_ms(0)
             f.write(view[start:start + _CHUNK])

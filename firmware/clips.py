@@ -101,6 +101,7 @@ class Recorder:
         self.manual = False         # record_stop ends it, not the end of motion
         self.motion_until = None    # now_ms after which a motion clip ends
         self.stop_now = False       # record_stop: end even while motion lasts
+        self.ending = False         # the clip takes no more frames: the ring drains, then it closes
         self.dropped = 0            # frames the writer was too slow for
         self.lapse = None
         self.lapse_day = None
@@ -147,6 +148,8 @@ class Recorder:
             seen = camera.frame_count
             now = ticks.now_ms()
             self._decide(now)
+            if self.ending:
+                continue            # what the ring holds is the rest of the clip
             ring = self.ring
             if ring is None:
                 if not self.store.mounted or self.ring_failed:
@@ -213,10 +216,14 @@ class Recorder:
                     await self._begin(self.want)
                     continue
                 if self.clip is not None:
+                    # a card slower than the camera never empties the ring:
+                    # the end is decided first, then the ring drains
+                    if not self.ending and self._should_end(ticks.now_ms()):
+                        self.ending = True
                     if self.ring.entries:
                         await self._write_one()
                         continue
-                    if self._should_end(ticks.now_ms()):
+                    if self.ending:
                         await self._finish()
                         continue
             except OSError as exc:
@@ -239,6 +246,7 @@ class Recorder:
         await clip.open()
         self.clip = clip
         self.kind = kind
+        self.ending = False
         self.stop_now = False
         self.dropped = 0
         self.checked_ms = ticks.now_ms()
@@ -271,6 +279,7 @@ class Recorder:
             self.motion_until = None
         self.manual = False
         self.stop_now = False
+        self.ending = False
         self.ring.entries = []
         self.state.update(recording=None)
         try:
@@ -296,6 +305,7 @@ class Recorder:
         self.clip = None
         self.manual = False
         self.want = None
+        self.ending = False
         if self.ring is not None:
             self.ring.entries = []
         self.state.update(recording=None)

@@ -250,8 +250,8 @@ def clip_figures(tmp):
     sustained clip write rate beside a plain FAT write of the same bytes
     through the same card, slowed below the camera's data rate so the
     writer, not the camera, sets the pace."""
-    frames = os.path.join(tmp, 'frames-30000')
-    card_rate = 500000
+    frames = os.path.join(tmp, 'frames-120000')       # 3 MB/s from the camera
+    card_rate = 1000000
     board = start(tmp, 'clip', frames=frames, fps=25, config=bench_config(loop_monitor=True))
     board.wait_frame()
     board.set_faults(sd_bytes_per_s=card_rate)
@@ -281,15 +281,15 @@ def clip_figures(tmp):
     subprocess.run([MICROPYTHON, '-c', 'import vfs, machine; '
                     'vfs.VfsFat.mkfs(machine.SDCard(sim_ignore_faults=True))'], env=env, check=True)
     env['SIM_FAULTS'] = board.faults_path       # the same slowed card
-    out = subprocess.run([MICROPYTHON, os.path.join(HERE, 'bench_floor.py'), 'fat', image,
-                          str(clip['bytes']), '1'], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([MICROPYTHON, '-X', 'heapsize=16M', os.path.join(HERE, 'bench_floor.py'),
+                          'fat', image, str(clip['bytes']), '1'], env=env, capture_output=True,
+                         text=True, check=True)      # the floor holds the bytes in memory
     plain = clip['bytes'] / (float(out.stdout.split()[-1]) / 1000)
     ours = clip['bytes'] / took
-    row('clip write rate, 30 KB frames at 25 fps (KB/s)', '%.0f' % (ours / 1000),
-        'FAT write %.0f' % (plain / 1000), '>= 0.8x', ours >= 0.8 * plain)
+    row('clip write rate, 120 KB frames at 25 fps, 1 MB/s card (KB/s)', '%.0f' % (ours / 1000),
+        'FAT write %.0f' % (plain / 1000), '>= 0.7x', ours >= 0.7 * plain)
     stall = status['loop_stall_ms']
-    row('longest loop stall while recording (ms)', stall,
+    row('longest loop stall while recording at 1 MB/s (ms)', stall,
         'one block %.2f ms' % (512 / card_rate * 1000), '<= 20 ms', stall <= 20)
 
 
