@@ -378,3 +378,19 @@ def test_record_start_and_stop_over_mqtt(make_board, broker, listener, tmp_path)
     name = wait_clips(board)[0]['name']
     frames, _ = check_clip(download(board, name), tmp_path)
     positions(frames)
+
+
+def test_a_card_slower_than_the_camera_still_ends_the_clip(make_board, tmp_path):
+    board = make_board(config=config(), fps=25).start()
+    board.wait_frame()
+    board.set_faults(sd_bytes_per_s=60000)      # below the camera's ~150 KB/s
+    events = SSE(board)
+    record(board, 3)
+    saved = events.next_event('clip')           # the stop ends it: the backlog drains
+    events.close()
+    board.set_faults()
+    name = saved['path'].rsplit('/', 1)[1]
+    frames, rate = check_clip(download(board, name), tmp_path)
+    assert len(frames) == saved['frames']
+    positions(frames)
+    assert rate <= 25 * 1.05
