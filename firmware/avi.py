@@ -187,7 +187,8 @@ async def _write_index(f, sizes):
         await asyncio.sleep_ms(0)
 
 
-def _file_size(path):
+def file_size(path):
+    """A file's size, or None if it is not there."""
     try:
         return os.stat(path)[6]
     except OSError:
@@ -205,13 +206,13 @@ async def repair(part):
     no truncate through the VFS). Without room for the copy, the clip is
     finished in place (it plays; fsck would report the stale tail)."""
     final = part[:-5]
-    size = _file_size(part)
+    size = file_size(part)
     if size is None:
         return None
-    if _file_size(final) is not None:
+    if file_size(final) is not None:
         # a cut inside the rename: both names share one cluster chain
         from firmware.storage import _copy
-        if _file_size(final) == size:
+        if file_size(final) == size:
             _copy(final, final + '.fix')
             os.remove(part)
             os.remove(final)

@@ -282,6 +282,10 @@ class Recorder:
         self.ending = False
         self.ring.entries = []
         self.state.update(recording=None)
+        if not clip.sizes:
+            clip.abandon()          # stopped before a frame came: no clip
+            _remove_quietly(clip.path + '.part')
+            return
         try:
             path, size = await clip.close()
         except OSError as exc:
@@ -331,13 +335,13 @@ class Recorder:
                 path = self.folder + '/' + name
                 if name.endswith('.fix'):
                     final = path[:-4]
-                    if avi._file_size(final + '.part') is not None:
+                    if avi.file_size(final + '.part') is not None:
                         os.remove(path)          # cut while copying: start again
                     else:
                         _remove_quietly(final)   # cut after the copy: finish it
                         os.rename(path, final)
                     continue
-                if avi._file_size(path) is None:
+                if avi.file_size(path) is None:
                     continue                    # a .fix step above took it
                 fixed = await avi.repair(path)
                 print('clips: repaired', fixed or (name + ' (nothing whole, removed)'))
@@ -418,7 +422,7 @@ class Recorder:
         if not self.store.mounted or not valid_name(name):
             return None
         path = self.folder + '/' + name
-        return path if avi._file_size(path) is not None else None
+        return path if avi.file_size(path) is not None else None
 
     async def delete(self, name):
         """Delete a clip; True if it existed."""
