@@ -394,3 +394,49 @@ def test_a_card_slower_than_the_camera_still_ends_the_clip(make_board, tmp_path)
     assert len(frames) == saved['frames']
     positions(frames)
     assert rate <= 25 * 1.05
+
+
+def test_cuts_at_single_block_writes_of_a_clip_its_close_and_its_repair(
+        make_board, tmp_path, still_frames):
+    """The card stops the board after exactly N block writes, counted from
+    power-on: a cut lands in a clip, its close and rename, or the boot repair
+    of the cut before. Every .avi on the card must play at every point."""
+    board = make_board(config=config(preroll_s=1), frames=still_frames)
+    board.start()
+    board.wait_frame()
+    with board.ws() as ws:
+        assert board.command(ws, cmd='snapshot_now')['ok']
+    board.stop()
+    snaps = board.card_files(raw=True)
+    rng = random.Random(5)
+    for n in sorted(rng.sample(range(5, 400), 12)):
+        board.set_faults(sd_cut_after_writes=n)
+        try:
+            board.start()
+            board.wait_frame()
+            with board.ws() as ws:
+                board.command(ws, cmd='record_start')
+                time.sleep(1)
+                board.command(ws, cmd='record_stop')
+            time.sleep(1)
+        except Exception:
+            pass        # the cut came first
+        if board.proc and board.proc.poll() is None:
+            board.stop()
+        else:
+            board.proc.wait()
+            board.log.close()
+            board.proc = None
+        for name, data in card_clips(board).items():
+            if name.endswith('.avi'):
+                frames, _ = check_clip(data, tmp_path, name)
+                positions(frames, still_frames)
+        assert board.card_files(raw=True) == snaps, n
+    board.set_faults()
+    board.start()
+    board.wait_for(lambda s: s.get('clips_ready'))
+    board.stop()
+    clips = _checked_card(board, tmp_path, still_frames)
+    assert clips
+    problems, _ = fsck_problems(board.sdcard)
+    assert not problems, problems
