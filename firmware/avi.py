@@ -94,6 +94,7 @@ class AviWriter:
     async def open(self):
         self.file = open(self.path + '.part', 'wb')
         self.file.write(self._header())
+        await asyncio.sleep_ms(0)   # each card operation is a turn of its own
         self.file.flush()       # the name and the header are on the card from now
 
     def full(self):
@@ -144,6 +145,7 @@ class AviWriter:
         await asyncio.sleep_ms(0)
         f.seek(0)
         f.write(self._header())
+        await asyncio.sleep_ms(0)
         f.seek(self.end)
         f.flush()
 
@@ -154,6 +156,7 @@ class AviWriter:
         await _write_index(f, self.sizes)
         f.seek(0)
         f.write(self._header())
+        await asyncio.sleep_ms(0)
         f.close()
         self.file = None
         await asyncio.sleep_ms(0)

@@ -241,6 +241,7 @@ class Recorder:
             print('clips: card too full to record')
             return
         name = '%s-%s-%04d.avi' % (kind, _stamp(self.store.tz_offset_s), self.store.take_seq())
+        await asyncio.sleep_ms(0)
         clip = avi.AviWriter(self.folder + '/' + name, 1000000 // self.fps,
                              self.max_ms * 2 // 1000 * self.fps + self.fps)
         await clip.open()
