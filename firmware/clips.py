@@ -125,8 +125,8 @@ class Recorder:
             return {'ok': False, 'reason': 'recording needs memory for its buffer'
                     if self.ring_failed else 'not ready'}
         self.manual = True
-        if self.clip is None:
-            self.want = 'manual'
+        if self.clip is None or self.ending or self.stop_now:
+            self.want = 'manual'    # after the clip that is ending, a new one
         return {'ok': True, 'recording': True}
 
     def stop_manual(self):
@@ -278,7 +278,8 @@ class Recorder:
         self.kind = None
         if not self.manual:
             self.motion_until = None
-        self.manual = False
+        if self.want != 'manual':
+            self.manual = False     # else record_start came while this one ended
         self.stop_now = False
         self.ending = False
         self.ring.entries = []

@@ -128,3 +128,36 @@ def test_too_many_readers_are_told_to_come_back(board):
         assert out[0][2]
     with board.http() as client:
         assert client.get('/clips/' + name).status_code == 200
+
+
+def test_retention_passes_over_a_clip_being_downloaded(make_board, tmp_path):
+    card = str(tmp_path / 'card.img')
+    first = make_board(config=config(), fps=25, sdcard=card)
+    first.env['SIM_SDCARD_SIZE'] = str(8 * 1024 * 1024)
+    first.start()
+    first.wait_frame()
+    record(first, 1)
+    record(first, 1)
+    oldest, older = [item['name'] for item in wait_clips(first, 2)][::-1]
+    free = first.status()['sd_free']
+    first.stop()
+    # the same card, with a floor a little under what is free now
+    cfg = config()
+    cfg['sd'] = {'min_free_bytes': free - 250000}
+    board = make_board(config=cfg, fps=25, sdcard=card).start()
+    board.wait_frame()
+    from tools.sim.harness import SSE
+    events = SSE(board)
+    started = threading.Event()
+    out = []
+    reader = threading.Thread(target=slow_get, args=(board, '/clips/' + oldest, started, out, 0.1))
+    reader.start()
+    assert started.wait(15)
+    record(board, 3)
+    deleted = events.next_event('deleted')['names']
+    events.close()
+    assert older in deleted and oldest not in deleted, (oldest, deleted)
+    reader.join()
+    assert out[0][2], 'the download was cut short'
+    with board.http() as client:
+        assert client.get('/clips/' + oldest).status_code == 200
