@@ -370,7 +370,10 @@ class Recorder:
         free = self.store.free_bytes()
         deleted = []
         while free is not None and free < floor and len(deleted) < _RECENT:
-            oldest = await self._oldest()
+            try:
+                oldest = await self._oldest()
+            except OSError:
+                break               # no clips folder (yet) on this card
             if oldest is None:
                 break
             await asyncio.sleep_ms(0)
