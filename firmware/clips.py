@@ -268,6 +268,7 @@ class Recorder:
         now = ticks.now_ms()
         if now - self.checked_ms >= _CHECK_MS:
             self.checked_ms = now
+            self.store.on_change(self.store)    # sd_free follows the clip
             if not await self._room():
                 print('clips: card too full, clip ended')
                 await self._finish()
@@ -298,6 +299,7 @@ class Recorder:
         self._saved(path, size, len(clip.sizes), clip.us_per_frame)
 
     def _saved(self, path, size, frames, us_per_frame):
+        self.store.on_change(self.store)        # sd_free in the status
         self.state.emit('clip', {'path': path, 'bytes': size, 'frames': frames,
                                  'fps': round(1000000 / us_per_frame, 2),
                                  'dropped': self.dropped})

@@ -440,3 +440,11 @@ def test_cuts_at_single_block_writes_of_a_clip_its_close_and_its_repair(
     assert clips
     problems, _ = fsck_problems(board.sdcard)
     assert not problems, problems
+
+
+def test_free_space_in_the_status_follows_a_recording(board):
+    before = board.status()['sd_free']
+    record(board, 2)
+    size = wait_clips(board)[0]['bytes']
+    after = board.wait_for(lambda s: s['sd_free'] <= before - size)['sd_free']
+    assert after > 0
