@@ -1,8 +1,8 @@
 """The microdot routes. Thin: each handler calls a part of the Board
 (firmware/board.py). The HTTP API is documented in README.md."""
-from microdot import Response, send_file
+from microdot import Response
 
-from firmware import commands, compat, events, ota, pages, stream as mjpeg
+from firmware import commands, compat, download, events, ota, pages, stream as mjpeg
 from firmware.assets import serve_static
 from firmware.guard import COOKIE
 from firmware.server import Server, on_close
@@ -106,11 +106,42 @@ def create_app(board):
         path = store.path_of(name)
         if path is None:
             return 'Not found', 404
-        return send_file(path, content_type='image/jpeg', max_age=86400)
+        return download.respond(request, path, 'image/jpeg', 86400, on_close)
 
     @app.delete('/snaps/<name>')
     async def snap_delete(request, name):
+        refused = download.refuse_if_busy(store.path_of(name))
+        if refused:
+            return refused
         if not await store.delete(name):
+            return 'Not found', 404
+        return {'ok': True, 'deleted': name}
+
+    @app.get('/clips')
+    async def clips(request):
+        items = await board.recorder.newest(_SNAPS_LIMIT)
+        return [{'name': name, 'bytes': size} for name, size in items]
+
+    @app.get('/clips/<name>')
+    async def clip_file(request, name):
+        path = board.recorder.path_of(name)
+        if path is None:
+            return 'Not found', 404
+        return download.respond(request, path, 'video/x-msvideo', None, on_close)
+
+    @app.get('/clips/<name>/play')
+    async def clip_play(request, name):
+        path = board.recorder.path_of(name)
+        if path is None:
+            return 'Not found', 404
+        return download.play(request, path, on_close)
+
+    @app.delete('/clips/<name>')
+    async def clip_delete(request, name):
+        refused = download.refuse_if_busy(board.recorder.path_of(name))
+        if refused:
+            return refused
+        if not await board.recorder.delete(name):
             return 'Not found', 404
         return {'ok': True, 'deleted': name}
 

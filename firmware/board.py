@@ -7,6 +7,7 @@ import gc
 from firmware import auth, clock, settings as settings_module, state as state_module, watchdog
 from firmware.app import create_app
 from firmware.camera import CameraTask
+from firmware.clips import Recorder
 from firmware.guard import SESSIONS_FILE, Guard
 from firmware.led import FlashLed
 from firmware.motion import Motion
@@ -33,6 +34,9 @@ class Board:
         self.snapshots = SnapshotService(self.camera, self.store, state,
                                          config['snapshot_rate'])
         self.motion = Motion(state, self.snapshots, self.camera, config['motion'])
+        self.recorder = Recorder(self.camera, self.store, state, config['clips'],
+                                 config['camera']['fps'])
+        self.store.reclaim = self.recorder.reclaim     # clips go before motion snapshots
         self.led = FlashLed(config['flash_pin'])
         self.guard = Guard(config, ip, auth.load(), self.tls, SESSIONS_FILE)
         values = settings_module.defaults(settings_module.LED)
@@ -61,6 +65,7 @@ class Board:
             lambda: mount_card(sd['mount'], sd['width'], quiet=True)))
         self.camera.start()
         self.motion.start()
+        self.recorder.start()
         motion = config['motion']
         if motion['pir_pin'] >= 0:
             self.pir_pin = self.motion.start_pir(motion['pir_pin'], motion['pir_debounce_ms'])

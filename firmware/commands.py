@@ -43,8 +43,18 @@ async def _reset_soon():
     machine.reset()
 
 
+def _record_start(req, board):
+    return board.recorder.start_manual()
+
+
+def _record_stop(req, board):
+    return board.recorder.stop_manual()
+
+
 COMMANDS = {
     'snapshot_now': _snapshot_now,
+    'record_start': _record_start,
+    'record_stop': _record_stop,
     'restart': _restart,
     'reset': _reset,
     'set': _set,

@@ -21,6 +21,10 @@ DEFAULTS = {
                'pir_pin': -1, 'pir_debounce_ms': 2000},   # -1: no PIR sensor
     'sd': {'mount': '/sdcard', 'folder': 'snaps', 'width': 1,
            'min_free_bytes': 2097152},  # under this, oldest motion snapshots go
+    # recordings (README.md, "Recordings"): preroll_bytes is one buffer on the
+    # heap, the pre-roll and the writer's queue; 0 turns recording off
+    'clips': {'folder': 'clips', 'motion': True, 'preroll_s': 2, 'preroll_bytes': 524288,
+              'tail_s': 3, 'max_s': 60, 'timelapse_s': 0, 'timelapse_fps': 10},
     'flash_pin': 4,
     'safe_pin': -1,             # a pin held low at power-on skips the app
     'watchdog_s': 60,           # reset when the event loop stalls this long; 0: off

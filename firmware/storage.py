@@ -88,6 +88,7 @@ class SnapshotStore:
         # taken it; settled when the card is opened again
         self.in_doubt = []
         self.on_recovered = lambda path, kind: None
+        self.reclaim = self._no_recordings   # async fn(floor) -> free: recordings go first
 
     def open(self):
         """Make the folder, repair what a power cut left, find the next number."""
@@ -253,10 +254,24 @@ class SnapshotStore:
                 self.on_change(self)
         return path, size
 
+    async def _no_recordings(self, floor):
+        return self.free_bytes()
+
+    def take_seq(self):
+        """The next sequence number: recordings share the snapshots' one."""
+        return self._take_seq()
+
+    async def make_room(self, size):
+        """_make_room() under the store's lock (for recordings)."""
+        async with self.lock:
+            return await self._make_room(size)
+
     async def _make_room(self, size):
         """Delete the oldest motion snapshots while free space is under the
         floor; manual ones are never deleted. Returns the free bytes."""
         free = self.free_bytes()
+        if free is not None and free < max(self.min_free, size + _RESERVE):
+            free = await self.reclaim(max(self.min_free, size + _RESERVE))
         deleted = []
         while free is not None and free < max(self.min_free, size + _RESERVE) \
                 and len(deleted) < _MAX_DELETIONS:

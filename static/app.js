@@ -3,7 +3,7 @@
 // /events, commands over the /control WebSocket, the gallery from /snaps.
 const $ = (id) => document.getElementById(id);
 const SETTING_IDS = ['sensitivity', 'framesize', 'quality', 'brightness', 'flash', 'vflip', 'hmirror'];
-const CONTROL_IDS = ['snap-btn', 'reset-btn'].concat(SETTING_IDS);
+const CONTROL_IDS = ['snap-btn', 'rec-btn', 'reset-btn'].concat(SETTING_IDS);
 const SEND_EVERY_MS = 150;      // bounded rate for sliders being dragged
 
 // --- authentication: a 401 anywhere means the session ended: log in again ----
@@ -88,6 +88,7 @@ function showUptime() {
   if (uptime) $('uptime').textContent = duration(uptime.s + Math.floor((Date.now() - uptime.at) / 1000));
 }
 function showStatus(s) {
+  showRecording(s.recording);
   $('trigger-count').textContent = s.trigger_count;
   $('snapshot-count').textContent = s.snapshot_count;
   const last = $('last-snapshot');
@@ -147,7 +148,8 @@ function showTrigger(m) {
 
 const HANDLERS = {
   status: showStatus,
-  deleted: () => loadGallery(),
+  deleted: () => { loadGallery(); loadClips(); },
+  clip: (c) => { say('Clip saved: ' + baseName(c.path) + ' (' + c.frames + ' frames)'); loadClips(); },
   motion: (m) => { if (m.cause !== 'pir') showMotionNow(true); showTrigger(m); },
   motion_end: () => showMotionNow(false),
 };
@@ -267,6 +269,8 @@ function showReply(r) {
     lastSnapshot = null;        // the next status refreshes the gallery
     $('last-snapshot').textContent = baseName(r.saved);
     $('last-snapshot').href = snapUrl(baseName(r.saved));
+  } else if (r.ok && 'recording' in r) {
+    say(r.recording ? 'Recording…' : (r.stopped ? 'Recording stopped' : 'Not recording'));
   } else if (r.ok && r.counters) {
     say('Counters reset');
     $('trigger-count').textContent = '0';
@@ -645,7 +649,81 @@ async function deleteViewed() {
   loadGallery();
 }
 
+// --- clips ----------------------------------------------------------------------------
+const clipUrl = (name) => '/clips/' + encodeURIComponent(name);
+let recording = null;
+function showRecording(name) {
+  recording = name || null;
+  $('recording').textContent = recording || 'no';
+  const btn = $('rec-btn');
+  btn.textContent = recording ? 'Stop recording' : 'Record clip';
+  btn.setAttribute('aria-pressed', recording ? 'true' : 'false');
+}
+
+let clipsBusy = false;
+async function loadClips() {
+  if (clipsBusy) return;
+  clipsBusy = true;
+  try {
+    const r = await fetch('/clips', { cache: 'no-store' });
+    if (r.ok) showClips(await r.json());
+  } catch (e) {
+    // offline: loaded again after reconnecting
+  } finally {
+    clipsBusy = false;
+  }
+}
+
+function clipButton(text, label, run) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'small';
+  b.textContent = text;
+  b.setAttribute('aria-label', label);
+  b.addEventListener('click', run);
+  return b;
+}
+
+function showClips(items) {
+  const list = $('clips');
+  list.textContent = '';
+  $('clips-empty').hidden = items.length > 0;
+  for (const item of items) {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'clip-name';
+    name.textContent = item.name.replace(/\.avi$/, '') + ' · ' + bytes(item.bytes);
+    const get = document.createElement('a');
+    get.className = 'button small';
+    get.href = clipUrl(item.name);
+    get.setAttribute('download', item.name);
+    get.textContent = 'Download';
+    li.append(name, clipButton('Play', 'Play ' + item.name, () => playClip(item.name)), get,
+      clipButton('Delete', 'Delete ' + item.name, () => deleteClip(item.name)));
+    list.append(li);
+  }
+}
+
+function playClip(name) {
+  $('player-title').textContent = name;
+  $('player-img').alt = 'Clip ' + name;
+  $('player-img').src = clipUrl(name) + '/play';   // an MJPEG replay at the recorded rate
+  $('player').showModal();
+}
+
+async function deleteClip(name) {
+  if (!confirm('Delete ' + name + '? This cannot be undone.')) return;
+  const r = await fetch(clipUrl(name), { method: 'DELETE' });
+  say(r.ok ? 'Deleted ' + name : (r.status === 409 ? 'Failed: ' + name + ' is being downloaded, try again later'
+    : 'Failed: could not delete ' + name), !r.ok);
+  loadClips();
+}
+
 // --- wiring ---------------------------------------------------------------------------
+$('rec-btn').addEventListener('click', () => send({ cmd: recording ? 'record_stop' : 'record_start' }, 'recording'));
+$('clips-refresh').addEventListener('click', loadClips);
+$('player').addEventListener('close', () => { $('player-img').removeAttribute('src'); });
+$('player-close').addEventListener('click', () => $('player').close());
 $('snap-btn').addEventListener('click', () => send({ cmd: 'snapshot_now' }, 'snapshot'));
 $('reset-btn').addEventListener('click', () => send({ cmd: 'reset' }, 'reset'));
 $('refresh-btn').addEventListener('click', loadGallery);
@@ -721,3 +799,4 @@ setInterval(showUptime, 1000);
 showConnection();
 visibility();
 loadGallery();
+loadClips();
