@@ -4,7 +4,7 @@ VENV_OK := .venv/.installed
 PORT    ?=
 SIM_ARGS ?=
 
-.PHONY: setup sim test check compile bundle deploy repl console bench motion-eval clean
+.PHONY: setup sim test check compile bundle deploy repl console bench motion-eval clean mutate
 
 setup: $(VENV_OK)
 
@@ -64,3 +64,17 @@ motion-eval: setup
 
 clean:
 	rm -rf build .pytest_cache
+
+# Mutation testing (not part of make test: slow). mutmut 2.x in its own venv;
+# make mutate [MODULES=events,text] [SAMPLE=N]: a fixed-seed sample per module.
+MUTATE_PY := build/mutate-venv/bin/python
+MODULES ?=
+SAMPLE  ?=
+
+$(MUTATE_PY): requirements-mutate.txt
+	python3 -m venv build/mutate-venv
+	build/mutate-venv/bin/pip install --quiet -r requirements-mutate.txt
+	touch $@
+
+mutate: setup $(MUTATE_PY)
+	$(MUTATE_PY) tools/mutate.py $(if $(MODULES),--modules $(MODULES)) $(if $(SAMPLE),--sample $(SAMPLE))
