@@ -14,6 +14,13 @@ def test_status_uses_the_example_field_names(board):
     assert status['framesize'] == 10        # VGA
 
 
+# the value the (default, micropython-camera-API) driver gets for each
+SENSOR = {'framesize': ('frame_size', 6), 'quality': ('quality', 73),
+          'brightness': ('brightness', -1), 'contrast': ('contrast', 2),
+          'saturation': ('saturation', -2), 'hmirror': ('hmirror', True),
+          'vflip': ('vflip', True)}
+
+
 @pytest.mark.parametrize('var, val, key, value', [
     ('framesize', 6, 'framesize', 'QVGA'), ('quality', 20, 'quality', 20),
     ('brightness', -1, 'brightness', -1), ('contrast', 2, 'contrast', 2),
@@ -26,6 +33,9 @@ def test_control_get_changes_a_setting(board, var, val, key, value):
         assert response.status_code == 200
         assert client.get('/status').json()[var] == val
     assert board.status()['settings'][key] == value
+    if var in SENSOR:       # a camera setting: the driver itself got it
+        name, number = SENSOR[var]
+        assert board.sensor()[name] == number
 
 
 @pytest.mark.parametrize('params, status', [

@@ -44,7 +44,9 @@ class Board:
         self.args += ['--sdcard', self.sdcard] if self.sdcard else ['--no-sdcard']
         if heap:
             self.args += ['--heap', heap]
-        self.env = dict(os.environ, SIM_FAULTS=self.faults_path)
+        self.sensor_path = str(tmp_path / 'sensor.json')
+        self.env = dict(os.environ, SIM_FAULTS=self.faults_path,
+                        SIM_SENSOR_STATE=self.sensor_path)
         if config == 'none':
             self.env['SIM_CONFIG'] = 'none'     # a board without config.json
         elif config is not None:
@@ -106,6 +108,12 @@ class Board:
             json.dump(faults, f)
         os.replace(tmp, self.faults_path)    # a new inode: the board re-reads it
         time.sleep(0.05)    # the board looks at the file at most every 20 ms
+
+    def sensor(self):
+        """The simulated camera driver's own settings (what reached the
+        driver, in its API's names and numbers), as its last change left them."""
+        with open(self.sensor_path) as f:
+            return json.load(f)
 
     # --- clients -------------------------------------------------------
     def auth_headers(self):
