@@ -75,6 +75,26 @@ def test_pir_pulses_are_debounced_and_saved(make_board, tmp_path):
     assert any(b'trigger=pir' in data[:120] for data in raw.values())
 
 
+def test_a_motion_snapshot_names_its_trigger_in_count(make_board, tmp_path):
+    # count= is the trigger that saved the picture, so a file on the card can
+    # be matched with its motion event: not the snapshot counter, which two
+    # manual snapshots first put ahead of the trigger counter here.
+    frames_dir = make_frames(tmp_path, 'still', '--still-only')
+    board = make_board(frames=frames_dir, config=sim_config(
+        pir_pin=13, pir_debounce_ms=0, cooldown_s=0, sensitivity=0)).start()
+    board.wait_frame()
+    with board.ws() as ws:
+        for _ in range(2):
+            assert board.command(ws, cmd='snapshot_now')['ok'] is True
+    board.set_faults(pir_pulses=1)
+    status = board.wait_for(lambda s: s['trigger_count'] == 1 and s['snapshot_count'] == 3)
+    assert status['last_motion']['count'] == 1
+    name = status['last_snapshot'].rsplit('/', 1)[1]
+    assert name.startswith('motion-')
+    comment = Image.open(io.BytesIO(board.card_files(raw=True)[name])).info['comment'].decode()
+    assert ' trigger=pir ' in comment and ' count=1 ' in comment, comment
+
+
 def test_saved_files_open_in_pillow_and_carry_a_comment(board):
     with board.ws() as ws:
         board.command(ws, cmd='reset')
