@@ -152,6 +152,51 @@ def test_last_event_id_replays_what_a_dashboard_missed(board):
     assert {'%s-%d' % (boot, int(number) + k) for k in range(3)} <= set(ids)
 
 
+def replay_after(board, last_id):
+    """(ids, events) a dashboard reconnecting with Last-Event-ID gets before
+    its first status."""
+    ids, events, name = [], [], None
+    with httpx.Client(base_url=board.url, timeout=15, headers=board.auth_headers()) as client:
+        with client.stream('GET', '/events', headers={'Last-Event-ID': last_id}) as r:
+            for line in r.iter_lines():
+                if line.startswith('id:'):
+                    ids.append(line[3:].strip())
+                elif line.startswith('event:'):
+                    name = line.split(':', 1)[1].strip()
+                elif line.startswith('data:'):
+                    if name == 'status':
+                        break
+                    events.append((name, json.loads(line[5:])))
+    return ids, events
+
+
+def test_last_event_id_ring_keeps_the_last_16(board):
+    # README: events are "kept in a ring of the last 16". A dashboard away for
+    # 17 snapshots gets the newest 16 of them, in order; one away for 16 gets all.
+    sse = SSE(board)
+    sse.next_status()
+    with board.ws() as ws:
+        board.command(ws, cmd='snapshot_now')
+    last_id = None
+    for line in sse.lines:
+        if line.startswith('id:'):
+            last_id = line[3:].strip()
+            break
+    sse.close()
+    boot, number = last_id.rsplit('-', 1)
+    with board.ws() as ws:
+        missed = []
+        for _ in range(17):
+            reply = board.command(ws, cmd='snapshot_now')
+            assert reply['ok'] is True, reply
+            missed.append(reply['saved'])
+    ids, events = replay_after(board, last_id)
+    assert [data['path'] for name, data in events if name == 'snapshot'] == missed[1:]
+    assert ids == ['%s-%d' % (boot, int(number) + k) for k in range(2, 18)]
+    ids, events = replay_after(board, '%s-%d' % (boot, int(number) + 1))
+    assert [data['path'] for name, data in events if name == 'snapshot'] == missed[1:]
+
+
 @pytest.fixture
 def crowded_card(tmp_path):
     """A 1.44 MB card already holding 30 motion and 3 manual snapshots."""
