@@ -137,6 +137,7 @@ def test_6_valid_utf8_split_across_fragments(raw):
     b'\xed\xa0\x80', b'\xed\xbf\xbf',                                     # surrogates
     b'\xf4\x90\x80\x80', b'\xf8\x88\x80\x80\x80',                         # > U+10FFFF
     b'\xf5\x80\x80\x80', b'\xf7\xbf\xbf\xbf',                             # lead past F4
+    b'\xe2\x82\x28', b'\xf0\x90\x80\x28',                                # bad last byte
     b'\xce\xba\xe1', b'\x80', b'\xc2',                                    # truncated, lone
 ])
 def test_6_invalid_utf8_fails_with_1007(raw, bad):
