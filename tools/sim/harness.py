@@ -172,6 +172,15 @@ class Board:
         out = subprocess.run(['mdir', '-i', self.sdcard, '-b', '::/snaps'],
                              capture_output=True, text=True, env=MTOOLS_ENV)
         if out.returncode != 0:
+            # only a card without the folder yet is empty; anything else (no
+            # image, not FAT, a broken folder) fails the test that asked
+            root = subprocess.run(['mdir', '-i', self.sdcard, '-b', '::/'],
+                                  capture_output=True, text=True, env=MTOOLS_ENV)
+            if root.returncode != 0:
+                raise AssertionError('card image unreadable: %s%s' % (root.stdout, root.stderr))
+            entries = [line.rsplit('/', 1)[-1].lower() for line in root.stdout.split()]
+            if 'snaps' in entries:
+                raise AssertionError('::/snaps unreadable: %s%s' % (out.stdout, out.stderr))
             return {}
         names = [line.rsplit('/', 1)[-1] for line in out.stdout.split() if line]
         files = {n: self.card_read('/snaps/' + n) for n in names if not n.startswith('.')}
