@@ -52,7 +52,8 @@ def test_jitter_and_slow_light_changes_never_fire(make_board, tmp_path):
     frames_dir = make_frames(tmp_path, 'still', '--still-only', '--jitter', 40, '--drift', 30)
     board = make_board(frames=frames_dir, fps=20, config=sim_config(sensitivity=80)).start()
     board.wait_frame()
-    time.sleep(6)       # two and a half replays, drift back and forth included
+    # two and a half replays analysed, drift back and forth included
+    board.wait_analysed(len(os.listdir(frames_dir)) * 5 // 2)
     assert board.status()['trigger_count'] == 0
     assert board.card_files() == {}
 
@@ -65,7 +66,9 @@ def test_pir_pulses_are_debounced_and_saved(make_board, tmp_path):
     board.wait_frame()
     board.set_faults(pir_pulses=3)          # three edges in a burst
     board.wait_for(lambda s: s['trigger_count'] == 1)
-    time.sleep(0.5)
+    # the sim delivers pin edges with captures: a few more frames, and all
+    # three edges have been seen
+    board.wait_analysed(5)
     assert board.status()['trigger_count'] == 1
     time.sleep(1.5)
     board.set_faults(pir_pulses=4)          # a new edge after the debounce

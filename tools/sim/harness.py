@@ -157,6 +157,20 @@ class Board:
                 raise AssertionError('status never matched: %r' % status)
             time.sleep(interval)
 
+    def frames_analysed(self):
+        """How many frames motion detection has looked at (GET /motion)."""
+        with self.http() as client:
+            return client.get('/motion').json()['analysed']
+
+    def wait_analysed(self, count, timeout=60):
+        """Wait until motion detection has looked at `count` more frames: a
+        check that something did NOT happen waits for the work, not a time."""
+        target = self.frames_analysed() + count
+        deadline = time.monotonic() + timeout
+        while self.frames_analysed() < target:
+            assert time.monotonic() < deadline, 'motion detection stalled'
+            time.sleep(0.1)
+
     def wait_frame(self):
         with self.http() as client:
             deadline = time.monotonic() + 20
