@@ -89,13 +89,15 @@ class Board:
         self.proc = None
 
     def power_cut(self):
-        """SIGKILL the MicroPython process itself: no clean-up runs at all."""
+        """SIGKILL the MicroPython process itself: no clean-up runs at all.
+        Returns the simulator's exit status, so a test can show the cut fired."""
         with open('/proc/%d/task/%d/children' % (self.proc.pid, self.proc.pid)) as f:
             for child in f.read().split():
                 os.kill(int(child), signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        code = self.proc.wait(timeout=10)
         self.log.close()
         self.proc = None
+        return code         # tools/simulate.py's exit status: 247 for SIGKILL
 
     def output(self):
         with open(self.log_path, 'rb') as f:
