@@ -154,10 +154,16 @@ class Pin:
 
     def __init__(self, number, mode=-1, pull=-1, value=None):
         self.number = number
+        self.mode = mode
+        self.pull = pull
         self._value = value or 0
 
     def value(self, v=None):
         if v is None:
+            # an input with its pull-up reads 1 unless something holds it
+            # low: the fault "pins_low", a list of pin numbers
+            if self.mode == Pin.IN and self.pull == Pin.PULL_UP:
+                return 0 if self.number in (simctl.fault('pins_low') or ()) else 1
             return self._value
         self._value = v
 
