@@ -21,14 +21,26 @@ def test_reset_and_snapshot_are_pushed_to_a_listener(board):
     try:
         sse.next_status()
         with board.ws() as ws:
+            board.command(ws, cmd='reset')
+            sse.until(lambda s: s['trigger_count'] == 0 and s['snapshot_count'] == 0)
             saved = board.command(ws, cmd='snapshot_now')['saved']
-            sse.until(lambda s: s['last_snapshot'] == saved and s['snapshot_count'] >= 1)
+            status = sse.until(lambda s: s['last_snapshot'] == saved)
+            assert status['snapshot_count'] == 1        # one snapshot, counted once
             board.command(ws, cmd='reset')
             sse.until(lambda s: s['trigger_count'] == 0 and s['snapshot_count'] == 0)
             board.command(ws, cmd='set', key='sensitivity', value=33)
             sse.until(lambda s: s['settings']['sensitivity'] == 33)
     finally:
         sse.close()
+
+
+def test_events_are_not_cached_or_buffered_by_a_proxy(board):
+    # a proxy (nginx) that buffers or caches the stream would hold every event
+    with board.http() as client:
+        with client.stream('GET', '/events') as response:
+            assert response.headers['content-type'] == 'text/event-stream'
+            assert response.headers['cache-control'] == 'no-cache'
+            assert response.headers['x-accel-buffering'] == 'no'
 
 
 def test_camera_failure_is_pushed(board):

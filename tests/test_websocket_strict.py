@@ -132,6 +132,17 @@ def test_6_valid_utf8_split_across_fragments(raw):
     assert reply(raw)['id'] == 'κόσμε'
 
 
+@pytest.mark.parametrize('escaped, text', [
+    (r'\ud83d\ude00', '\U0001f600'),                 # a surrogate pair: one character
+    (r'x\ud83d\ude00y\u00e9', 'x\U0001f600y\u00e9'),
+    (r'\\ud83d\\ude00', r'\ud83d\ude00'),           # escaped backslashes: plain text
+    (r'\\\ud83d\ude00', '\\\U0001f600'),           # a backslash, then a pair
+])
+def test_6_json_surrogate_escapes_decode_as_one_character(raw, escaped, text):
+    raw.send(frame(TEXT, '{"cmd": "status", "id": "%s"}' % escaped))
+    assert reply(raw)['id'] == text
+
+
 @pytest.mark.parametrize('bad', [
     b'\xff', b'\xfe', b'\xc0\xaf', b'\xe0\x80\xaf', b'\xf0\x80\x80\xaf',   # invalid, overlong
     b'\xed\xa0\x80', b'\xed\xbf\xbf',                                     # surrogates
