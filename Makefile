@@ -68,13 +68,14 @@ clean:
 # Mutation testing (not part of make test: slow). mutmut 2.x in its own venv;
 # make mutate [MODULES=events,text] [SAMPLE=N]: a fixed-seed sample per module.
 MUTATE_PY := build/mutate-venv/bin/python
+MUTATE_OK := build/mutate-venv/.installed
 MODULES ?=
 SAMPLE  ?=
 
-$(MUTATE_PY): requirements-mutate.txt
+$(MUTATE_OK): requirements-mutate.txt
 	python3 -m venv build/mutate-venv
 	build/mutate-venv/bin/pip install --quiet -r requirements-mutate.txt
 	touch $@
 
-mutate: setup $(MUTATE_PY)
+mutate: setup $(MUTATE_OK)
 	$(MUTATE_PY) tools/mutate.py $(if $(MODULES),--modules $(MODULES)) $(if $(SAMPLE),--sample $(SAMPLE))
