@@ -46,6 +46,24 @@ def test_control_get_changes_a_setting(board, var, val, key, value):
         assert board.sensor()[name] == number
 
 
+# README: "framesize numbers follow the current esp32-camera numbering"
+FRAMESIZE_NUMBERS = {1: 'QQVGA', 3: 'QCIF', 4: 'HQVGA', 5: '240X240', 6: 'QVGA', 8: 'CIF',
+                     9: 'HVGA', 10: 'VGA', 11: 'SVGA', 12: 'XGA', 13: 'HD', 14: 'SXGA',
+                     15: 'UXGA'}
+
+
+def test_every_framesize_number_means_the_documented_size(board):
+    with board.http() as client:
+        for number, name in FRAMESIZE_NUMBERS.items():
+            assert client.get('/control', params={'var': 'framesize', 'val': number}) \
+                .status_code == 200
+            assert board.status()['settings']['framesize'] == name, number
+            assert client.get('/status').json()['framesize'] == number
+        for number in (0, 2, 7, 16):        # numbers the table leaves out
+            assert client.get('/control', params={'var': 'framesize', 'val': number}) \
+                .status_code == 500
+
+
 @pytest.mark.parametrize('params, status', [
     ({'var': 'framesize', 'val': 99}, 500), ({'var': 'quality', 'val': 99}, 500),
     ({'var': 'hmirror', 'val': 2}, 500), ({'var': 'nonsense', 'val': 1}, 500),

@@ -80,7 +80,8 @@ def test_set_unknown_key(board):
     with board.ws() as ws:
         for key in ['volume', 5, None]:
             reply = board.command(ws, cmd='set', key=key, value=1)
-            assert reply['ok'] is False and reply['error'] == 'bad value'
+            assert reply == {'ok': False, 'error': 'bad value', 'key': key,
+                             'reason': 'unknown setting'}
 
 
 @pytest.mark.parametrize('key, value', [
@@ -108,6 +109,8 @@ DRIVER_VALUES = [
     ('gainceiling', 3, {'cnadler86': ('gainceiling', 3)}),
     ('vflip', True, {'cnadler86': ('vflip', True), 'lemariva': ('flip', 1)}),
     ('hmirror', True, {'cnadler86': ('hmirror', True), 'lemariva': ('mirror', 1)}),
+    ('vflip', False, {'cnadler86': ('vflip', False), 'lemariva': ('flip', 0)}),
+    ('hmirror', False, {'cnadler86': ('hmirror', False), 'lemariva': ('mirror', 0)}),
 ]
 
 
