@@ -30,12 +30,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = {
     'events': ['tests/test_events.py'],
     'text': ['tests/test_websocket_strict.py', 'tests/test_properties.py'],
-    'state': ['tests/test_events.py', 'tests/test_motion.py::test_last_event_id_replays_what_a_dashboard_missed'],
+    'state': ['tests/test_events.py',
+              'tests/test_motion.py::test_last_event_id_replays_what_a_dashboard_missed',
+              'tests/test_motion.py::test_last_event_id_ring_keeps_the_last_16'],
     'settings': ['tests/test_control.py', 'tests/test_compat.py'],
     'camera': ['tests/test_control.py', 'tests/test_camera_motion.py',
                'tests/test_camera_api.py'],
     'snapshots': ['tests/test_snapshots.py',
-                  'tests/test_motion.py::test_saved_files_open_in_pillow_and_carry_a_comment'],
+                  'tests/test_motion.py::test_saved_files_open_in_pillow_and_carry_a_comment',
+                  'tests/test_motion.py::test_a_motion_snapshot_names_its_trigger_in_count',
+                  'tests/test_uptime.py::test_snapshots_keep_their_rate_days_later'],
     'storage': ['tests/test_snapshots.py', 'tests/test_faults.py'],
 }
 DEFAULT = 'events,text,state,settings,snapshots,storage'
