@@ -143,6 +143,13 @@ def test_6_json_surrogate_escapes_decode_as_one_character(raw, escaped, text):
     assert reply(raw)['id'] == text
 
 
+def test_6_an_escaped_backslash_is_no_surrogate_escape(raw):
+    # "\\ud83d" is a backslash and the text ud83d: the \ude00 after it is a
+    # lone surrogate, refused, not half of a pair to join into one character
+    raw.send(frame(TEXT, r'{"cmd": "status", "id": "\\ud83d\ude00"}'))
+    assert reply(raw) == {'ok': False, 'error': 'bad json'}
+
+
 @pytest.mark.parametrize('bad', [
     b'\xff', b'\xfe', b'\xc0\xaf', b'\xe0\x80\xaf', b'\xf0\x80\x80\xaf',   # invalid, overlong
     b'\xed\xa0\x80', b'\xed\xbf\xbf',                                     # surrogates
