@@ -4,6 +4,7 @@ old motion snapshots make room, and a reconnecting dashboard catches up."""
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -194,10 +195,41 @@ def test_last_event_id_ring_keeps_the_last_16(board):
             assert reply['ok'] is True, reply
             missed.append(reply['saved'])
     ids, events = replay_after(board, last_id)
-    assert [data['path'] for name, data in events if name == 'snapshot'] == missed[1:]
+    assert events == [('snapshot', {'path': path, 'kind': 'manual'}) for path in missed[1:]]
     assert ids == ['%s-%d' % (boot, int(number) + k) for k in range(2, 18)]
     ids, events = replay_after(board, '%s-%d' % (boot, int(number) + 1))
     assert [data['path'] for name, data in events if name == 'snapshot'] == missed[1:]
+
+
+def first_event_id(board):
+    """The id of the next event a fresh listener sees (a snapshot taken now)."""
+    sse = SSE(board)
+    sse.next_status()
+    with board.ws() as ws:
+        board.command(ws, cmd='snapshot_now')
+    try:
+        for line in sse.lines:
+            if line.startswith('id:'):
+                return line[3:].strip()
+    finally:
+        sse.close()
+
+
+def test_an_event_id_from_before_a_restart_replays_what_this_boot_kept(make_board):
+    # Event numbers start again at every boot: the id names its boot, so a
+    # dashboard that was away across a restart is given everything kept.
+    board = make_board().start()
+    board.wait_frame()
+    before = first_event_id(board)
+    assert re.fullmatch(r'[0-9a-f]{6}-\d+', before), before
+    board.stop()
+    board.start()
+    board.wait_frame()
+    with board.ws() as ws:
+        saved = board.command(ws, cmd='snapshot_now')['saved']
+    ids, events = replay_after(board, before)
+    assert ('snapshot', {'path': saved, 'kind': 'manual'}) in events
+    assert all(i.split('-')[0] != before.split('-')[0] for i in ids), (before, ids)
 
 
 @pytest.fixture
