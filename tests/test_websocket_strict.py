@@ -119,7 +119,9 @@ def test_5_fragments_over_the_cap_fail_with_1009(raw):
 
 
 # --- 6: UTF-8 -------------------------------------------------------------------------
-@pytest.mark.parametrize('text', ['κόσμε', 'ሰማይ', '𝄞 clef', '\u00e9\u20ac\U0010ffff'])
+@pytest.mark.parametrize('text', ['κόσμε', 'ሰማይ', '𝄞 clef', '\u00e9\u20ac\U0010ffff',
+                                  # the edges of each length (Autobahn 6.2-6.4)
+                                  '\u0080\u07ff', '\u0800\ud7ff\ue000\uffff', '\U00010000'])
 def test_6_valid_utf8_is_accepted(raw, text):
     raw.send(frame(TEXT, json.dumps({'cmd': 'status', 'id': text}, ensure_ascii=False)))
     assert reply(raw)['id'] == text
@@ -156,6 +158,7 @@ def test_6_an_escaped_backslash_is_no_surrogate_escape(raw):
     b'\xf4\x90\x80\x80', b'\xf8\x88\x80\x80\x80',                         # > U+10FFFF
     b'\xf5\x80\x80\x80', b'\xf7\xbf\xbf\xbf',                             # lead past F4
     b'\xe2\x82\x28', b'\xf0\x90\x80\x28',                                # bad last byte
+    b'\xc2\xc0', b'\xdf\xc0', b'\xe0\xa0',                                # past the edges
     b'\xce\xba\xe1', b'\x80', b'\xc2',                                    # truncated, lone
 ])
 def test_6_invalid_utf8_fails_with_1007(raw, bad):
