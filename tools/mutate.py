@@ -28,7 +28,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # module (firmware/NAME.py) -> the tests that are there for it
 TESTS = {
-    'events': ['tests/test_events.py'],
+    'events': ['tests/test_events.py',
+               'tests/test_motion.py::test_last_event_id_replays_what_a_dashboard_missed',
+               'tests/test_motion.py::test_last_event_id_ring_keeps_the_last_16'],
     'text': ['tests/test_websocket_strict.py', 'tests/test_properties.py'],
     'state': ['tests/test_events.py',
               'tests/test_motion.py::test_last_event_id_replays_what_a_dashboard_missed',
