@@ -181,11 +181,7 @@ def test_last_event_id_ring_keeps_the_last_16(board):
     sse.next_status()
     with board.ws() as ws:
         board.command(ws, cmd='snapshot_now')
-    last_id = None
-    for line in sse.lines:
-        if line.startswith('id:'):
-            last_id = line[3:].strip()
-            break
+    last_id = next_id(sse)
     sse.close()
     boot, number = last_id.rsplit('-', 1)
     with board.ws() as ws:
@@ -208,11 +204,18 @@ def first_event_id(board):
     with board.ws() as ws:
         board.command(ws, cmd='snapshot_now')
     try:
-        for line in sse.lines:
-            if line.startswith('id:'):
-                return line[3:].strip()
+        return next_id(sse)
     finally:
         sse.close()
+
+
+def next_id(sse, limit=60):
+    """The next event id on the stream; fails (never hangs on heartbeats)
+    when none comes within `limit` lines."""
+    for _, line in zip(range(limit), sse.lines):
+        if line.startswith('id:'):
+            return line[3:].strip()
+    raise AssertionError('no event with an id on the stream')
 
 
 def test_an_event_id_from_before_a_restart_replays_what_this_boot_kept(make_board):
