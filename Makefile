@@ -5,7 +5,7 @@ PORT    ?=
 SIM_ARGS ?=
 ARCH    ?= xtensawin
 
-.PHONY: setup sim test check compile bundle deploy repl console ota bench motion-eval clean
+.PHONY: setup sim test check compile bundle deploy repl console ota bench motion-eval clean mutate
 
 setup: $(VENV_OK)
 
@@ -73,3 +73,18 @@ motion-eval: setup
 
 clean:
 	rm -rf build .pytest_cache
+
+# Mutation testing (not part of make test: slow). mutmut 2.x in its own venv;
+# make mutate [MODULES=events,text] [SAMPLE=N]: a fixed-seed sample per module.
+MUTATE_PY := build/mutate-venv/bin/python
+MUTATE_OK := build/mutate-venv/.installed
+MODULES ?=
+SAMPLE  ?=
+
+$(MUTATE_OK): requirements-mutate.txt
+	python3 -m venv build/mutate-venv
+	build/mutate-venv/bin/pip install --quiet -r requirements-mutate.txt
+	touch $@
+
+mutate: setup $(MUTATE_OK)
+	$(MUTATE_PY) tools/mutate.py $(if $(MODULES),--modules $(MODULES)) $(if $(SAMPLE),--sample $(SAMPLE))

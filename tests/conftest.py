@@ -62,7 +62,9 @@ def still_frames(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def browser():
-    """Debian's Chromium, headless, driven by Playwright."""
+    """Debian's Chromium, headless, driven by Playwright. A machine without it
+    fails the browser tests (never skips them): tools/system-deps.sh installs it."""
+    assert os.path.exists(CHROMIUM), '%s missing: run tools/system-deps.sh' % CHROMIUM
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser

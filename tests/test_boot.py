@@ -87,6 +87,21 @@ def test_safe_mode_skips_the_app(make_board, tmp_path):
     assert 'safe mode (SAFE file found)' in board.output()
 
 
+def test_safe_pin_held_low_at_power_on_skips_the_app(make_board):
+    config = json.load(open(os.path.join(REPO, 'tools', 'sim', 'config.json')))
+    config['safe_pin'] = 12
+    board = make_board(config=config)
+    board.set_faults(pins_low=[12])         # a jumper from pin 12 to GND
+    with pytest.raises(RuntimeError):
+        board.start(timeout=10)             # it never serves
+    assert 'safe mode (pin 12 held low)' in board.output()
+    board.stop()
+    board.set_faults(pins_low=[13])         # another pin low: pin 12 floats high
+    board.start()
+    assert 'safe mode' not in board.output()[board.log_start:]
+    board.wait_frame()
+
+
 def test_watchdog_resets_a_stalled_board_and_not_a_healthy_one(make_board):
     config = json.load(open(os.path.join(REPO, 'tools', 'sim', 'config.json')))
     config['watchdog_s'] = 2

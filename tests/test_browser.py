@@ -7,7 +7,6 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from chromium import CHROMIUM
 from tools.sim.harness import REPO
 
 SHOTS = os.path.join(REPO, 'build', 'screenshots')
@@ -15,7 +14,6 @@ SHOTS = os.path.join(REPO, 'build', 'screenshots')
 NETWORK_NOISE = re.compile(r'ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|'
                            r'WebSocket connection to .* failed|net::ERR_')
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason='needs Debian chromium')
 expect.set_options(timeout=20000)
 
 

@@ -63,10 +63,11 @@ def test_motion_frames_raise_the_trigger_count_and_save(make_board, tmp_path):
 
 
 def test_still_frames_do_not_trigger(make_board, tmp_path):
-    board = make_board(frames=make_frames(tmp_path, '--still-only'), fps=20).start()
+    frames_dir = make_frames(tmp_path, '--still-only')
+    board = make_board(frames=frames_dir, fps=20).start()
     board.wait_frame()
-    import time
-    time.sleep(6)    # more than one full replay of the frame set
+    # more than one full replay of the frame set, every frame looked at
+    board.wait_analysed(len(os.listdir(frames_dir)) * 3 // 2)
     status = board.status()
     assert status['trigger_count'] == 0
     assert board.card_files() == {}

@@ -80,7 +80,8 @@ def test_set_unknown_key(board):
     with board.ws() as ws:
         for key in ['volume', 5, None]:
             reply = board.command(ws, cmd='set', key=key, value=1)
-            assert reply['ok'] is False and reply['error'] == 'bad value'
+            assert reply == {'ok': False, 'error': 'bad value', 'key': key,
+                             'reason': 'unknown setting'}
 
 
 @pytest.mark.parametrize('key, value', [
@@ -92,6 +93,50 @@ def test_set_camera_and_flash_settings(board, key, value):
         assert board.command(ws, cmd='set', key=key, value=value) == \
             {'ok': True, 'key': key, 'value': value}
     assert board.status()['settings'][key] == value
+    board.wait_frame()
+
+
+# our setting and value -> what the driver must be given, in each API's own
+# names and numbers (micropython-camera-API: FrameSize, quality 0-100 higher
+# is better; micropython-camera-driver: FRAME_*, 4-63, flip/mirror 0/1)
+DRIVER_VALUES = [
+    ('framesize', 'SVGA', {'cnadler86': ('frame_size', 11), 'lemariva': ('framesize', 9)}),
+    ('framesize', 'QVGA', {'cnadler86': ('frame_size', 6), 'lemariva': ('framesize', 5)}),
+    ('quality', 20, {'cnadler86': ('quality', 73), 'lemariva': ('quality', 20)}),
+    ('brightness', -2, {'cnadler86': ('brightness', -2), 'lemariva': ('brightness', -2)}),
+    ('contrast', 1, {'cnadler86': ('contrast', 1), 'lemariva': ('contrast', 1)}),
+    ('saturation', 2, {'cnadler86': ('saturation', 2), 'lemariva': ('saturation', 2)}),
+    ('gainceiling', 3, {'cnadler86': ('gainceiling', 3)}),
+    ('vflip', True, {'cnadler86': ('vflip', True), 'lemariva': ('flip', 1)}),
+    ('hmirror', True, {'cnadler86': ('hmirror', True), 'lemariva': ('mirror', 1)}),
+    ('vflip', False, {'cnadler86': ('vflip', False), 'lemariva': ('flip', 0)}),
+    ('hmirror', False, {'cnadler86': ('hmirror', False), 'lemariva': ('mirror', 0)}),
+]
+
+
+@pytest.mark.parametrize('api', ['cnadler86', 'lemariva'])
+def test_camera_settings_reach_the_driver(make_board, api):
+    # The firmware's own state could change without the camera ever hearing
+    # of it: the simulated driver's settings are read back instead.
+    board = make_board(camera_api=api).start()
+    board.wait_frame()
+    # every configured value (VGA, quality 12, the rest 0/off) was given at boot
+    assert board.sensor() == (
+        {'frame_size': 10, 'quality': 87, 'brightness': 0, 'contrast': 0,
+         'saturation': 0, 'gainceiling': 0, 'vflip': False, 'hmirror': False}
+        if api == 'cnadler86' else
+        {'framesize': 8, 'quality': 12, 'brightness': 0, 'contrast': 0,
+         'saturation': 0, 'flip': 0, 'mirror': 0})
+    with board.ws() as ws:
+        for key, value, driver in DRIVER_VALUES:
+            reply = board.command(ws, cmd='set', key=key, value=value)
+            if api not in driver:       # this driver has no such setting
+                assert reply['ok'] is False and reply['error'] == 'not supported'
+                assert key not in board.sensor()
+                continue
+            assert reply == {'ok': True, 'key': key, 'value': value}
+            name, number = driver[api]
+            assert board.sensor()[name] == number, (key, value, board.sensor())
     board.wait_frame()
 
 

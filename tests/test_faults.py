@@ -1,12 +1,14 @@
 """Faults switched on and off in the simulator while the board runs."""
+import datetime
 import json
+import os
 import threading
 import time
 
 import httpx
 from PIL import Image
 
-from tools.sim.harness import frame_set
+from tools.sim.harness import REPO, frame_set
 
 
 def test_card_removed_mid_write_then_reinserted(board):
@@ -91,3 +93,107 @@ def test_frames_too_big_for_the_heap_are_an_error_not_a_dead_camera(make_board, 
         assert board.command(ws, cmd='snapshot_now')['ok'] is False
     assert 'Traceback' not in board.output()
     assert "wasn't retrieved" not in board.output()
+
+
+_CHUNK = 4096           # firmware/storage.py writes the card in chunks of this
+
+
+def big_frames(tmp_path):
+    """Two ~100 KB frames (noise compresses badly): a save of ~25 chunks."""
+    frames = tmp_path / 'big-frames'
+    frames.mkdir()
+    for i in range(2):
+        Image.effect_noise((440, 330), 60 + i).convert('RGB').save(
+            str(frames / ('frame-%d.jpg' % i)), quality=85)
+    return str(frames)
+
+
+def test_a_slow_card_write_lets_the_loop_serve_others_between_chunks(make_board, tmp_path):
+    # The card is slowed to 10 chunks a second, so a ~100 KB save takes about
+    # 2.5 s, and each 4 KB chunk holds the loop for 0.1 s (a card write blocks
+    # the board's VM). A second client keeps asking for status meanwhile: it
+    # is served between the chunks, and the board's own loop monitor never
+    # saw the loop stopped for anything like the whole file.
+    config = json.load(open(os.path.join(REPO, 'tools', 'sim', 'config.json')))
+    config['loop_monitor'] = True
+    board = make_board(frames=big_frames(tmp_path), config=config).start()
+    board.wait_frame()
+    board.set_faults(sd_bytes_per_s=_CHUNK * 10)
+    saved = []
+    with board.ws() as saver, board.ws() as other:
+        board.command(other, cmd='reset')           # the stall gauge starts afresh
+        saver.send(json.dumps({'cmd': 'snapshot_now'}))
+        worker = threading.Thread(target=lambda: saved.append(json.loads(saver.recv(timeout=60))))
+        worker.start()
+        served = 0
+        while worker.is_alive():
+            assert board.command(other, cmd='status')['ok'] is True
+            served += 1
+        worker.join()
+        status = board.command(other, cmd='status')['status']
+    reply = saved[0]
+    assert reply['ok'] is True, reply
+    chunks = -(-reply['bytes'] // _CHUNK)
+    whole_ms = 1000 * reply['bytes'] // (_CHUNK * 10)
+    print('chunks:', chunks, 'requests served during the save:', served,
+          'loop_stall_ms:', status['loop_stall_ms'], 'the whole file takes:', whole_ms)
+    assert chunks >= 20
+    # one request can be served in each gap between two chunks
+    assert served >= chunks // 3, (served, chunks)
+    assert status['loop_stall_ms'] < whole_ms // 2, (status['loop_stall_ms'], whole_ms)
+
+
+def test_nothing_half_written_appears_under_a_final_name(board):
+    # One block write fails in the middle of a save (the first chunk is on the
+    # card, the second fails; later writes work again): the reply says so and
+    # the board lets the card go. Once it is mounted anew, the card holds no
+    # piece of that save under any name: it was written as .part, then removed.
+    with board.ws() as ws:
+        board.set_faults(sd_glitch_after_writes=1)
+        reply = board.command(ws, cmd='snapshot_now')
+        assert reply == {'ok': False, 'reason': 'write failed: I/O error'}
+    board.set_faults()
+    board.wait_for(lambda s: s['sd_free'] is not None, timeout=30)
+    assert board.card_files() == {}
+    with board.ws() as ws:
+        good = board.command(ws, cmd='snapshot_now')
+    assert good['ok'] is True, good
+    files = board.card_files()
+    assert list(files) == [good['saved'].rsplit('/', 1)[1]]
+    assert files[list(files)[0]] in frame_set()
+
+
+def test_a_snapshot_being_written_is_not_there_under_its_name(make_board, tmp_path):
+    # While a ~2.5 s save crawls onto a slow card, a client asks for the file
+    # under every name it can get (the next number, a stamp 0-4 s after the
+    # previous snapshot's): never found until the save is complete, then whole.
+    board = make_board(frames=big_frames(tmp_path)).start()
+    board.wait_frame()
+    with board.ws() as ws:
+        first = board.command(ws, cmd='snapshot_now')['saved'].rsplit('/', 1)[1]
+    _, day, hms, seq = first[:-4].split('-')
+    then = datetime.datetime.strptime(day + hms, '%Y%m%d%H%M%S')
+    names = ['manual-%s-%04d.jpg' % ((then + datetime.timedelta(seconds=k))
+                                     .strftime('%Y%m%d-%H%M%S'), int(seq) + 1) for k in range(5)]
+    board.set_faults(sd_bytes_per_s=_CHUNK * 5)
+    saved = []
+    absent = set()      # names found absent while the save was under way
+    with board.ws() as saver, board.http() as client:
+        saver.send(json.dumps({'cmd': 'snapshot_now'}))
+        worker = threading.Thread(target=lambda: saved.append(json.loads(saver.recv(timeout=60))))
+        worker.start()
+        while worker.is_alive():
+            for name in names:
+                response = client.get('/snaps/' + name)
+                if not worker.is_alive():
+                    break
+                assert response.status_code == 404, \
+                    '%s served while being written: %d bytes' % (name, len(response.content))
+                absent.add(name)
+        worker.join()
+        reply = saved[0]
+        assert reply['ok'] is True, reply
+        name = reply['saved'].rsplit('/', 1)[1]
+        assert name in absent           # asked for under its very name, mid-save
+        response = client.get('/snaps/' + name)
+    assert response.status_code == 200 and len(response.content) == reply['bytes']

@@ -4,6 +4,7 @@ old motion snapshots make room, and a reconnecting dashboard catches up."""
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -52,7 +53,8 @@ def test_jitter_and_slow_light_changes_never_fire(make_board, tmp_path):
     frames_dir = make_frames(tmp_path, 'still', '--still-only', '--jitter', 40, '--drift', 30)
     board = make_board(frames=frames_dir, fps=20, config=sim_config(sensitivity=80)).start()
     board.wait_frame()
-    time.sleep(6)       # two and a half replays, drift back and forth included
+    # two and a half replays analysed, drift back and forth included
+    board.wait_analysed(len(os.listdir(frames_dir)) * 5 // 2)
     assert board.status()['trigger_count'] == 0
     assert board.card_files() == {}
 
@@ -65,7 +67,9 @@ def test_pir_pulses_are_debounced_and_saved(make_board, tmp_path):
     board.wait_frame()
     board.set_faults(pir_pulses=3)          # three edges in a burst
     board.wait_for(lambda s: s['trigger_count'] == 1)
-    time.sleep(0.5)
+    # the sim delivers pin edges with captures: a few more frames, and all
+    # three edges have been seen
+    board.wait_analysed(5)
     assert board.status()['trigger_count'] == 1
     time.sleep(1.5)
     board.set_faults(pir_pulses=4)          # a new edge after the debounce
@@ -73,6 +77,26 @@ def test_pir_pulses_are_debounced_and_saved(make_board, tmp_path):
     assert status['last_snapshot'].startswith('/sdcard/snaps/motion-')
     raw = board.card_files(raw=True)
     assert any(b'trigger=pir' in data[:120] for data in raw.values())
+
+
+def test_a_motion_snapshot_names_its_trigger_in_count(make_board, tmp_path):
+    # count= is the trigger that saved the picture, so a file on the card can
+    # be matched with its motion event: not the snapshot counter, which two
+    # manual snapshots first put ahead of the trigger counter here.
+    frames_dir = make_frames(tmp_path, 'still', '--still-only')
+    board = make_board(frames=frames_dir, config=sim_config(
+        pir_pin=13, pir_debounce_ms=0, cooldown_s=0, sensitivity=0)).start()
+    board.wait_frame()
+    with board.ws() as ws:
+        for _ in range(2):
+            assert board.command(ws, cmd='snapshot_now')['ok'] is True
+    board.set_faults(pir_pulses=1)
+    status = board.wait_for(lambda s: s['trigger_count'] == 1 and s['snapshot_count'] == 3)
+    assert status['last_motion']['count'] == 1
+    name = status['last_snapshot'].rsplit('/', 1)[1]
+    assert name.startswith('motion-')
+    comment = Image.open(io.BytesIO(board.card_files(raw=True)[name])).info['comment'].decode()
+    assert ' trigger=pir ' in comment and ' count=1 ' in comment, comment
 
 
 def test_saved_files_open_in_pillow_and_carry_a_comment(board):
@@ -130,6 +154,85 @@ def test_last_event_id_replays_what_a_dashboard_missed(board):
                     break
     boot, number = last_id.split('-')
     assert {'%s-%d' % (boot, int(number) + k) for k in range(3)} <= set(ids)
+
+
+def replay_after(board, last_id):
+    """(ids, events) a dashboard reconnecting with Last-Event-ID gets before
+    its first status."""
+    ids, events, name = [], [], None
+    with httpx.Client(base_url=board.url, timeout=15, headers=board.auth_headers()) as client:
+        with client.stream('GET', '/events', headers={'Last-Event-ID': last_id}) as r:
+            for line in r.iter_lines():
+                if line.startswith('id:'):
+                    ids.append(line[3:].strip())
+                elif line.startswith('event:'):
+                    name = line.split(':', 1)[1].strip()
+                elif line.startswith('data:'):
+                    if name == 'status':
+                        break
+                    events.append((name, json.loads(line[5:])))
+    return ids, events
+
+
+def test_last_event_id_ring_keeps_the_last_16(board):
+    # README: events are "kept in a ring of the last 16". A dashboard away for
+    # 17 snapshots gets the newest 16 of them, in order; one away for 16 gets all.
+    sse = SSE(board)
+    sse.next_status()
+    with board.ws() as ws:
+        board.command(ws, cmd='snapshot_now')
+    last_id = next_id(sse)
+    sse.close()
+    boot, number = last_id.rsplit('-', 1)
+    with board.ws() as ws:
+        missed = []
+        for _ in range(17):
+            reply = board.command(ws, cmd='snapshot_now')
+            assert reply['ok'] is True, reply
+            missed.append(reply['saved'])
+    ids, events = replay_after(board, last_id)
+    assert events == [('snapshot', {'path': path, 'kind': 'manual'}) for path in missed[1:]]
+    assert ids == ['%s-%d' % (boot, int(number) + k) for k in range(2, 18)]
+    ids, events = replay_after(board, '%s-%d' % (boot, int(number) + 1))
+    assert [data['path'] for name, data in events if name == 'snapshot'] == missed[1:]
+
+
+def first_event_id(board):
+    """The id of the next event a fresh listener sees (a snapshot taken now)."""
+    sse = SSE(board)
+    sse.next_status()
+    with board.ws() as ws:
+        board.command(ws, cmd='snapshot_now')
+    try:
+        return next_id(sse)
+    finally:
+        sse.close()
+
+
+def next_id(sse, limit=60):
+    """The next event id on the stream; fails (never hangs on heartbeats)
+    when none comes within `limit` lines."""
+    for _, line in zip(range(limit), sse.lines):
+        if line.startswith('id:'):
+            return line[3:].strip()
+    raise AssertionError('no event with an id on the stream')
+
+
+def test_an_event_id_from_before_a_restart_replays_what_this_boot_kept(make_board):
+    # Event numbers start again at every boot: the id names its boot, so a
+    # dashboard that was away across a restart is given everything kept.
+    board = make_board().start()
+    board.wait_frame()
+    before = first_event_id(board)
+    assert re.fullmatch(r'[0-9a-f]{6}-\d+', before), before
+    board.stop()
+    board.start()
+    board.wait_frame()
+    with board.ws() as ws:
+        saved = board.command(ws, cmd='snapshot_now')['saved']
+    ids, events = replay_after(board, before)
+    assert ('snapshot', {'path': saved, 'kind': 'manual'}) in events
+    assert all(i.split('-')[0] != before.split('-')[0] for i in ids), (before, ids)
 
 
 @pytest.fixture

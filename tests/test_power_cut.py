@@ -8,7 +8,13 @@ import subprocess
 import threading
 import time
 
+from websockets.exceptions import ConnectionClosed
+
 from tools.sim.harness import frame_set
+
+# what tools/simulate.py exits with when the board process was SIGKILLed
+# (the cut): the child's status -9 as its own exit status
+CUT_EXIT = 256 - 9
 
 CUTS = 20
 # FatFs writes the FAT before the directory entry: a cut in between leaves
@@ -26,16 +32,21 @@ def fsck_problems(image):
     return [line for line in lines if not BENIGN.match(line)], orphans
 
 
-def burst_until_cut(board, oks):
-    """Send snapshot_now without pause; count the ok replies that arrive."""
+def burst_until_cut(board, oks, ended):
+    """Send snapshot_now without pause; count the ok replies that arrive.
+    `ended` gets how the burst ended: only the cut's dropped connection is
+    expected; anything else fails the test."""
     try:
         with board.ws() as ws:
             for i in range(500):
                 ws.send(json.dumps({'cmd': 'snapshot_now', 'id': i}))
                 if json.loads(ws.recv(timeout=30))['ok']:
                     oks.append(i)
-    except Exception:
-        pass    # the board died under us: that is the point
+        ended.append('burst finished before the cut')
+    except (ConnectionClosed, ConnectionError) as exc:
+        ended.append(exc)   # the board died under us: that is the point
+    except Exception as exc:
+        ended.append('burst failed: %r' % exc)
 
 
 def test_power_cuts_never_leave_a_broken_snapshot(make_board, tmp_path):
@@ -51,11 +62,14 @@ def test_power_cuts_never_leave_a_broken_snapshot(make_board, tmp_path):
         board.wait_frame()
         before = len(board.card_files()) if cut == 0 else None
         oks = []
-        worker = threading.Thread(target=burst_until_cut, args=(board, oks))
+        ended = []
+        worker = threading.Thread(target=burst_until_cut, args=(board, oks, ended))
         worker.start()
         time.sleep(rng.uniform(0.05, 0.5))
-        board.power_cut()
+        assert worker.is_alive(), ended     # the cut comes in the middle of the burst
+        assert board.power_cut() == CUT_EXIT
         worker.join()
+        assert not isinstance(ended[0], str), ended[0]
         total_ok += len(oks)
         # after each cut: nothing under a final name is less than a whole frame
         files = board.card_files()
@@ -86,6 +100,7 @@ def test_a_cut_after_every_single_block_write_of_a_save(make_board):
     board.start()       # format the card and boot once without faults
     board.wait_frame()
     board.stop()
+    fired = []
     for n in range(45):
         board.set_faults(sd_cut_after_writes=n)
         try:
@@ -97,16 +112,22 @@ def test_a_cut_after_every_single_block_write_of_a_save(make_board):
                     if reply['ok']:
                         saved.add(reply['saved'].rsplit('/', 1)[1])
         except Exception:
-            pass        # the cut came first
-        if board.proc and board.proc.poll() is None:
-            board.stop()
+            # only the cut may stop this: the board process must have been
+            # killed by it (tools/simulate.py exits with the SIGKILL status)
+            assert board.proc.wait(timeout=10) == CUT_EXIT, board.output()[-2000:]
+        if board.proc.poll() is None:
+            board.stop()            # no cut: this many writes were not reached
         else:
-            board.proc.wait()
+            assert board.proc.returncode == CUT_EXIT, board.output()[-2000:]
+            fired.append(n)
             board.log.close()
             board.proc = None
         files = board.card_files()
         broken = [n for n, data in files.items() if n.endswith('.jpg') and data not in frames]
         assert not broken, (n, broken)
+    print('cuts fired after', fired, 'block writes')
+    # a cut fired for every N from 0 up: boot repair, the saves and renames
+    assert fired == list(range(len(fired))) and len(fired) >= 20, fired
     board.set_faults()
     board.start()
     board.wait_frame()

@@ -7,14 +7,10 @@ import threading
 import time
 
 import httpx
-import pytest
 from playwright.sync_api import expect
 from websockets.exceptions import InvalidHandshake
 
-from chromium import CHROMIUM
 
-pytestmark = pytest.mark.skipif(not __import__('os').path.exists(CHROMIUM),
-                                reason='needs Debian chromium')
 LOOSE = {'limits': {'max_connections': 20}}     # only lwIP's budget stops clients
 
 

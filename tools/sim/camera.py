@@ -19,6 +19,10 @@
 # camera_refuse: a list of setting names the sensor refuses (ValueError, as
 # the real drivers raise for a value the sensor cannot take).
 # Each capture also delivers simulated pin edges (machine.sim_poll_inputs).
+# SIM_SENSOR_STATE: a file the driver rewrites with its settings (JSON) at init
+# and after each change: what a probe on the sensor's bus would read back, so a
+# test sees a setting reach the driver, not only the firmware's own state.
+import json
 import os
 import time
 import machine
@@ -34,6 +38,16 @@ def _frame_names():
     names = [n for n in os.listdir(_DIR) if n.lower().endswith(('.jpg', '.jpeg'))]
     names.sort()
     return [_DIR + '/' + n for n in names]
+
+
+_SENSOR_STATE = simctl.env('SIM_SENSOR_STATE')
+
+
+def _publish(settings):
+    if _SENSOR_STATE:
+        with open(_SENSOR_STATE + '.tmp', 'w') as f:
+            f.write(json.dumps(settings))
+        os.rename(_SENSOR_STATE + '.tmp', _SENSOR_STATE)     # never read half-written
 
 
 def _refuse(name):
@@ -125,6 +139,10 @@ if _API == 'lemariva':
         except OSError:
             raise OSError('Camera Init Failed')
         _ready = _sensor.next_frame_ms(time.ticks_ms())
+        _settings.clear()
+        _settings.update(framesize=kwargs.get('framesize', FRAME_VGA),
+                         quality=kwargs.get('quality', 12))
+        _publish(_settings)
         return True
 
     def deinit():
@@ -152,6 +170,7 @@ if _API == 'lemariva':
                 return False        # no sensor: the real one logs and returns False
             _refuse(name)
             _settings[name] = value
+            _publish(_settings)
         return set_value
 
     framesize = _setter('framesize')
@@ -241,6 +260,7 @@ else:
             self.pins = pins
             self.pixel_format = pixel_format
             self.settings = {'frame_size': frame_size, 'quality': jpeg_quality}
+            _publish(self.settings)
             self.sensor = None
             self.held = False
             self.ready = None
@@ -311,6 +331,7 @@ else:
             self._check_init()
             _refuse(name)
             self.settings[name] = value
+            _publish(self.settings)
 
         # the get_/set_ methods: deprecated upstream in favour of properties
         def set_frame_size(self, value):

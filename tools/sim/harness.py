@@ -58,7 +58,9 @@ class Board:
         if serial:
             self.args += ['--serial']
         self.serial_port = None             # its path once started
-        self.env = dict(os.environ, SIM_FAULTS=self.faults_path)
+        self.sensor_path = str(tmp_path / 'sensor.json')
+        self.env = dict(os.environ, SIM_FAULTS=self.faults_path,
+                        SIM_SENSOR_STATE=self.sensor_path)
         if config == 'none':
             self.env['SIM_CONFIG'] = 'none'     # a board without config.json
         elif config is not None:
@@ -121,13 +123,15 @@ class Board:
         self.proc = None
 
     def power_cut(self):
-        """SIGKILL the MicroPython process itself: no clean-up runs at all."""
+        """SIGKILL the MicroPython process itself: no clean-up runs at all.
+        Returns the simulator's exit status, so a test can show the cut fired."""
         with open('/proc/%d/task/%d/children' % (self.proc.pid, self.proc.pid)) as f:
             for child in f.read().split():
                 os.kill(int(child), signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        code = self.proc.wait(timeout=10)
         self.log.close()
         self.proc = None
+        return code         # tools/simulate.py's exit status: 247 for SIGKILL
 
     def output(self):
         with open(self.log_path, 'rb') as f:
@@ -140,6 +144,12 @@ class Board:
             json.dump(faults, f)
         os.replace(tmp, self.faults_path)    # a new inode: the board re-reads it
         time.sleep(0.05)    # the board looks at the file at most every 20 ms
+
+    def sensor(self):
+        """The simulated camera driver's own settings (what reached the
+        driver, in its API's names and numbers), as its last change left them."""
+        with open(self.sensor_path) as f:
+            return json.load(f)
 
     # --- clients -------------------------------------------------------
     def auth_headers(self):
@@ -192,6 +202,20 @@ class Board:
                 raise AssertionError('status never matched: %r' % status)
             time.sleep(interval)
 
+    def frames_analysed(self):
+        """How many frames motion detection has looked at (GET /motion)."""
+        with self.http() as client:
+            return client.get('/motion').json()['analysed']
+
+    def wait_analysed(self, count, timeout=60):
+        """Wait until motion detection has looked at `count` more frames: a
+        check that something did NOT happen waits for the work, not a time."""
+        target = self.frames_analysed() + count
+        deadline = time.monotonic() + timeout
+        while self.frames_analysed() < target:
+            assert time.monotonic() < deadline, 'motion detection stalled'
+            time.sleep(0.1)
+
     def wait_frame(self):
         with self.http() as client:
             deadline = time.monotonic() + 20
@@ -207,6 +231,15 @@ class Board:
         out = subprocess.run(['mdir', '-i', self.sdcard, '-b', '::/snaps'],
                              capture_output=True, text=True, env=MTOOLS_ENV)
         if out.returncode != 0:
+            # only a card without the folder yet is empty; anything else (no
+            # image, not FAT, a broken folder) fails the test that asked
+            root = subprocess.run(['mdir', '-i', self.sdcard, '-b', '::/'],
+                                  capture_output=True, text=True, env=MTOOLS_ENV)
+            if root.returncode != 0:
+                raise AssertionError('card image unreadable: %s%s' % (root.stdout, root.stderr))
+            entries = [line.rsplit('/', 1)[-1].lower() for line in root.stdout.split()]
+            if 'snaps' in entries:
+                raise AssertionError('::/snaps unreadable: %s%s' % (out.stdout, out.stderr))
             return {}
         names = [line.rsplit('/', 1)[-1] for line in out.stdout.split() if line]
         files = {n: self.card_read('/snaps/' + n) for n in names if not n.startswith('.')}

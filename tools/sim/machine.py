@@ -80,18 +80,37 @@ class SDCard:
             _pull_writes += 1
             if _pull_writes > pull[0]:
                 raise OSError(5)    # the card left the slot before this write
+        self._fail_after_writes()
         cut = None if self.ignore_faults else simctl.fault('sd_cut_after_writes')
         if cut is not None:
             global _writes
             _writes += 1
             if _writes > cut:
                 _power_cut()
-        rate = simctl.fault('sd_bytes_per_s')
+        rate = None if self.ignore_faults else simctl.fault('sd_bytes_per_s')
         if rate:
-            # a real card blocks the caller for the transfer time, so do we
+            # A slow card. ESP-IDF's sdmmc_write_sectors() waits in the call
+            # until the card has taken the data, and MicroPython's writeblocks()
+            # holds the VM meanwhile: on the board the event loop stops for each
+            # block write, for that write's time and no longer. So the throttle
+            # is here, per write: the firmware's await between chunks is what
+            # lets other tasks run, as on the board.
             time.sleep(len(buf) / rate)
         self.file.seek(block * _BLOCK + (offset or 0))
         self.file.write(buf)
+
+    def _fail_after_writes(self):
+        # fault "sd_glitch_after_writes": N block writes succeed from when it
+        # is switched on, the next one fails (EIO), the later ones succeed
+        # again: a transient error in the middle of a file
+        global _writes_while_glitching
+        after = None if self.ignore_faults else simctl.fault('sd_glitch_after_writes')
+        if after is None:
+            _writes_while_glitching = 0
+            return
+        _writes_while_glitching += 1
+        if _writes_while_glitching == after + 1:
+            raise OSError(5)
 
     def ioctl(self, op, arg):
         if op == 1:             # init: talk to the card (vfs.mount does this)
@@ -114,6 +133,7 @@ def _pulled():
     # pulled after n block writes: gone for reads too, until the fault is cleared
     pull = simctl.fault('sd_pull_after_writes')
     return pull is not None and pull == _pull and _pull_writes > pull[0]
+_writes_while_glitching = 0
 
 
 def _power_cut():
@@ -152,10 +172,16 @@ class Pin:
 
     def __init__(self, number, mode=-1, pull=-1, value=None):
         self.number = number
+        self.mode = mode
+        self.pull = pull
         self._value = value or 0
 
     def value(self, v=None):
         if v is None:
+            # an input with its pull-up reads 1 unless something holds it
+            # low: the fault "pins_low", a list of pin numbers
+            if self.mode == Pin.IN and self.pull == Pin.PULL_UP:
+                return 0 if self.number in (simctl.fault('pins_low') or ()) else 1
             return self._value
         self._value = v
 
