@@ -14,7 +14,7 @@ import os
 from micropython import const
 
 from firmware import avi, download, ticks
-from firmware.storage import _keep_newest, _remove_quietly, _seq_of, _stamp
+from firmware.storage import _keep_newest, _remove_quietly, _seq_of, _stamp, valid_name
 
 _MAX_ENTRIES = const(200)   # frames in the ring at most, whatever their size
 _RECENT = const(100)
@@ -22,16 +22,6 @@ _YIELD_EVERY = const(32)
 _CHECK_MS = const(1000)     # free space looked at this often while recording
 _WAIT_MS = const(500)       # the writer looks round this often without frames
 _LAPSE_FRAMES = const(4096)  # frames in one time-lapse clip (16 KB of index)
-
-
-def valid_name(name):
-    """True for a plain clip file name: no path, no oddities."""
-    if not (5 <= len(name) <= 64) or not name.endswith('.avi'):
-        return False
-    for c in name:
-        if not (c.isalpha() or c.isdigit() or c in '-_.'):
-            return False
-    return '..' not in name and name[0] != '.'
 
 
 class FrameRing:
@@ -426,7 +416,7 @@ class Recorder:
 
     def path_of(self, name):
         """The board path of an existing clip, or None."""
-        if not self.store.mounted or not valid_name(name):
+        if not self.store.mounted or not valid_name(name, '.avi'):
             return None
         path = self.folder + '/' + name
         return path if avi.file_size(path) is not None else None

@@ -68,19 +68,39 @@ def parse_range(value, size):
     return start, min(end, size - 1)
 
 
-class FileBody:
+class _OpenFile:
+    """A body that holds a file of the card open: release() (on connection
+    close, or at its end) closes it once and lets DELETE at it again."""
+
+    def __init__(self, path, f):
+        self.path = path
+        self.file = f
+
+    def __aiter__(self):
+        return self
+
+    async def aclose(self):
+        self.release()
+
+    def release(self):
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError:
+                pass
+            self.file = None
+            _give(self.path)
+
+
+class FileBody(_OpenFile):
     """A response body (async iterator) that reads [start, end] of a file
     in chunks; release() (on connection close) closes it."""
 
     def __init__(self, path, f, start, end):
-        self.path = path
-        self.file = f
+        super().__init__(path, f)
         self.left = end - start + 1
         self.buf = bytearray(min(_CHUNK, max(1, self.left)))
         f.seek(start)
-
-    def __aiter__(self):
-        return self
 
     async def __anext__(self):
         if self.left <= 0 or self.file is None:
@@ -94,18 +114,6 @@ class FileBody:
         n = min(n, self.left)
         self.left -= n
         return memoryview(self.buf)[:n]     # written out before the next read
-
-    async def aclose(self):
-        self.release()
-
-    def release(self):
-        if self.file is not None:
-            try:
-                self.file.close()
-            except OSError:
-                pass
-            self.file = None
-            _give(self.path)
 
 
 def respond(request, path, content_type, max_age=None, on_close=None):
@@ -150,22 +158,18 @@ def refuse_if_busy(path):
     return None
 
 
-class ClipPlayer:
+class ClipPlayer(_OpenFile):
     """A clip (firmware/avi.py) replayed as an MJPEG stream at its recorded
     rate: one frame read in chunks at a time, never the whole file."""
 
     def __init__(self, path, f, us_per_frame):
-        self.path = path
-        self.file = f
+        super().__init__(path, f)
         self.us_per_frame = max(1000, us_per_frame)
         self.pos = avi.HEADER
         self.left = 0           # bytes of the current frame still to send
         self.frames = 0
         self.started = None
         self.buf = bytearray(_CHUNK)
-
-    def __aiter__(self):
-        return self
 
     async def __anext__(self):
         f = self.file
@@ -198,18 +202,6 @@ class ClipPlayer:
         self.pos += 8 + n + (n & 1)
         self.left = n
         return (b'--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n' % n)
-
-    async def aclose(self):
-        self.release()
-
-    def release(self):
-        if self.file is not None:
-            try:
-                self.file.close()
-            except OSError:
-                pass
-            self.file = None
-            _give(self.path)
 
 
 def play(request, path, on_close):

@@ -32,9 +32,10 @@ class SaveError(Exception):
     """A snapshot could not be saved; args[0] is the reason for the reply."""
 
 
-def valid_name(name):
-    """True for a plain snapshot file name: no path, no oddities."""
-    if not (5 <= len(name) <= 64) or not name.endswith('.jpg'):
+def valid_name(name, ext='.jpg'):
+    """True for a plain file name (a snapshot's, or another ext): no path,
+    no oddities."""
+    if not (5 <= len(name) <= 64) or not name.endswith(ext):
         return False
     for c in name:
         if not (c.isalpha() or c.isdigit() or c in '-_.'):

@@ -129,7 +129,7 @@ def test_last_event_id_replays_what_a_dashboard_missed(board):
     sse.close()
     with board.ws() as ws:                  # while the dashboard was away
         missed = [board.command(ws, cmd='snapshot_now')['saved'] for _ in range(2)]
-    with httpx.Client(base_url=board.url, timeout=15) as client:
+    with board.http() as client:
         with client.stream('GET', '/events', headers={'Last-Event-ID': str(last_id)}) as r:
             events = []
             name = None
@@ -144,7 +144,7 @@ def test_last_event_id_replays_what_a_dashboard_missed(board):
     assert replayed == missed
     assert events[-1][0] == 'status'
     # an id from before a restart (another boot prefix): everything kept is replayed
-    with httpx.Client(base_url=board.url, timeout=15) as client:
+    with board.http() as client:
         with client.stream('GET', '/events', headers={'Last-Event-ID': 'f00f00-999'}) as r:
             ids = []
             for line in r.iter_lines():

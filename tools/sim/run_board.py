@@ -16,7 +16,7 @@ if _flash:
     _simdir = flash.HOST_MOUNT + _simdir
     # the simulator's own files are on the host, not on the board's flash
     os.putenv('SIM_HOST', flash.HOST_MOUNT)
-    for _name in ('SIM_SDCARD', 'SIM_FRAMES', 'SIM_FAULTS'):
+    for _name in ('SIM_SDCARD', 'SIM_FRAMES', 'SIM_FAULTS', 'SIM_SENSOR_STATE'):
         _value = os.getenv(_name)
         if _value and _value.startswith('/'):
             os.putenv(_name, flash.HOST_MOUNT + _value)
