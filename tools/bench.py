@@ -264,7 +264,7 @@ def _record(board, seconds):
                 break
             time.sleep(0.05)
         took = time.monotonic() - started
-    with httpx.Client(base_url=board.url, timeout=30, headers=board.auth_headers()) as client:
+    with board.http() as client:
         clip = client.get('/clips').json()[0]
     return took, status, clip
 
