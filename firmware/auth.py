@@ -79,7 +79,7 @@ def token_digest(token):
 
 def new_token():
     """A random API token: 26 letters of 31, about 128 bits."""
-    return ''.join(_TOKEN_ALPHABET[b % 31] for b in os.urandom(26))
+    return ''.join(_TOKEN_ALPHABET[b % len(_TOKEN_ALPHABET)] for b in os.urandom(26))
 
 
 def record(salt, key, token, iterations=ITERATIONS):

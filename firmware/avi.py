@@ -214,9 +214,9 @@ async def repair(part):
         return None
     if file_size(final) is not None:
         # a cut inside the rename: both names share one cluster chain
-        from firmware.storage import _copy
+        from firmware.storage import copy_file
         if file_size(final) == size:
-            _copy(final, final + '.fix')
+            await copy_file(final, final + '.fix')
             os.remove(part)
             os.remove(final)
             os.rename(final + '.fix', final)

@@ -322,8 +322,14 @@ class Recorder:
         except OSError:
             pass
         try:
-            names = [e[0] for e in os.ilistdir(self.folder)
-                     if e[0].endswith('.part') or e[0].endswith('.fix')]
+            names = []
+            count = 0
+            for entry in os.ilistdir(self.folder):
+                count += 1
+                if count % _YIELD_EVERY == 0:
+                    await asyncio.sleep_ms(0)       # a folder of thousands of clips
+                if entry[0].endswith('.part') or entry[0].endswith('.fix'):
+                    names.append(entry[0])
             names.sort(key=lambda name: not name.endswith('.fix'))
             for name in names:
                 path = self.folder + '/' + name

@@ -96,7 +96,10 @@ def parse(text):
     return config, problems
 
 
-def load(path='config.json'):
+FILE = 'config.json'          # on the board's flash, beside boot.py
+
+
+def load(path=FILE):
     """Return (config, problems); a missing or broken file gives the defaults."""
     try:
         with open(path) as f:

@@ -70,6 +70,7 @@ class DnsPortal:
                     self.sock.sendto(reply, peer)
                 except OSError:
                     pass
+            await asyncio.sleep_ms(0)       # a stream of queries must not starve the page
 
     def stop(self):
         if self.task is not None:

@@ -39,6 +39,15 @@ def _give(path):
         _readers.pop(path, None)
 
 
+def _drop(f, path):
+    # a file opened for a response that will not be sent
+    try:
+        f.close()
+    except OSError:
+        pass
+    _give(path)
+
+
 def parse_range(value, size):
     """(start, end) inclusive for one `bytes=` range of a file of `size`
     bytes; None without a Range; 'bad' if it cannot be satisfied."""
@@ -84,12 +93,8 @@ class _OpenFile:
 
     def release(self):
         if self.file is not None:
-            try:
-                self.file.close()
-            except OSError:
-                pass
-            self.file = None
-            _give(self.path)
+            f, self.file = self.file, None
+            _drop(f, self.path)
 
 
 class FileBody(_OpenFile):
@@ -140,7 +145,11 @@ def respond(request, path, content_type, max_age=None, on_close=None):
         _give(path)
         return 'Not found', 404
     start, end = span if span else (0, size - 1)
-    body = FileBody(path, f, start, end)
+    try:
+        body = FileBody(path, f, start, end)
+    except OSError:
+        _drop(f, path)              # the card went meanwhile: no reader slot kept
+        return 'Not found', 404
     if on_close is not None:
         on_close(request, body.release)
     headers['Content-Length'] = str(end - start + 1)
@@ -211,13 +220,16 @@ def play(request, path, on_close):
         return 'Busy', 503, {'Retry-After': '2'}
     try:
         f = open(path, 'rb')
-        found = avi.read_header(f.read(avi.HEADER))
     except OSError:
         _give(path)
         return 'Not found', 404
+    try:
+        found = avi.read_header(f.read(avi.HEADER))
+    except OSError:
+        _drop(f, path)
+        return 'Not found', 404
     if found is None:
-        f.close()
-        _give(path)
+        _drop(f, path)
         return 'Not a clip this board can play', 415
     player = ClipPlayer(path, f, found[1])
     on_close(request, player.release)

@@ -88,7 +88,8 @@ def _slot_version(name):
         return '?'
 
 
-def _remove_tree(path):
+async def _remove_tree(path):
+    # a slot is dozens of files: the loop runs between two removals
     try:
         entries = list(os.ilistdir(path))
     except OSError:
@@ -96,9 +97,10 @@ def _remove_tree(path):
     for entry in entries:
         full = path + '/' + entry[0]
         if entry[1] == 0x4000:
-            _remove_tree(full)
+            await _remove_tree(full)
         else:
             os.remove(full)
+        await asyncio.sleep_ms(0)
     os.rmdir(path)
 
 
@@ -191,8 +193,11 @@ class Updater:
             self.last = 'failed: %r; nothing changed' % exc
             return {'ok': False, 'error': self.last}, 500
         finally:
-            if self.pointer[0] != target and target:
-                _remove_tree('ota/' + target)   # the inactive slot: nothing half kept
+            try:
+                if self.pointer[0] != target and target:
+                    await _remove_tree('ota/' + target)  # the inactive slot: nothing half kept
+            except OSError as exc:
+                print('ota: inactive slot not cleared:', exc)
             self.busy = False
             self._publish()
             gc.collect()
@@ -229,7 +234,7 @@ class Updater:
         if sum(entry[1] for entry in files) != reader.left + len(reader.buffered):
             raise Refused(400, 'bundle length does not match its manifest')
         root = 'ota/' + target
-        _remove_tree(root)
+        await _remove_tree(root)
         _make_dirs(root + '/')
         for path, size, digest in files:
             await self._write_file(reader, root + '/' + path, size, digest, path)

@@ -8,11 +8,10 @@ import asyncio
 import json
 import os
 
-from firmware import auth, pages
+from firmware import auth, config as config_module, pages
 from firmware.guard import SESSIONS_FILE, Guard
 from firmware.server import Server
 
-CONFIG_FILE = 'config.json'
 _MAX_NETWORKS = 12
 _RESTART_MS = 1500              # time for the reply to reach the browser
 
@@ -40,7 +39,7 @@ def scan():
     return names
 
 
-def save_wifi(ssid, password, path=CONFIG_FILE):
+def save_wifi(ssid, password, path=config_module.FILE):
     """Put the network first in config.json's "wifi" list (.part, rename)."""
     try:
         with open(path) as f:

@@ -108,13 +108,13 @@ def _safe_mode(config):
     return None
 
 
-def run(config_path='config.json'):
+def run(config_path=None):
     """Bring the board up; never raises. Returns a Started."""
     global started
     from firmware import config as config_module
     from firmware.storage import mount_card
     from firmware import auth
-    config, problems = config_module.load(config_path)
+    config, problems = config_module.load(config_path or config_module.FILE)
     for problem in problems:
         print('config:', problem)
     access_point = False

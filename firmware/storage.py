@@ -12,6 +12,7 @@ import asyncio
 import os
 import time
 from micropython import const
+from firmware import download
 
 _CHUNK = const(4096)
 _RESERVE = const(16384)        # keep this much free for FAT metadata
@@ -302,8 +303,9 @@ class SnapshotStore:
             if count % _YIELD_EVERY == 0:
                 await asyncio.sleep_ms(0)
             name = entry[0]
-            if name.startswith(prefix) and name.endswith('.jpg'):
-                item = (_seq_of(name), name)
+            if name.startswith(prefix) and name.endswith('.jpg') \
+                    and not download.busy(self.snapshot_dir + '/' + name):
+                item = (_seq_of(name), name)    # one being downloaded stays
                 if len(best) < limit:
                     _insert(best, item)
                 elif item < best[-1]:
@@ -475,7 +477,8 @@ def _size(path):
         return None
 
 
-def _copy(src, dst):
+def _copy_steps(src, dst):
+    # a generator: one chunk copied per step, so a caller can yield between
     buf = bytearray(_CHUNK)
     with open(src, 'rb') as fin, open(dst, 'wb') as fout:
         while True:
@@ -483,6 +486,19 @@ def _copy(src, dst):
             if not n:
                 break
             fout.write(buf[:n] if n < _CHUNK else buf)
+            yield
+
+
+def _copy(src, dst):
+    """Copy a small file (a snapshot) at once."""
+    for _ in _copy_steps(src, dst):
+        pass
+
+
+async def copy_file(src, dst):
+    """Copy a file of any size, the event loop running between chunks."""
+    for _ in _copy_steps(src, dst):
+        await asyncio.sleep_ms(0)
 
 
 def _remove_quietly(path):
