@@ -39,6 +39,17 @@ def _give(path):
         _readers.pop(path, None)
 
 
+def _open(path):
+    # (the file, None) with a reader slot taken, or (None, the refusal)
+    if not _take(path):
+        return None, ('Busy', 503, {'Retry-After': '2'})
+    try:
+        return open(path, 'rb'), None
+    except OSError:
+        _give(path)
+        return None, ('Not found', 404)
+
+
 def _drop(f, path):
     # a file opened for a response that will not be sent
     try:
@@ -137,13 +148,9 @@ def respond(request, path, content_type, max_age=None, on_close=None):
         headers['Content-Range'] = 'bytes */%d' % size
         headers['Content-Length'] = '0'
         return '', 416, headers
-    if not _take(path):
-        return 'Busy', 503, {'Retry-After': '2'}
-    try:
-        f = open(path, 'rb')
-    except OSError:
-        _give(path)
-        return 'Not found', 404
+    f, refusal = _open(path)
+    if f is None:
+        return refusal
     start, end = span if span else (0, size - 1)
     try:
         body = FileBody(path, f, start, end)
@@ -216,13 +223,9 @@ class ClipPlayer(_OpenFile):
 def play(request, path, on_close):
     """The response that replays a clip: multipart/x-mixed-replace, like
     /stream; 404, 503 (too many readers) or 415 (not one of our clips)."""
-    if not _take(path):
-        return 'Busy', 503, {'Retry-After': '2'}
-    try:
-        f = open(path, 'rb')
-    except OSError:
-        _give(path)
-        return 'Not found', 404
+    f, refusal = _open(path)
+    if f is None:
+        return refusal
     try:
         found = avi.read_header(f.read(avi.HEADER))
     except OSError:
