@@ -13,9 +13,22 @@ from chromium import ARGS, CHROMIUM  # noqa: E402
 from broker import Broker, Listener  # noqa: E402  (tests/broker.py: mosquitto + paho)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # a failed test's report ends with what its boards printed: CI keeps nothing else
+    report = (yield).get_result()
+    if report.failed:
+        for number, board in enumerate(getattr(item, 'sim_boards', ())):
+            try:
+                tail = board.output()[-6000:]
+            except OSError:
+                continue
+            report.sections.append(('board %d console (last 6000 chars)' % number, tail))
+
+
 @pytest.fixture
-def make_board(tmp_path):
-    boards = []
+def make_board(tmp_path, request):
+    boards = request.node.sim_boards = []
 
     def make(**kwargs):
         board = Board(tmp_path, **kwargs)

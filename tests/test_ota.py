@@ -301,6 +301,7 @@ def test_safe_mode_does_not_count_trial_boots_and_usb_deploy_takes_over(ota_boar
              '    f.write("a base trial 2 %d")\nopen("SAFE", "w").close()' % HEALTH_S,
              '+', 'reset')
     wait_output(ota_board, 'safe mode (SAFE file found)')
+    ota_board.log_start = len(ota_board.output())
     mpremote(ota_board, 'reset')
     wait_output(ota_board, 'simulator: board reset, booting again')
     wait_output(ota_board, 'safe mode (SAFE file found)')

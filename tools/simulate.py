@@ -244,7 +244,9 @@ def main(argv=None):
             if port:
                 env['SIM_SERIAL'] = mode
                 stdin_r, stdin_w = port.stdin_pipe()
-                proc = subprocess.Popen(cmd, cwd=flash or REPO, env=env, stdin=stdin_r,
+                # a Ctrl-C before MicroPython is up is lost, as during the ESP32's ROM boot
+                proc = subprocess.Popen(['sh', '-c', 'trap "" INT; exec "$0" "$@"'] + cmd,
+                                        cwd=flash or REPO, env=env, stdin=stdin_r,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                 os.close(stdin_r)
                 port.attach(proc, stdin_w)

@@ -178,7 +178,10 @@ def run(namespace, raw=False):
     """Serve the REPL until a soft reset; returns its exit status."""
     stdin = _Stdin()
     while True:
-        status = _raw(stdin, namespace) if raw else _friendly(stdin, namespace)
+        try:
+            status = _raw(stdin, namespace) if raw else _friendly(stdin, namespace)
+        except KeyboardInterrupt:
+            continue        # a Ctrl-C between lines only starts the prompt again
         if status:
             _out('MPY: soft reboot\r\n')
             return status

@@ -4,17 +4,28 @@ CP2102 on the ESP32-CAM-MB) as a pseudo-terminal on the host.
 Whoever opens `path` (mpremote, a terminal) talks to the board's console.
 The port outlives the board process, as the USB bridge outlives the ESP32's
 resets. On the way in, a Ctrl-C byte also raises SIGINT in the board (the
-ESP32's UART interrupt turns Ctrl-C into KeyboardInterrupt while code runs);
-on the way out, "\\n" becomes "\\r\\n" (the ESP32's cooked stdout), and output
+ESP32's UART interrupt turns Ctrl-C into KeyboardInterrupt while code runs),
+but only once the board's main thread waits in poll, select or sleep: the
+unix port raises KeyboardInterrupt from inside its signal handler, so one
+landing in malloc or the garbage collector wedges the process (a stdio lock
+held for ever, the heap left locked), where the ESP32 raises it at the VM's
+next check. Code that never waits is interrupted after 3 s all the same.
+On the way out, "\\n" becomes "\\r\\n" (the ESP32's cooked stdout), and output
 nobody reads is dropped, as a UART does, so the board never blocks on it.
 """
 import errno
 import os
+import platform
 import select
 import signal
 import sys
 import threading
+import time
 import tty
+
+# the syscalls a thread sleeps in: poll, select, nanosleep and their kin
+_WAITS = {'x86_64': {7, 23, 35, 230, 232, 270, 271, 281},
+          'aarch64': {22, 72, 73, 101, 115}}.get(platform.machine(), set())
 
 
 class SerialPort:
@@ -55,10 +66,7 @@ class SerialPort:
             if board is None or board.poll() is not None:
                 continue                    # off or rebooting: the bytes are lost
             if b'\x03' in data:
-                try:
-                    board.send_signal(signal.SIGINT)
-                except OSError:
-                    pass
+                _interrupt(board)
             try:
                 os.write(board_in, data)
             except OSError:
@@ -92,3 +100,21 @@ class SerialPort:
                 if self._reader_gone or not select.select([], [self.master], [], 1)[1]:
                     self._reader_gone = True
                     return
+
+
+def _interrupt(board):
+    """SIGINT to the board once its main thread sleeps in a syscall (within 3 s)."""
+    deadline = time.monotonic() + 3
+    while _WAITS and time.monotonic() < deadline:
+        try:
+            with open('/proc/%d/syscall' % board.pid) as f:
+                call = f.read().split()[0]
+        except (OSError, IndexError):
+            break
+        if call.isdigit() and int(call) in _WAITS:
+            break
+        time.sleep(0.005)
+    try:
+        board.send_signal(signal.SIGINT)
+    except OSError:
+        pass
