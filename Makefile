@@ -21,7 +21,7 @@ sim: setup
 # mtools, dosfstools and chromium come from Debian when missing.
 test: setup compile check
 	bash tools/system-deps.sh
-	$(PY) -m pytest tests
+	$(PY) -m pytest --durations=15 tests
 
 # The board files against the MicroPython ESP32 API: pyright with the pinned
 # micropython-esp32-stubs and microdot; exceptions are listed in tools/check.py.

@@ -76,6 +76,9 @@ def _merge(defaults, given, path, problems):
     return out
 
 
+_DAY_S = 86400
+
+
 def parse(text):
     """Return (config, problems) from the text of a config file."""
     problems = []
@@ -89,6 +92,10 @@ def parse(text):
     if config['auth'] not in ('on', 'off'):
         problems.append('auth must be "on" or "off"')
         config['auth'] = 'on'
+    if not 0 <= config['clips']['timelapse_s'] <= _DAY_S:
+        # one clip a day; and asyncio.sleep_ms() is only right within 6.2 days
+        problems.append('clips.timelapse_s must be 0 to %d (a day)' % _DAY_S)
+        config['clips']['timelapse_s'] = 0
     limits = given.get('limits')
     if config['mqtt']['host'] and not (isinstance(limits, dict) and 'max_connections' in limits):
         # lwIP's 10 sockets: listener + 7 clients + DNS + NTP leave none for MQTT

@@ -142,9 +142,9 @@ class Client:
         reader = asyncio.create_task(self._read_loop())
         try:
             self.connected = True
-            self.report('connected')
             if self.on_connect:
                 await self.on_connect()
+            self.report('connected')    # subscribed by now: no command sent on this news is lost
             while True:
                 await asyncio.sleep_ms(self.keepalive_s * 500)
                 if reader.done():

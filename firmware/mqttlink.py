@@ -81,12 +81,14 @@ class MqttLink:
     # --- what the broker tells us ----------------------------------------
     async def _on_connect(self):
         client = self.client
-        await client.publish(self.base + 'availability', 'online', retain=True, qos=1)
+        # subscribed before "online": the broker takes packets in order, so
+        # a command sent on seeing it reaches us
         await client.subscribe(self.base + 'commands')
         await client.subscribe(self.base + 'camera/get')
         await client.subscribe(self.prefix + '/status')
-        await self._discovery()
-        self.seen_version = -1          # the state again: it may have changed meanwhile
+        await client.publish(self.base + 'availability', 'online', retain=True, qos=1)
+        self.announce = True            # the pump sends discovery, then the state again
+        self.seen_version = -1
         self._wake.set()
 
     def _on_message(self, topic, payload):

@@ -322,11 +322,7 @@ class SnapshotStore:
         # the card stopped answering: forget it until watch() finds it again
         self.mounted = False
         self.recent_valid = False
-        try:
-            import vfs
-            vfs.umount(self.mount_point)
-        except Exception:
-            pass
+        unmount_card(self.mount_point)
         print('sd: card lost')
         self.on_change(self)
 
@@ -509,6 +505,35 @@ def _remove_quietly(path):
 
 
 _card = None    # the one machine.SDCard: the SD host lives as long as the board
+_mount = None   # the _Mount of the card mounted now
+
+
+class _Mount:
+    """The card as one mount sees it. VfsFat keeps an unmounted filesystem
+    alive, so a file left open on a lost card is closed later by the GC,
+    flushing its stale buffers: once lost, this mount reads nothing and
+    writes nowhere (without allocating: finalisers run with the heap
+    locked), never onto a card inserted since."""
+
+    def __init__(self, card):
+        self.card = card
+
+    def lose(self):
+        self.card = None
+
+    def readblocks(self, n, buf):
+        card = self.card
+        if card is not None:
+            card.readblocks(n, buf)
+
+    def writeblocks(self, n, buf):
+        card = self.card
+        if card is not None:
+            card.writeblocks(n, buf)
+
+    def ioctl(self, op, arg):
+        card = self.card
+        return card.ioctl(op, arg) if card is not None else 0
 
 
 def mount_card(mount_point, width=1, quiet=False):
@@ -517,13 +542,14 @@ def mount_card(mount_point, width=1, quiet=False):
     The SDCard object is made once and kept: a second live one fails on the
     ESP32 (ESP_ERR_INVALID_STATE), and a dropped one, when collected,
     deinits the host under the mount. Remounts reuse it."""
-    global _card
+    global _card, _mount
     try:
         import machine
         import vfs
         if _card is None:
             _card = machine.SDCard(slot=1, width=width)
-        vfs.mount(_card, mount_point)
+        _mount = _Mount(_card)
+        vfs.mount(_mount, mount_point)
     except Exception as exc:
         if not quiet:
             print('sd: no card:', exc)
@@ -538,3 +564,16 @@ def mount_card(mount_point, width=1, quiet=False):
     except OSError:
         pass            # a card that fails here is found lost by watch()
     return True
+
+
+def unmount_card(mount_point):
+    """Forget the mounted card (it stopped answering); never raises."""
+    global _mount
+    if _mount is not None:
+        _mount.lose()
+        _mount = None
+    try:
+        import vfs
+        vfs.umount(mount_point)
+    except Exception:
+        pass

@@ -23,6 +23,14 @@ def test_broken_config_is_reported_and_the_board_still_serves(make_board):
     assert board.wait_for(lambda s: s['camera'] != 'starting')['camera'] == 'ok'
 
 
+def test_a_time_lapse_interval_over_a_day_is_refused(make_board):
+    config = json.load(open(os.path.join(REPO, 'tools', 'sim', 'config.json')))
+    config['clips'] = dict(config.get('clips', {}), timelapse_s=7 * 86400)
+    board = make_board(config=config).start()
+    assert 'config: clips.timelapse_s must be 0 to 86400 (a day)' in board.output()
+    board.wait_frame()
+
+
 def test_wrong_types_in_the_config_fall_back_to_defaults(make_board):
     config = json.load(open(os.path.join(REPO, 'tools', 'sim', 'config.json')))
     config['camera'] = 'VGA please'

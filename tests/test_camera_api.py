@@ -127,16 +127,20 @@ def test_capture_waits_for_a_frame_without_stalling_the_loop(make_board, api):
     fps = 5             # a 200 ms frame interval: a capture that blocks shows
     board = make_board(camera_api=api, fps=fps, config=sim_config(fps=fps)).start()
     board.wait_frame()
-    with board.ws() as ws:
-        board.command(ws, cmd='reset')         # measure from here
-        before = board.command(ws, cmd='status')['status']['frames']
-    status = board.wait_for(lambda s: s['frames'] >= before + 10, timeout=30)
-    assert status['camera'] == 'ok'
+    rounds = []
+    for _ in range(3):
+        with board.ws() as ws:
+            board.command(ws, cmd='reset')         # measure from here
+            before = board.command(ws, cmd='status')['status']['frames']
+        rounds.append(board.wait_for(lambda s: s['frames'] >= before + 5, timeout=30))
+    assert all(status['camera'] == 'ok' for status in rounds)
     with board.http() as client:
         assert client.get('/snapshot.jpg').content in frame_set()
     if api == 'cnadler86':
         # frame_available() is polled with asyncio.sleep_ms(): capture()
-        # returns at once and the loop never waits for the sensor
+        # returns at once and the loop never waits for the sensor. The
+        # median round: a busy host may stall the board's process in one
         interval = 1000 // fps
-        assert status['capture_block_ms'] < interval // 4
-        assert status['loop_stall_ms'] < interval // 2
+        median = sorted(rounds, key=lambda s: s['loop_stall_ms'])[1]
+        assert median['loop_stall_ms'] < interval // 2, rounds
+        assert sorted(s['capture_block_ms'] for s in rounds)[1] < interval // 4, rounds

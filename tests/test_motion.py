@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -235,39 +236,83 @@ def test_an_event_id_from_before_a_restart_replays_what_this_boot_kept(make_boar
     assert all(i.split('-')[0] != before.split('-')[0] for i in ids), (before, ids)
 
 
-@pytest.fixture
-def crowded_card(tmp_path):
-    """A 1.44 MB card already holding 30 motion and 3 manual snapshots."""
+def make_crowded_card(tmp_path, oldest=None):
+    """A 1.44 MB card already holding 30 motion and 3 manual snapshots;
+    `oldest`, if given, is the picture of the oldest motion snapshot."""
     path = str(tmp_path / 'crowded.img')
     subprocess.run(['mformat', '-C', '-i', path, '-f', '1440', '::'], check=True, env=MTOOLS_ENV)
     subprocess.run(['mmd', '-i', path, '::/snaps'], check=True, env=MTOOLS_ENV)
-    frame = sorted(frame_set(), key=len)[-1]
     src = tmp_path / 'frame.jpg'
-    src.write_bytes(frame)
+    src.write_bytes(sorted(frame_set(), key=len)[-1])
     names = ['motion-20260101-0000%02d-%04d.jpg' % (i, i) for i in range(30)]
     names += ['manual-20260101-0001%02d-%04d.jpg' % (i, 30 + i) for i in range(3)]
     for name in names:
-        subprocess.run(['mcopy', '-i', path, str(src), '::/snaps/' + name], check=True, env=MTOOLS_ENV)
+        picture = src
+        if oldest is not None and name == names[0]:
+            picture = tmp_path / 'oldest.jpg'
+            picture.write_bytes(oldest)
+        subprocess.run(['mcopy', '-i', path, str(picture), '::/snaps/' + name], check=True,
+                       env=MTOOLS_ENV)
     return path
 
 
-def test_retention_deletes_only_motion_snapshots_oldest_first(make_board, crowded_card):
+@pytest.fixture
+def crowded_card(tmp_path):
+    return make_crowded_card(tmp_path)
+
+
+def retention_board(make_board, card):
+    """A board on `card` where every save has to make room."""
     config = sim_config(sensitivity=0)
     config['sd'] = {'min_free_bytes': 1300000}
-    board = make_board(sdcard=crowded_card, config=config).start()
+    board = make_board(sdcard=card, config=config).start()
     board.wait_frame()
+    return board
+
+
+def save_and_see_deletions(board):
+    """Take a snapshot; the names retention deleted to make room for it."""
     sse = SSE(board)
     sse.next_status()
     with board.ws() as ws:
         assert board.command(ws, cmd='snapshot_now')['ok'] is True
     deleted = (sse.next_event('deleted') or {}).get('names')
     sse.close()
+    return deleted
+
+
+def test_retention_deletes_only_motion_snapshots_oldest_first(make_board, crowded_card):
+    board = retention_board(make_board, crowded_card)
+    deleted = save_and_see_deletions(board)
     files = board.card_files()
     motion_left = sorted(n for n in files if n.startswith('motion-'))
     assert deleted and all(n.startswith('motion-') for n in deleted)
     assert sorted(deleted) == ['motion-20260101-0000%02d-%04d.jpg' % (i, i) for i in range(len(deleted))]
     assert motion_left == ['motion-20260101-0000%02d-%04d.jpg' % (i, i) for i in range(len(deleted), 30)]
     assert len([n for n in files if n.startswith('manual-')]) == 4     # 3 old + the new one
+
+
+def test_retention_keeps_a_snapshot_while_it_is_downloaded(make_board, tmp_path):
+    from test_downloads import slow_get
+    picture = io.BytesIO()      # noise: about 200 KB, far more than the socket buffers hold
+    Image.effect_noise((640, 480), 80).convert('RGB').save(picture, 'JPEG', quality=90)
+    oldest = picture.getvalue()
+    board = retention_board(make_board, make_crowded_card(tmp_path, oldest))
+    name = 'motion-20260101-000000-0000.jpg'
+    started = threading.Event()
+    out = []
+    reader = threading.Thread(target=slow_get, args=(board, '/snaps/' + name, started, out, 0.1))
+    reader.start()
+    assert started.wait(15)
+    deleted = save_and_see_deletions(board)
+    reader.join()
+    head, body, complete = out[0]
+    # the next oldest went instead; the one being read stayed, and came whole
+    assert deleted and name not in deleted
+    assert sorted(deleted) == ['motion-20260101-0000%02d-%04d.jpg' % (i, i)
+                               for i in range(1, len(deleted) + 1)]
+    assert complete and body == oldest
+    assert board.card_files()[name] == oldest
 
 
 def test_a_pir_edge_is_motion_until_the_sensor_has_been_quiet(make_board, tmp_path):

@@ -159,8 +159,9 @@ def test_tls_to_the_broker_verified_against_the_configured_ca(make_board, tmp_pa
         # as README.md says: tls on, the CA as a DER file on flash
         board = make_board(config=board_config(broker, tls=True, ca=tls['ca']['der']),
                            board_id=ID).start()
-        listener.wait(online)
-        listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected')
+        # a TLS handshake in the unix port takes seconds when the host is busy
+        listener.wait(online, timeout=60)
+        listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected', timeout=60)
         assert command(listener, {'cmd': 'set', 'key': 'sensitivity', 'value': 70})['ok'] is True
         status = board.status()
         assert status['mqtt'] == 'connected'
@@ -202,7 +203,8 @@ def test_unacknowledged_qos1_is_resent_with_dup_and_delivered_when_the_broker_is
     # does not give up on the silent broker (30 s) before that.
     board = make_board(config=board_config(broker, keepalive_s=20), board_id=ID).start()
     board.wait_frame()
-    listener.wait(online)
+    # the state comes after the discovery configs: the command is not queued behind them
+    listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected')
     board.set_faults(sd_bytes_per_s=8000)       # a snapshot takes seconds to save
     mark = listener.mark()
     listener.publish(BASE + 'commands', json.dumps({'cmd': 'snapshot_now', 'id': 'dup'}))
