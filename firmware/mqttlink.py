@@ -138,7 +138,11 @@ class MqttLink:
         state = self.state
         if self.announce:
             self.announce = False
-            await self._discovery()
+            try:
+                await self._discovery()
+            except Exception:
+                self.announce = True    # not all acknowledged: all again on the next pass
+                raise
         while self.commands:
             payload = self.commands.pop(0)
             text = payload.decode() if utf8_valid(payload) else payload

@@ -511,9 +511,10 @@ _mount = None   # the _Mount of the card mounted now
 class _Mount:
     """The card as one mount sees it. VfsFat keeps an unmounted filesystem
     alive, so a file left open on a lost card is closed later by the GC,
-    flushing its stale buffers: once lost, this mount reads nothing and
-    writes nowhere (without allocating: finalisers run with the heap
-    locked), never onto a card inserted since."""
+    flushing its stale buffers: once lost, this mount fails every transfer
+    (EIO) and lets only such a close finish, writing nowhere, never onto a
+    card inserted since. The driver's own answer (False: a failed transfer)
+    is passed on."""
 
     def __init__(self, card):
         self.card = card
@@ -524,16 +525,28 @@ class _Mount:
     def readblocks(self, n, buf):
         card = self.card
         if card is not None:
-            card.readblocks(n, buf)
+            return card.readblocks(n, buf)
+        return _lost_transfer()
 
     def writeblocks(self, n, buf):
         card = self.card
         if card is not None:
-            card.writeblocks(n, buf)
+            return card.writeblocks(n, buf)
+        return _lost_transfer()
 
     def ioctl(self, op, arg):
         card = self.card
         return card.ioctl(op, arg) if card is not None else 0
+
+
+def _lost_transfer():
+    # -EIO (an int: every VfsFat reads ints, not all read bools); 0 for the
+    # GC's close of a stale file, which runs with the heap locked
+    try:
+        bytearray(1)
+    except MemoryError:
+        return 0
+    return -5
 
 
 def mount_card(mount_point, width=1, quiet=False):

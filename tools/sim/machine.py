@@ -1,7 +1,6 @@
 # Simulator only, never goes onto a board: the board's machine module on a PC.
 # SDCard is a FAT image file as a block device; Pin, PWM, WDT, RTC and reset stand in.
 from umachine import *  # noqa: F401,F403  the unix port's own machine functions
-import micropython
 import os
 import sys
 import time
@@ -9,6 +8,7 @@ import utime
 import simctl
 
 _BLOCK = 512
+_EIO = -5
 _open_images = {}       # one handle per image, however often it is remounted
 _live_hosts = []        # slots whose SD host an SDCard holds
 
@@ -63,26 +63,44 @@ class SDCard:
         if block * _BLOCK + len(buf) > self.blocks * _BLOCK:
             raise OSError(5)
 
+    # A failed transfer is a return value, not an exception, as from the C
+    # driver (ports/esp32/machine_sdcard.c): FatFs sees a disk error and
+    # answers EIO. The driver returns True/False, which the board's VfsFat
+    # reads as 0/-EIO; this unix port's VfsFat reads only ints, so here None
+    # and -EIO, the same to FatFs.
     def readblocks(self, block, buf, offset=0):
         if _in_finaliser():
-            self._raw(block * _BLOCK + offset).readinto(buf)
-            return
-        self._check(block, buf)
+            failed = self._raw(block * _BLOCK + offset)
+            if not failed:
+                self.file.readinto(buf)
+            return failed
+        try:
+            self._check(block, buf)
+        except OSError:
+            return _EIO
         self.file.seek(block * _BLOCK + offset)
         self.file.readinto(buf)
 
     def _raw(self, at):
         # the C driver allocates nothing: a file closed by the GC reaches the
-        # card as it is now (no faults but presence: the fault file cannot be read)
+        # card as it is now (no faults but presence: the fault file cannot be
+        # read); -EIO, or None with the image at `at`
         if not (self.live and self.present):
-            raise OSError(5)
+            return _EIO
         self.file.seek(at)
-        return self.file
 
     def writeblocks(self, block, buf, offset=0):
         if _in_finaliser():
-            self._raw(block * _BLOCK + (offset or 0)).write(buf)
-            return
+            failed = self._raw(block * _BLOCK + (offset or 0))
+            if not failed:
+                self.file.write(buf)
+            return failed
+        try:
+            self._write(block, buf, offset)
+        except OSError:
+            return _EIO
+
+    def _write(self, block, buf, offset):
         self._check(block, buf)
         if self.ignore_faults:
             pass
@@ -143,8 +161,11 @@ class SDCard:
 
 def _in_finaliser():
     # the GC runs finalisers (a file's close) with the heap locked
-    micropython.heap_lock()
-    return micropython.heap_unlock() > 0
+    try:
+        bytearray(1)
+    except MemoryError:
+        return True
+    return False
 
 
 _writes = 0

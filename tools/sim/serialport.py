@@ -5,14 +5,16 @@ Whoever opens `path` (mpremote, a terminal) talks to the board's console.
 The port outlives the board process, as the USB bridge outlives the ESP32's
 resets. On the way in, a Ctrl-C byte also raises SIGINT in the board (the
 ESP32's UART interrupt turns Ctrl-C into KeyboardInterrupt while code runs),
-but only once the board's main thread waits in poll, select or sleep: the
-unix port raises KeyboardInterrupt from inside its signal handler, so one
-landing in malloc or the garbage collector wedges the process (a stdio lock
-held for ever, the heap left locked), where the ESP32 raises it at the VM's
-next check. Code that never waits is interrupted after 3 s all the same.
+but only while the board's main thread waits in poll, select or sleep
+(stopped to look): the unix port raises KeyboardInterrupt from inside its
+signal handler, so one landing in malloc or the garbage collector wedges
+the process (a stdio lock held for ever, the heap left locked), where the
+ESP32 raises it at the VM's next check. Code that never waits is
+interrupted after 3 s all the same.
 On the way out, "\\n" becomes "\\r\\n" (the ESP32's cooked stdout), and output
 nobody reads is dropped, as a UART does, so the board never blocks on it.
 """
+import ctypes
 import errno
 import os
 import platform
@@ -103,18 +105,47 @@ class SerialPort:
 
 
 def _interrupt(board):
-    """SIGINT to the board once its main thread sleeps in a syscall (within 3 s)."""
+    """SIGINT to the board while its main thread sleeps in a syscall: the
+    board is stopped to look, so it cannot wake in between (3 s at most)."""
     deadline = time.monotonic() + 3
-    while _WAITS and time.monotonic() < deadline:
-        try:
-            with open('/proc/%d/syscall' % board.pid) as f:
-                call = f.read().split()[0]
-        except (OSError, IndexError):
-            break
-        if call.isdigit() and int(call) in _WAITS:
-            break
-        time.sleep(0.005)
     try:
-        board.send_signal(signal.SIGINT)
+        while _WAITS and time.monotonic() < deadline and board.poll() is None:
+            board.send_signal(signal.SIGSTOP)
+            try:
+                call = _syscall(board.pid)
+                if call is None or call in _WAITS:
+                    _to_main_thread(board.pid, signal.SIGINT)   # taken when it runs again
+                    return
+            finally:
+                board.send_signal(signal.SIGCONT)
+            time.sleep(0.005)
+        _to_main_thread(board.pid, signal.SIGINT)
     except OSError:
-        pass
+        pass            # the board went meanwhile
+
+
+def _to_main_thread(pid, sig):
+    # a signal to the process may be taken by any thread, e.g. the simulated
+    # watchdog's, which a KeyboardInterrupt would end (the ESP32's is hardware)
+    tgkill = getattr(ctypes.CDLL(None, use_errno=True), 'tgkill', None)
+    if tgkill is None:
+        os.kill(pid, sig)
+    elif tgkill(pid, pid, sig) != 0:
+        raise OSError(ctypes.get_errno(), 'tgkill')
+
+
+def _syscall(pid):
+    """The syscall the stopped process's main thread waits in, -1 for none,
+    None when this host cannot tell."""
+    for _ in range(200):
+        try:
+            with open('/proc/%d/stat' % pid) as f:
+                stopped = f.read().rsplit(')', 1)[1].split()[0] == 'T'
+            if stopped:
+                with open('/proc/%d/syscall' % pid) as f:
+                    call = f.read().split()[0]
+                return int(call) if call.lstrip('-').isdigit() else -1
+        except (OSError, IndexError, ValueError):
+            return None
+        time.sleep(0.001)
+    return None
