@@ -4,6 +4,7 @@ a small C stack."""
 import json
 import os
 import re
+import subprocess
 import time
 
 from tools.sim.harness import REPO
@@ -126,3 +127,20 @@ def test_a_message_nested_5000_deep_is_refused_and_the_board_serves_on(make_boar
         assert reply == {'ok': False, 'error': 'bad json', 'reason': 'nested too deep'}
         assert board.command(ws, cmd='status')['ok'] is True
     assert 'Traceback' not in board.output()
+
+
+def test_the_simulated_wall_clock_never_steps_back(tmp_path):
+    # the ESP32's RTC only moves forward between NTP sets: names taken in
+    # order must sort in order (a burst once got a name a second early)
+    script = tmp_path / 'clock.py'
+    script.write_text(
+        'import sys\nsys.path.insert(0, %r)\nimport time\n'
+        'prev = time.time()\nback = 0\n'
+        'for i in range(300000):\n'
+        '    now = time.time()\n'
+        '    back += now < prev\n'
+        '    prev = now\n'
+        'print("back", back)\n' % os.path.join(REPO, 'tools', 'sim'))
+    out = subprocess.run([os.path.join(REPO, '.venv', 'bin', 'micropython'), str(script)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ['back', '0'], out.stdout + out.stderr

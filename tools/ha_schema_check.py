@@ -1,7 +1,7 @@
 """Check MQTT discovery configs against Home Assistant's own schemas.
 
-Runs in build/ha-venv (Home Assistant HA_VERSION, the newest that installs
-on Python 3.11; `python tools/ha_schema_check.py --setup` makes it).
+Runs in build/ha-venv (Home Assistant as pinned in tools/ha-requirements.txt;
+`python tools/ha_schema_check.py --setup` makes it).
 Reads a JSON list of [topic, payload text] on stdin; for each one it
 validates the payload with
 homeassistant.components.mqtt.<component>.DISCOVERY_SCHEMA (the light's
@@ -15,30 +15,24 @@ import os
 import subprocess
 import sys
 
-HA_VERSION = '2024.3.3'     # 2024.4 and newer need Python 3.12
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(REPO, 'build', 'ha-venv')
 PYTHON = os.path.join(VENV, 'bin', 'python')
-# homeassistant's own requirements pin hundreds of packages and pip's resolver
-# backtracks for a long time over habluetooth's; the schemas need only these
-# (the camera schema imports the stream component: numpy, av, turbojpeg)
-EXTRA = ['paho-mqtt==1.6.1', 'numpy==1.26.0', 'PyTurboJPEG==1.7.1', 'ha-av==10.1.1']
+REQUIREMENTS = os.path.join(REPO, 'tools', 'ha-requirements.txt')
 
 
 def setup():
-    """Create build/ha-venv with the pinned Home Assistant, once."""
-    if os.path.exists(os.path.join(VENV, '.ready')):
+    """Create build/ha-venv from tools/ha-requirements.txt, once per version of it."""
+    ready = os.path.join(VENV, '.ready')
+    wanted = open(REQUIREMENTS).read()
+    if os.path.exists(ready) and open(ready).read() == wanted:
         return PYTHON
-    subprocess.run([sys.executable, '-m', 'venv', VENV], check=True)
-    pip = [PYTHON, '-m', 'pip', 'install', '-q']
-    subprocess.run(pip + ['--no-deps', 'homeassistant==' + HA_VERSION], check=True)
-    from_metadata = subprocess.run(
-        [PYTHON, '-c', 'from importlib.metadata import requires; '
-         'print("\\n".join(r for r in requires("homeassistant") if "extra" not in r))'],
-        check=True, capture_output=True, text=True).stdout.split('\n')
-    subprocess.run(pip + [r.replace(' (', '').replace(')', '') for r in from_metadata if r]
-                   + EXTRA, check=True)
-    open(os.path.join(VENV, '.ready'), 'w').close()
+    subprocess.run([sys.executable, '-m', 'venv', '--clear', VENV], check=True)
+    # every package is pinned there: no resolving; .pyc files come on import
+    subprocess.run([PYTHON, '-m', 'pip', 'install', '-q', '--no-deps', '--no-compile',
+                    '-r', REQUIREMENTS], check=True)
+    with open(ready, 'w') as f:
+        f.write(wanted)
     return PYTHON
 
 

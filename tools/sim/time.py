@@ -87,7 +87,8 @@ def sim_set_clock():
 
 
 def time():
-    ahead_s = (_loop_ms() - utime.ticks_ms()) // 1000
+    _loop_ms()
+    ahead_s = _ahead_ms // 1000     # not a difference of two host readings: it could be -1
     if _clock_set:
         return utime.time() - _EPOCH_2000 + ahead_s
     return utime.time() - _power_on + ahead_s
