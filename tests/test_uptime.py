@@ -107,7 +107,7 @@ def test_frame_motion_counts_days_later(make_board, tmp_path, seconds):
     assert before >= first
     run_ahead(board, seconds, camera_capture_fail=True)
     assert board.status()['trigger_count'] == before
-    board.set_faults(jump_s=seconds)
-    # the camera comes back at its next retry (30 s apart by now)
+    # the camera comes back at its next retry, 30 s apart by now: a minute more passes
+    board.set_faults(jump_s=seconds + 60)
     status = board.wait_for(lambda s: s['trigger_count'] > before, timeout=60)
     assert status['last_motion']['cause'] == 'frame'

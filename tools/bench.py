@@ -226,6 +226,32 @@ def card_figures(tmp):
             'FAT write %d (%d)' % (plain, plain_bytes), '<= +3 writes', ours <= plain + 3)
 
 
+# a single-block read on the board: SDMMC command, card access, 512 bytes on
+# one data line at 20 MHz (tools/sim/machine.py charges the same)
+_READ_MS = 0.31
+
+
+def folder_figures(tmp):
+    """Block reads of one save and one delete among N snapshots in /snaps,
+    beside an empty folder, and what they hold the board's loop for."""
+    floor = None
+    for count in (0, 100, 1000, 5000):
+        image = os.path.join(tmp, 'folder-%d.img' % count)
+        with open(image, 'wb') as f:
+            f.truncate(32 * 1024 * 1024)
+        env = dict(os.environ, SIM_SDCARD=image, MICROPYPATH='.frozen:' + os.path.join(HERE, 'sim'))
+        out = subprocess.run([MICROPYTHON, '-X', 'heapsize=8M', os.path.join(HERE, 'bench_floor.py'),
+                              'reads', image, str(count), REPO], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        save, delete = int(out[1]), int(out[3])
+        if floor is None:
+            floor = save
+            continue
+        row('save + delete among %d snapshots: card reads (~ms)' % count,
+            '%d + %d (~%d)' % (save, delete, (save + delete) * _READ_MS),
+            'empty folder %d' % floor, '<= 50 ms', (save + delete) * _READ_MS <= 50)
+
+
 def stall_figure(tmp):
     frames = os.path.join(tmp, 'frames-30000')
     board = start(tmp, 'stall', frames=frames, config=bench_config(loop_monitor=True))
@@ -494,6 +520,7 @@ def main():
         latency_figures(tmp)
         snapshot_figures(tmp)
         card_figures(tmp)
+        folder_figures(tmp)
         stall_figure(tmp)
         clip_figures(tmp)
         stream_figures(tmp)

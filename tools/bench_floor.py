@@ -8,6 +8,8 @@
 #   micropython bench_floor.py blocks IMG SIZE N  block writes (and bytes) of a plain FAT
 #                                                 write of SIZE bytes and of the firmware's
 #                                                 snapshot save of the same bytes, per file
+#   micropython bench_floor.py reads IMG N REPO   block reads of a snapshot save and of a
+#                                                 delete among N snapshots in one folder
 import gc
 import sys
 import time
@@ -90,6 +92,47 @@ elif mode == 'blocks':
     plain_runs = sorted(counted(lambda: plain(i)) for i in range(count))
     ours = sorted(counted(lambda: asyncio.run(store.save('manual', data))) for _ in range(count))
     print('plain_writes %d %d ours_writes %d %d' % (plain_runs[count // 2] + ours[count // 2]))
+elif mode == 'reads':
+    # FatFs finds a name by reading the folder from its start, one block a
+    # command: what a crowded folder costs the board is these reads
+    import asyncio
+    import os
+    import vfs
+    import machine
+    sys.path.append(sys.argv[4])
+
+    class CountingReads:
+        def __init__(self, card):
+            self.card = card
+            self.reads = 0
+
+        def readblocks(self, block, buf, offset=0):
+            self.reads += (len(buf) + 511) // 512
+            return self.card.readblocks(block, buf, offset)
+
+        def writeblocks(self, block, buf, offset=0):
+            return self.card.writeblocks(block, buf, offset)
+
+        def ioctl(self, op, arg):
+            return self.card.ioctl(op, arg)
+
+    card = CountingReads(machine.SDCard(sim_ignore_faults=True))
+    vfs.VfsFat.mkfs(card)
+    vfs.mount(card, '/sdcard')
+    os.mkdir('/sdcard/snaps')
+    for seq in range(int(sys.argv[3])):
+        with open('/sdcard/snaps/motion-20260101-%06d-%04d.jpg' % (seq, seq), 'wb') as f:
+            f.write(b'\xff\xd8')
+    from firmware.storage import SnapshotStore
+    store = SnapshotStore('/sdcard', 'snaps', True)
+    store.open()
+    data = b'\xff\xd8' + bytes(30000)
+    card.reads = 0
+    path, _ = asyncio.run(store.save('manual', data))
+    save_reads = card.reads
+    card.reads = 0
+    asyncio.run(store.delete(path.rsplit('/', 1)[1]))
+    print('save_reads %d delete_reads %d' % (save_reads, card.reads))
 elif mode == 'import':
     gc.collect()
     before = gc.mem_alloc()

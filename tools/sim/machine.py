@@ -9,6 +9,13 @@ import simctl
 
 _BLOCK = 512
 _EIO = -5
+# What a transfer costs on the board, in the call (the VM waits): SDMMC at its
+# default 20 MHz moves 512 bytes in ~205 us on one data line, ~51 us on four;
+# each command adds the driver's and the card's overhead, and a write waits
+# for the card to program the data (busy), typically half a millisecond.
+_COMMAND_US = 100
+_BLOCK_US_1BIT = 205
+_WRITE_BUSY_US = 500
 _open_images = {}       # one handle per image, however often it is remounted
 _live_hosts = []        # slots whose SD host an SDCard holds
 
@@ -31,6 +38,7 @@ class SDCard:
                 raise OSError(-259, 'ESP_ERR_INVALID_STATE')
             _live_hosts.append(slot)
         self.slot = slot
+        self.block_us = _BLOCK_US_1BIT // (4 if width == 4 else 1)
         self.live = not sim_ignore_faults
         self.path = path
         self.ignore_faults = sim_ignore_faults
@@ -78,8 +86,18 @@ class SDCard:
             self._check(block, buf)
         except OSError:
             return _EIO
+        self._transfer_time(buf, 0)
         self.file.seek(block * _BLOCK + offset)
         self.file.readinto(buf)
+
+    def _transfer_time(self, buf, busy_us):
+        # a spin, not a sleep: the serial port's Ctrl-C goes in only while the
+        # board sleeps, never inside FatFs (the ESP32's driver is C, no Python)
+        if not self.ignore_faults:
+            us = _COMMAND_US + busy_us + self.block_us * ((len(buf) + _BLOCK - 1) // _BLOCK)
+            start = time.ticks_us()
+            while time.ticks_diff(time.ticks_us(), start) < us:
+                pass
 
     def _raw(self, at):
         # the C driver allocates nothing: a file closed by the GC reaches the
@@ -131,6 +149,8 @@ class SDCard:
             # is here, per write: the firmware's await between chunks is what
             # lets other tasks run, as on the board.
             time.sleep(len(buf) / rate)
+        else:
+            self._transfer_time(buf, _WRITE_BUSY_US)
         self.file.seek(block * _BLOCK + (offset or 0))
         self.file.write(buf)
 
