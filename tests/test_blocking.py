@@ -153,10 +153,13 @@ def test_listing_5000_snapshots_does_not_stall_a_viewer(make_board, crowded_card
                 assert client.get('/snaps').json() == _newest(files)
                 assert client.get('/snaps').json() == _newest(files)     # from memory
                 status = board.command(ws, cmd='status')['status']
+                if not viewer.is_alive():
+                    break           # a slow host: only rounds the viewer saw whole
                 stalls.append(status['loop_stall_ms'])
                 taken += status['frames'] - before
                 shown += len(frames) - got
     viewer.join()
+    assert len(stalls) >= 3 and taken >= 10, (stalls, taken)
     assert _typical(stalls) <= _MAX_STALL_MS, stalls
     # while the folder was walked the viewer kept the camera's pace
     assert shown >= taken * 3 // 4, (shown, taken)

@@ -9,10 +9,11 @@ import simctl
 
 _BLOCK = 512
 _EIO = -5
-# What a transfer costs on the board, in the call (the VM waits): SDMMC at its
-# default 20 MHz moves 512 bytes in ~205 us on one data line, ~51 us on four;
-# each command adds the driver's and the card's overhead, and a write waits
-# for the card to program the data (busy), typically half a millisecond.
+# What a transfer costs on the board, in the call (the VM waits). The heap is
+# in PSRAM, which the SD host cannot DMA from, so ESP-IDF moves one block per
+# command through a bounce buffer: per block, a command and its overhead, 512
+# bytes at 20 MHz (~205 us on one data line, ~51 us on four) and, for a write,
+# the card programming it (busy), typically half a millisecond. At least that.
 _COMMAND_US = 100
 _BLOCK_US_1BIT = 205
 _WRITE_BUSY_US = 500
@@ -91,13 +92,9 @@ class SDCard:
         self.file.readinto(buf)
 
     def _transfer_time(self, buf, busy_us):
-        # a spin, not a sleep: the serial port's Ctrl-C goes in only while the
-        # board sleeps, never inside FatFs (the ESP32's driver is C, no Python)
         if not self.ignore_faults:
-            us = _COMMAND_US + busy_us + self.block_us * ((len(buf) + _BLOCK - 1) // _BLOCK)
-            start = time.ticks_us()
-            while time.ticks_diff(time.ticks_us(), start) < us:
-                pass
+            blocks = (len(buf) + _BLOCK - 1) // _BLOCK
+            _hold_us(blocks * (_COMMAND_US + self.block_us + busy_us))
 
     def _raw(self, at):
         # the C driver allocates nothing: a file closed by the GC reaches the
@@ -148,7 +145,7 @@ class SDCard:
             # block write, for that write's time and no longer. So the throttle
             # is here, per write: the firmware's await between chunks is what
             # lets other tasks run, as on the board.
-            time.sleep(len(buf) / rate)
+            _hold_us(int(len(buf) * 1000000 / rate))
         else:
             self._transfer_time(buf, _WRITE_BUSY_US)
         self.file.seek(block * _BLOCK + (offset or 0))
@@ -177,6 +174,15 @@ class SDCard:
         if op == 3:             # sync
             self.file.flush()
         return 0
+
+
+def _hold_us(us):
+    # a spin, not a sleep: the serial port's Ctrl-C goes in only while the
+    # board sleeps, never inside FatFs (the ESP32's driver is C, no Python).
+    # Board ticks: while the fault jump_s runs the board ahead, this is quick
+    start = time.ticks_us()
+    while time.ticks_diff(time.ticks_us(), start) < us:
+        pass
 
 
 def _in_finaliser():

@@ -23,7 +23,7 @@ _START_US = const((1 << 30) - 60000000)
 _FAST = const(200000)           # running ahead: a simulated day in 0.4 s...
 _MAX_STEP_MS = const(600000)    # ...at most 10 minutes per reading
 _EPOCH_2000 = 946684800         # 2000-01-01 in Unix seconds
-_power_on = utime.time()
+_power_on = int(utime.time())
 _clock_set = False
 _host_ms0 = utime.ticks_ms()
 _host_us0 = utime.ticks_us()
@@ -89,9 +89,10 @@ def sim_set_clock():
 def time():
     _loop_ms()
     ahead_s = _ahead_ms // 1000     # not a difference of two host readings: it could be -1
+    now = int(utime.time())         # whole seconds, as the board's
     if _clock_set:
-        return utime.time() - _EPOCH_2000 + ahead_s
-    return utime.time() - _power_on + ahead_s
+        return now - _EPOCH_2000 + ahead_s
+    return now - _power_on + ahead_s
 
 
 def time_ns():
