@@ -276,7 +276,7 @@ def stall_figure(tmp):
 def _record(board, seconds):
     """Record `seconds`; (wall seconds from record_start until the clip was
     closed, the last status, the clip's entry in /clips)."""
-    with connect(board.ws_url) as ws:
+    with board.ws() as ws:
         ws.send('{"cmd": "reset"}')
         json.loads(ws.recv())                       # resets the stall reading
         started = time.monotonic()
@@ -417,7 +417,7 @@ def workload(board, seconds=5):
 
 def heap_figures(tmp):
     frames = os.path.join(tmp, 'frames-30000')
-    board = start(tmp, 'heap', frames=frames, config=bench_config(), heap='512K')
+    board = start(tmp, 'heap', frames=frames, config=bench_config(), heap='1M')
     board.wait_frame()
     time.sleep(1)
     with board.ws() as ws:
@@ -428,7 +428,7 @@ def heap_figures(tmp):
         ws.recv()
     served, status = workload(board)
     board.stop()
-    heap = 512 * 1024
+    heap = 1024 * 1024
     row('heap used at idle (bytes)', heap - idle['free_heap'], '-', 'report')
     row('heap live with 3 SSE + 2 WS + 1 stream (after gc)', heap - status['free_heap'], '-', 'report')
 

@@ -19,7 +19,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tests'))
 
-from websockets.sync.client import connect  # noqa: E402
 
 from broker import Broker, Listener, board_config  # noqa: E402
 from tools.sim.harness import Board  # noqa: E402
@@ -29,7 +28,7 @@ COUNT = 30
 
 
 def _status(board):
-    with connect(board.ws_url) as ws:
+    with board.ws() as ws:
         ws.send('{"cmd": "status"}')
         return json.loads(ws.recv())['status']
 
@@ -55,7 +54,7 @@ def bench(row, tmp=None):
         board.wait_for(lambda s: s['mqtt'] == 'connected')
         time.sleep(1)
         latencies = []
-        with connect(board.ws_url) as ws:
+        with board.ws() as ws:
             for i in range(COUNT):
                 value = 10 + i
                 mark = listener.mark()
