@@ -15,6 +15,27 @@ import sys
 import time
 
 mode = sys.argv[1]
+
+
+class Counting:
+    """The card, counting what a real card pays for: block reads and writes."""
+
+    def __init__(self, card):
+        self.card = card
+        self.reads = self.writes = self.bytes = 0
+
+    def readblocks(self, block, buf, offset=0):
+        self.reads += (len(buf) + 511) // 512
+        return self.card.readblocks(block, buf, offset)
+
+    def writeblocks(self, block, buf, offset=0):
+        self.writes += 1
+        self.bytes += len(buf)
+        return self.card.writeblocks(block, buf, offset)
+
+    def ioctl(self, op, arg):
+        return self.card.ioctl(op, arg)
+
 if mode == 'echo':
     from microdot import Microdot
     from microdot.websocket import with_websocket
@@ -52,24 +73,6 @@ elif mode == 'blocks':
     import machine      # tools/sim's: the same block device as the simulator
     sys.path.append(sys.argv[5])        # the firmware's tree
 
-    class Counting:
-        """The card, counting what a real card pays for: block writes."""
-
-        def __init__(self, card):
-            self.card = card
-            self.writes = self.bytes = 0
-
-        def readblocks(self, block, buf, offset=0):
-            return self.card.readblocks(block, buf, offset)
-
-        def writeblocks(self, block, buf, offset=0):
-            self.writes += 1
-            self.bytes += len(buf)
-            return self.card.writeblocks(block, buf, offset)
-
-        def ioctl(self, op, arg):
-            return self.card.ioctl(op, arg)
-
     card = Counting(machine.SDCard())
     vfs.mount(card, '/sdcard')
     size, count = int(sys.argv[3]), int(sys.argv[4])
@@ -101,22 +104,7 @@ elif mode == 'reads':
     import machine
     sys.path.append(sys.argv[4])
 
-    class CountingReads:
-        def __init__(self, card):
-            self.card = card
-            self.reads = 0
-
-        def readblocks(self, block, buf, offset=0):
-            self.reads += (len(buf) + 511) // 512
-            return self.card.readblocks(block, buf, offset)
-
-        def writeblocks(self, block, buf, offset=0):
-            return self.card.writeblocks(block, buf, offset)
-
-        def ioctl(self, op, arg):
-            return self.card.ioctl(op, arg)
-
-    card = CountingReads(machine.SDCard(sim_ignore_faults=True))
+    card = Counting(machine.SDCard(sim_ignore_faults=True))
     vfs.VfsFat.mkfs(card)
     vfs.mount(card, '/sdcard')
     os.mkdir('/sdcard/snaps')
@@ -132,7 +120,9 @@ elif mode == 'reads':
     save_reads = card.reads
     card.reads = 0
     asyncio.run(store.delete(path.rsplit('/', 1)[1]))
-    print('save_reads %d delete_reads %d' % (save_reads, card.reads))
+    # what the simulated card charges a single-block read (one place: machine.py)
+    print('save_reads %d delete_reads %d read_us %d' % (save_reads, card.reads,
+          machine._COMMAND_US + machine._BLOCK_US_1BIT))
 elif mode == 'import':
     gc.collect()
     before = gc.mem_alloc()
