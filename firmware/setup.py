@@ -3,7 +3,9 @@ only /setup (on its WPA2 access point, or on the home network when Wi-Fi is
 configured already), with a DNS responder on the access point so phones
 show it as a captive portal. The page takes a Wi-Fi network and a dashboard
 password, saves them (.part, then rename), shows the API token once and
-restarts the board into the home network."""
+restarts the board into the home network. The first accepted submission
+wins: later ones, even while the first is being saved, get 409 until the
+board restarts (a second one would replace the token the owner was shown)."""
 import asyncio
 import json
 import os
@@ -14,6 +16,7 @@ from firmware.server import Server
 
 _MAX_NETWORKS = 12
 _RESTART_MS = 1500              # time for the reply to reach the browser
+_TAKEN = 'This camera has just been set up from another submission; it restarts now.'
 
 
 def scan():
@@ -89,6 +92,7 @@ def create_app(config, ip, networks, portal):
     guard = Guard(config, ip)
     wifi_known = bool(config['wifi'])
     setup_url = 'http://%s/setup' % ip
+    taken = [False]                 # a submission was accepted: setup is single-use
 
     @app.before_request
     def only_setup(request):
@@ -112,6 +116,9 @@ def create_app(config, ip, networks, portal):
         checked = check_form(request.form, wifi_known)
         if isinstance(checked, str):
             return pages.setup(networks, wifi_known, checked, 400)
+        if taken[0]:
+            return pages.setup(networks, wifi_known, _TAKEN, 409)
+        taken[0] = True             # before the first await: a racing one is refused
         ssid, wifi_password, password = checked
         token = auth.new_token()
         try:
@@ -123,6 +130,7 @@ def create_app(config, ip, networks, portal):
             if ssid:
                 save_wifi(ssid, wifi_password)
         except OSError as exc:
+            taken[0] = False        # nothing was set up: the owner may try again
             return pages.setup(networks, wifi_known, 'Not saved: %s' % exc, 500)
         print('setup: saved; API token for scripts (shown once): %s' % token)
         print('setup: restarting')

@@ -186,3 +186,46 @@ def test_make_sim_prints_how_to_log_in(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_setup_is_single_use_the_first_submission_wins(make_board):
+    # the attack: a stranger on the network submits the form just after the
+    # owner (or at the same moment), hoping the last one wins
+    import concurrent.futures
+    import threading
+    board = make_board(setup=False).start()
+    start = threading.Barrier(4)
+
+    def submit(i):
+        with httpx.Client(base_url=board.url, timeout=20) as c:
+            start.wait()
+            return i, c.post('/setup', headers={'Origin': board.url}, data=setup_form(
+                board, ssid='', wifi_password='', password='password %d' % i,
+                password2='password %d' % i))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(submit, range(4)))
+    won = [(i, r) for i, r in answers if r.status_code == 200]
+    assert len(won) == 1, [r.status_code for i, r in answers]
+    winner, page = won[0]
+    for i, refused in answers:
+        if i != winner:
+            assert refused.status_code == 409 and 'role="alert"' in refused.text
+            assert 'set up from another submission' in refused.text
+    token = page.text.split('<code id="token">')[1].split('<')[0]
+    with httpx.Client(base_url=board.url, timeout=10) as c:
+        # later, before the restart: refused the same way
+        late = c.post('/setup', data=setup_form(board, ssid='', wifi_password='',
+                                                password='late one 12', password2='late one 12'),
+                      headers={'Origin': board.url})
+        assert late.status_code == 409
+    restarted(board)
+    with httpx.Client(base_url=board.url, timeout=10) as c:
+        # the owner's "Saved" page tells the truth: its token and password work
+        assert c.get('/snaps', headers={'Authorization': 'Bearer ' + token}).status_code == 200
+        assert c.post('/login', data={'password': 'password %d' % winner}).status_code == 302
+        for i in range(4):
+            if i != winner:     # (the third failure locks: 429 is a refusal too)
+                reply = c.post('/login', data={'password': 'password %d' % i})
+                assert reply.status_code in (401, 429)
+        assert c.post('/login', data={'password': 'late one 12'}).status_code in (401, 429)
