@@ -107,15 +107,17 @@ class SnapshotStore:
         capped = False
         for entry in os.ilistdir(self.snapshot_dir):
             name = entry[0]
-            if name.endswith('.part') or name.endswith('.fix'):
+            if name == _SEQ_FILE + '.part':
+                pass        # may be the only record of the numbers: _store_seq drops it
+            elif name.endswith('.part') or name.endswith('.fix'):
                 leftovers.append(name)
             elif name.endswith('.jpg'):
                 item = (_seq_of(name), name, entry[3] if len(entry) > 3 else 0)
                 top = max(top, item[0])
                 capped = _keep_newest(recent, item, _RECENT) or capped
         leftovers.sort(key=lambda name: not name.endswith('.fix'))
-        # an older firmware renewed .seq through .seq.part: a cut could leave
-        # only that one, and its number counts before it goes
+        # a cut inside a migration of .seq (or an older firmware's renewal
+        # through .seq.part) can leave the number only there
         seq_part = self._read_reserved(_SEQ_FILE + '.part')
         for name in leftovers:
             self._repair(name)
@@ -193,14 +195,30 @@ class SnapshotStore:
         # can tear a long file name.)
         if self.next_seq >= self.reserved_seq:
             reserved = self.next_seq + _SEQ_BLOCK
-            text = _SEQ_FORMAT % reserved
-            path = self.snapshot_dir + '/' + _SEQ_FILE
-            with open(path, 'r+b' if _size(path) == len(text) else 'wb') as f:
-                f.write(text.encode())    # a binary file takes bytes
+            self._store_seq((_SEQ_FORMAT % reserved).encode())
             self.reserved_seq = reserved
         seq = self.next_seq
         self.next_seq += 1
         return seq
+
+    def _store_seq(self, text):
+        # .seq in its fixed form is rewritten in place. Any other form (an
+        # older firmware's, a missing or torn one) is replaced without ever
+        # truncating the file that holds the card's highest number: if that
+        # is .seq, the new number goes to .seq.part first (open() reads both
+        # and keeps .seq.part), then .seq is written whole, then .seq.part goes.
+        path = self.snapshot_dir + '/' + _SEQ_FILE
+        part = path + '.part'
+        if _size(path) == len(text) and _size(part) is None:
+            with open(path, 'r+b') as f:
+                f.write(text)
+            return
+        if self._read_reserved(_SEQ_FILE + '.part') < self._read_reserved(_SEQ_FILE):
+            with open(part, 'wb') as f:
+                f.write(text)
+        with open(path, 'wb') as f:
+            f.write(text)
+        _remove_quietly(part)
 
     def free_bytes(self):
         """Free bytes on the card, or None without one. Cheap: mount_card()

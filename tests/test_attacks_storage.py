@@ -136,3 +136,72 @@ def test_9_a_motion_snapshot_counts_if_and_only_if_its_file_is_on_the_card(make_
                 break           # the pull came after the whole save
         assert not failed, 'a save needs more than 40 block writes?'
     announced.sse.close()
+
+
+def _card_seq(board):
+    import subprocess
+    from tools.sim.harness import MTOOLS_ENV
+    out = subprocess.run(['mcopy', '-i', board.sdcard, '-n', '::/snaps/.seq', '-'],
+                         capture_output=True, env=MTOOLS_ENV)
+    return out.stdout if out.returncode == 0 else None
+
+
+def _put_legacy_seq(board, number):
+    # what an older firmware left: the number at its natural width
+    import subprocess
+    from tools.sim.harness import MTOOLS_ENV
+    legacy = board.tmp / 'legacy-seq'
+    legacy.write_text('%d' % number)
+    subprocess.run(['mcopy', '-i', board.sdcard, '-o', '-n', str(legacy), '::/snaps/.seq'],
+                   check=True, env=MTOOLS_ENV)
+
+
+def test_24_5_a_cut_at_every_block_write_of_an_old_seq_migration_never_reuses_a_number(
+        make_board):
+    # issue 24, finding 5: a card from an older firmware keeps .seq at its
+    # natural width; the first renewal rewrites it in the fixed form, and a
+    # cut there must not leave the card without its number
+    board = make_board(config=_config())
+    board.start()
+    board.wait_frame()
+    with board.ws() as ws:
+        assert board.command(ws, cmd='snapshot_now')['ok'] is True
+    board.stop()
+    used_below = 0          # every number under this one was (or may have been) used
+    migrations = 0
+    for n in range(20):         # the migration and its save take 18 block writes
+        # the older firmware's card: all snapshots deleted, only .seq remembers
+        names = [name for name in board.card_files() if name.endswith('.jpg')]
+        used_below = max([used_below] + [_seq(name) + 1 for name in names])
+        if names:
+            import subprocess
+            from tools.sim.harness import MTOOLS_ENV
+            subprocess.run(['mdel', '-i', board.sdcard] + ['::/snaps/' + x for x in names],
+                           check=True, env=MTOOLS_ENV)
+        seq = _card_seq(board)
+        used_below = max(used_below, int(seq) if seq and seq.strip().isdigit() else 0) + 37
+        _put_legacy_seq(board, used_below)
+        board.set_faults(sd_cut_after_writes=n)
+        reply = None
+        try:
+            board.start()
+            board.wait_frame()
+            with board.ws() as ws:
+                reply = board.command(ws, cmd='snapshot_now')
+        except Exception:
+            pass        # the cut came first
+        if reply and reply['ok']:
+            assert _seq(reply['saved']) >= used_below, ('reused before the cut', n, reply)
+            migrations += 1
+        _finish(board)
+        board.set_faults()
+        board.start()
+        board.wait_frame()
+        with board.ws() as ws:
+            reply = board.command(ws, cmd='snapshot_now')
+        assert reply['ok'] is True, reply
+        assert _seq(reply['saved']) >= used_below, (
+            'a number came back after a cut at write %d' % n, reply['saved'], used_below)
+        assert len(_card_seq(board)) == 10          # migrated to the fixed form
+        board.stop()
+    assert migrations >= 1          # the last cuts come after the whole save
