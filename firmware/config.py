@@ -40,7 +40,9 @@ DEFAULTS = {
     'auth': 'on',               # "off": no password anywhere (the dashboard warns)
     'login': {'session_h': 168, 'max_sessions': 8,   # browser sessions (cookies)
               'lock_after': 3, 'backoff_s': 2,        # failures; then 2, 4, 8 ... s
-              'backoff_max_s': 900, 'clients': 16},  # addresses remembered
+              'backoff_max_s': 900, 'clients': 16,   # addresses remembered
+              # password checks for the whole board, whatever the address
+              'password_burst': 10, 'password_every_s': 60},
     'setup': {'dns_port': 53},  # the setup portal's DNS responder (captive portal)
     'allowed_hosts': [],        # extra Host names, e.g. a DNS name you gave the board
     'allowed_origins': [],      # extra page origins allowed to open /control

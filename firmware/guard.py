@@ -7,6 +7,11 @@ backoff, same-origin proof for state changes.
   (`Authorization: Bearer`, or `?token=` for CameraWebServer-style URLs).
 - Wrong passwords and tokens from one client address back off
   exponentially (429, Retry-After); other addresses are not affected.
+- Password checks also have one budget for the whole board (PasswordBudget)
+  and run one at a time: guessing from many addresses buys no more guesses
+  than the budget, forgetting an address buys none, and a guess waiting
+  its turn is answered 429 at once instead of holding a connection slot
+  (so guessers never fill the slots a session or token needs).
 - POST, DELETE and /control (GET API and WebSocket) need same-origin proof:
   Sec-Fetch-Site, Origin or Referer naming this board, or, with none of
   them (not a browser), the API token.
@@ -81,6 +86,39 @@ class Backoff:
 
     def succeeded(self, address):
         self.clients.pop(address, None)
+
+
+class PasswordBudget:
+    """Password checks for the whole board, whatever the address: `burst`
+    at most, one more every `every_s`; a check takes one, a correct password
+    gives it back. Bounded by what the board can afford, not by how many
+    addresses a guesser has."""
+
+    def __init__(self, limits):
+        self.burst = max(1, limits['password_burst'])
+        self.every_ms = max(1, limits['password_every_s']) * 1000
+        self.left = self.burst
+        self.stamp = ticks.now_ms()     # when `left` was last topped up (never wraps)
+
+    def _top_up(self, now):
+        gained = (now - self.stamp) // self.every_ms
+        if gained:
+            self.left = min(self.burst, self.left + gained)
+            self.stamp = now if self.left == self.burst else self.stamp + gained * self.every_ms
+
+    def take(self):
+        """0 when a check may run (one is taken), else seconds until one may."""
+        now = ticks.now_ms()
+        self._top_up(now)
+        if self.left > 0:
+            if self.left == self.burst:
+                self.stamp = now        # the refill clock starts with the first one taken
+            self.left -= 1
+            return 0
+        return max(1, (self.stamp + self.every_ms - now + 999) // 1000)
+
+    def give_back(self):
+        self.left = min(self.burst, self.left + 1)
 
 
 class Sessions:
@@ -166,8 +204,8 @@ def client_address(request):
     return addr[0] if isinstance(addr, (tuple, list)) and addr else '?'
 
 
-def locked_reply(seconds):
-    return ('locked, try again in %d s' % seconds, 429,
+def locked_reply(seconds, why='locked'):
+    return ('%s, try again in %d s' % (why, seconds), 429,
             {'Retry-After': str(seconds), 'Content-Type': 'text/plain; charset=UTF-8'})
 
 
@@ -186,8 +224,9 @@ class Guard:
         self.auth_on = config['auth'] != 'off'
         self.credentials = credentials
         self.backoff = Backoff(config['login'])
+        self.budget = PasswordBudget(config['login'])
         self.sessions = Sessions(config['login'], sessions_file)
-        self.checking = []              # addresses whose password is being checked
+        self.checking = False           # a password is being checked (one at a time)
         self.session_s = config['login']['session_h'] * 3600
         self.secure = tls
 
@@ -244,15 +283,21 @@ class Guard:
     async def login(self, request, password):
         """(new session value, None), or (None, (message, status, headers))."""
         address = client_address(request)
-        locked = self.backoff.locked_s(address) or (1 if address in self.checking else 0)
-        if locked:              # (one check at a time per address: no parallel guesses)
+        locked = self.backoff.locked_s(address)
+        if locked:
             return None, locked_reply(locked)
-        self.checking.append(address)       # at most one per connection: bounded
+        if self.checking:               # one check at a time: a waiting one holds no slot
+            return None, locked_reply(1, 'another login is being checked')
+        wait = self.budget.take()       # taken before the check: one cut short counts too
+        if wait:
+            return None, locked_reply(wait, 'too many wrong passwords on this board')
+        self.checking = True
         try:
             ok = self.credentials is not None and await self.credentials.password_ok(password)
         finally:
-            self.checking.remove(address)
+            self.checking = False
         if ok:
+            self.budget.give_back()
             self.backoff.succeeded(address)
             return self.sessions.new(), None
         self.backoff.failed(address)

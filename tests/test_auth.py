@@ -466,3 +466,91 @@ def test_parallel_guesses_from_one_address_are_not_checked_at_once(make_board):
     assert answers.count(401) <= 3 and set(answers) <= {401, 429}
     with client(board) as owner:
         assert owner.post('/login', data={'password': board.password}).status_code == 302
+
+
+def _rotating_guesses(board, owner_requests):
+    """Seven threads guess passwords from 40 addresses, each guess a new
+    connection, while the owner (another address) sends `owner_requests`
+    requests, alternately with a session and with the token. Returns the
+    owner's statuses, the guessers' (status, text) and the seconds it took."""
+    import concurrent.futures
+    import itertools
+    owner = board.login(address='127.0.0.3')
+    addresses = itertools.cycle(['127.0.1.%d' % i for i in range(10, 50)])
+    lock = threading.Lock()
+    stop = threading.Event()
+    answers = []
+
+    def guesser(n):
+        count = 0
+        while not stop.is_set():
+            with lock:
+                address = next(addresses)
+            count += 1
+            try:
+                with client(board, address) as c:
+                    reply = c.post('/login', data={'password': 'guess-%d-%d' % (n, count)})
+                answers.append((reply.status_code, reply.text))
+            except httpx.HTTPError:
+                answers.append((0, 'dropped'))
+
+    started = time.monotonic()
+    served = []
+    with concurrent.futures.ThreadPoolExecutor(7) as pool:
+        guessers = [pool.submit(guesser, n) for n in range(7)]
+        try:
+            time.sleep(1)
+            for i in range(owner_requests):
+                try:
+                    if i % 2:
+                        reply = owner.get('/snaps')                 # the session cookie
+                    else:
+                        with client(board, '127.0.0.3') as c:       # the API token
+                            reply = c.get('/snaps', headers=board.auth_headers())
+                    served.append(reply.status_code)
+                except httpx.HTTPError as exc:
+                    served.append(repr(exc))
+                time.sleep(0.1)
+        finally:
+            stop.set()
+        for g in guessers:
+            g.result()
+    owner.close()
+    return served, answers, time.monotonic() - started
+
+
+def test_guessing_from_40_rotating_addresses_never_locks_out_the_owner(make_board):
+    # issue 24, finding 1: guesses from 40 addresses at a board-like check
+    # cost took the connection slots (each check held one); the owner's
+    # session and token must be served all along
+    board = make_board()
+    board.env['SIM_KDF_ITERATIONS'] = '40000'     # ~0.3 s a check here, as on the board
+    board.start()
+    served, answers, _ = _rotating_guesses(board, 26)
+    assert served == [200] * 26, served
+    assert len(answers) > 50, len(answers)         # the guessers were busy all along
+    assert {status for status, text in answers} <= {0, 401, 429, 503}
+
+
+def test_rotating_addresses_buy_no_more_password_guesses_than_the_board_budget(make_board):
+    # issue 24, finding 1: from 17 rotating addresses 935 checks and no 429;
+    # now the board checks `password_burst` wrong passwords, then one every
+    # `password_every_s`, whatever the addresses (forgetting one buys nothing)
+    board = make_board(config=sim_config(login={'password_burst': 6, 'password_every_s': 10}))
+    board.start()
+    served, answers, seconds = _rotating_guesses(board, 20)
+    assert served == [200] * 20, served
+    checked = [text for status, text in answers if status == 401]
+    assert 1 <= len(checked) <= 6 + 1 + int(seconds // 10), (len(checked), seconds)
+    refused = [text for status, text in answers if status == 429]
+    assert any('too many wrong passwords on this board, try again in ' in t for t in refused)
+    # the owner's password waits its turn too, then works: a right one costs nothing
+    with client(board, '127.0.0.4') as c:
+        deadline = time.monotonic() + 30
+        while True:
+            reply = c.post('/login', data={'password': board.password})
+            if reply.status_code == 302 or time.monotonic() > deadline:
+                break
+            assert reply.status_code == 429
+            time.sleep(min(int(reply.headers['retry-after']), 5))
+        assert reply.status_code == 302
