@@ -45,11 +45,12 @@ deploy: bundle
 	$(PY) tools/deploy.py --port $(PORT) $(if $(CONFIG),--config $(filter-out 1,$(CONFIG))) \
 		$(if $(KEY),--key $(KEY)) $(if $(CLEAN),--clean) $(if $(DRY_RUN),--dry-run)
 
-# make ota HOST=esp32cam.local[:port] [KEY=FILE] [TOKEN=...] [HTTPS=1]: the bundle over the air
+# make ota HOST=esp32cam.local[:port] [KEY=FILE] [TOKEN=...] [HTTPS=1] [DOWNGRADE=1]:
+# the bundle over the air (DOWNGRADE=1: taken even if not newer than what runs)
 ota: bundle
 	@test -n "$(HOST)" || (echo "usage: make ota HOST=esp32cam.local" && exit 2)
 	$(PY) tools/ota.py --host $(HOST) $(if $(KEY),--key $(KEY)) $(if $(TOKEN),--token $(TOKEN)) \
-		$(if $(HTTPS),--https)
+		$(if $(HTTPS),--https) $(if $(DOWNGRADE),--downgrade)
 
 repl: setup
 	@test -n "$(PORT)" || (echo "usage: make repl PORT=/dev/ttyUSB0" && exit 2)

@@ -8,10 +8,13 @@ Flash layout (boot.py and tools/deploy.py know these names too):
   ota/a/, ota/b/  the slots: firmware/, static/, lib/ and manifest.json.
 
 A bundle (tools/ota.py) is one line "ESP32CAM-OTA1 MAC MANIFEST_LENGTH\\n",
-the manifest (JSON: version, files as [path, size, sha256 hex]), then each
-file's bytes in manifest order. MAC is HMAC-SHA256 of the manifest with the
-key. Nothing is written before the MAC checks out, and the pointer is only
-rewritten (one atomic rename) once every file matched its SHA-256.
+the manifest (JSON: version, build, files as [path, size, sha256 hex], and
+"downgrade": true for a deliberate one), then each file's bytes in manifest
+order. MAC is HMAC-SHA256 of the manifest with the key. Nothing is written
+before the MAC checks out; a build number not above the running one
+(firmware.build_number: an old signed bundle sent again) is refused unless
+the signed manifest says downgrade; the pointer is only rewritten (one
+atomic rename) once every file matched its SHA-256.
 """
 import asyncio
 import binascii
@@ -21,7 +24,7 @@ import json
 import os
 from micropython import const
 
-from firmware import VERSION
+from firmware import VERSION, build_number
 
 POINTER = 'ota/slot'
 KEY = 'ota/key'
@@ -230,7 +233,12 @@ class Updater:
         manifest_bytes = await reader.exactly(size)
         if binascii.hexlify(hmac_sha256(key, manifest_bytes)) != parts[1]:
             raise Refused(403, 'bad signature: not made with this board\'s key')
-        files, version = _parse_manifest(manifest_bytes)
+        files, version, build, downgrade = _parse_manifest(manifest_bytes)
+        running = _running_build()
+        if build <= running and not downgrade:
+            raise Refused(409, '%s (build %d) is not newer than the running %s (build %d): '
+                          'an older update is taken only when sent as a downgrade '
+                          '(make ota DOWNGRADE=1)' % (version, build, VERSION, running))
         if sum(entry[1] for entry in files) != reader.left + len(reader.buffered):
             raise Refused(400, 'bundle length does not match its manifest')
         root = 'ota/' + target
@@ -292,15 +300,25 @@ class Updater:
             await asyncio.sleep_ms(limit_ms // 4)
 
 
+def _running_build():
+    try:
+        return build_number(VERSION)
+    except ValueError:
+        return 0                        # a hand-made version: any numbered update is newer
+
+
 def _parse_manifest(data):
     try:
         manifest = json.loads(data)
         version = manifest['version']
         files = manifest['files']
-    except (ValueError, KeyError, TypeError):
+        build = manifest.get('build', 0)     # none: made before build numbers, so old
+        downgrade = manifest.get('downgrade', False)
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise Refused(400, 'bad manifest')
     if not isinstance(version, str) or not isinstance(files, list) or not files \
-            or len(files) > _MAX_FILES:
+            or len(files) > _MAX_FILES or type(build) is not int or build < 0 \
+            or downgrade not in (True, False):
         raise Refused(400, 'bad manifest')
     for entry in files:
         if (not isinstance(entry, list) or len(entry) != 3 or not _path_ok(entry[0])
@@ -309,7 +327,7 @@ def _parse_manifest(data):
             raise Refused(400, 'bad manifest entry')
     if 'firmware/__init__.mpy' not in [entry[0] for entry in files]:
         raise Refused(400, 'the bundle has no firmware')
-    return files, version
+    return files, version, build, downgrade is True
 
 
 class _Reader:

@@ -335,3 +335,56 @@ def test_an_update_is_kept_on_a_board_whose_own_watchdog_is_off(ota_board, deplo
     time.sleep(3 * HEALTH_S)
     assert 'watchdog' not in ota_board.output()[kept_at:]
     assert ota_status(ota_board)['version'] == '0.8.0'
+
+
+def _resigned_without_build(path, key_path):
+    """The same update as an older tools/ota.py made it: no build number."""
+    import hashlib
+    import hmac
+    data = open(path, 'rb').read()
+    head, rest = data.split(b'\n', 1)
+    size = int(head.split()[2])
+    manifest = json.loads(rest[:size])
+    del manifest['build']
+    text = json.dumps(manifest, separators=(',', ':')).encode()
+    key = bytes.fromhex(open(key_path).read().strip())
+    mac = hmac.new(key, text, hashlib.sha256).hexdigest().encode()
+    return b'ESP32CAM-OTA1 ' + mac + b' ' + str(len(text)).encode() + b'\n' + text + rest[size:]
+
+
+def test_an_old_signed_update_sent_again_is_refused_unless_sent_as_a_downgrade(
+        ota_board, deployed, tmp_path):
+    # issue 24, finding 2: with 0.3.0 running, an old 0.1.0 file signed with
+    # the same key (captured from plain HTTP, say) was taken and ran
+    old_path, old_repo = update_file(deployed, tmp_path, '0.1.0')
+    new_path, new_repo = update_file(deployed, tmp_path, '0.3.0')
+    assert post(ota_board, open(new_path, 'rb').read()).status_code == 200
+    wait_ota(ota_board, lambda s: s['version'] == '0.3.0' and s['state'] == 'ok')
+    sse = SSE(ota_board)
+    for data in (open(old_path, 'rb').read(),                       # the old file again
+                 _resigned_without_build(old_path, deployed['key']),  # as older tools made it
+                 open(new_path, 'rb').read()):                      # the same one: not newer
+        reply = post(ota_board, data)
+        assert reply.status_code == 409, reply.text
+        assert 'is not newer than the running 0.3.0' in reply.json()['error']
+        assert 'DOWNGRADE=1' in reply.json()['error']
+        now = ota_status(ota_board)
+        assert now['version'] == '0.3.0' and now['state'] == 'ok' and now['slot'] == 'a'
+        assert now['last'] == 'refused: ' + reply.json()['error']
+    # shown like the other refusals: on the dashboard's status stream
+    assert sse.until(lambda s: s['update']['last'].startswith('refused: '))
+    sse.close()
+    ota_board.stop()
+    assert slot_pointer(ota_board.flash)[:3] == ['a', 'base', 'ok']
+    assert_slot_complete(ota_board.flash, 'a', os.path.join(new_repo, 'build', 'board'))
+    # going back on purpose: signed as a downgrade, it is taken
+    ota_board.start()
+    bearer = ota_board.auth_headers().get('Authorization', '')
+    token = ['TOKEN=' + bearer[7:]] if bearer.startswith('Bearer ') else []
+    status, out = in_terminal(make(old_repo, 'ota', 'ARCH=host', 'DOWNGRADE=1',
+                                   'HOST=127.0.0.1:%d' % ota_board.port,
+                                   'KEY=' + deployed['key'], *token), lambda c: True)
+    assert status == 0, out
+    assert '(build 1000, a downgrade)' in out and 'updated to 0.1.0' in out
+    now = ota_status(ota_board)
+    assert now['version'] == '0.1.0' and now['state'] == 'ok' and now['slot'] == 'b'

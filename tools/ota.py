@@ -4,11 +4,13 @@ signed file and POST it to the board's /ota.
 
     python tools/ota.py --host esp32cam.local [--port 80] [--https]
         [--key ota.key] [--token TOKEN] [--bundle build/board] [--out FILE]
-        [--pack-only] [--no-wait]
+        [--pack-only] [--no-wait] [--downgrade]
 
 The file: a line "ESP32CAM-OTA1 MAC LENGTH", the manifest (JSON: version,
-[path, size, sha256] of every file of firmware/, static/ and lib/), then the
-files. MAC is HMAC-SHA256 of the manifest with the board's OTA key (the one
+its build number, [path, size, sha256] of every file of firmware/, static/
+and lib/, and "downgrade": true with --downgrade), then the files. The board
+refuses a build number not above the one it runs (an old file sent again)
+unless the manifest says downgrade. MAC is HMAC-SHA256 of the manifest with the board's OTA key (the one
 `make deploy` copied, ./ota.key by default), so the board takes only what
 was made with its key. boot.py and main.py are not updated over the air:
 they choose the slot and roll back, so only USB replaces them.
@@ -33,6 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from boardfiles import firmware_version  # noqa: E402
+sys.path.insert(0, REPO)
+from firmware import build_number  # noqa: E402  (plain Python: the board's own rule)
 from bundle import listing  # noqa: E402
 
 MAGIC = b'ESP32CAM-OTA1'
@@ -44,19 +48,23 @@ def read_key(path):
         return bytes.fromhex(f.read().strip())
 
 
-def manifest(bundle, version):
+def manifest(bundle, version, downgrade=False):
     files = []
     for name in listing(bundle):
         if name.startswith(FOLDERS):
             with open(os.path.join(bundle, name), 'rb') as f:
                 data = f.read()
             files.append([name, len(data), hashlib.sha256(data).hexdigest()])
-    return {'version': version, 'files': files}
+    man = {'version': version, 'build': build_number(version), 'files': files}
+    if downgrade:
+        man['downgrade'] = True
+    return man
 
 
-def pack(bundle, key, out, version=None):
-    """Write the signed update file; returns its manifest."""
-    man = manifest(bundle, version or firmware_version())
+def pack(bundle, key, out, version=None, downgrade=False):
+    """Write the signed update file; returns its manifest. downgrade: the
+    board takes it even if its build number is not above the running one."""
+    man = manifest(bundle, version or firmware_version(), downgrade)
     text = json.dumps(man, separators=(',', ':')).encode()
     mac = hmac.new(key, text, hashlib.sha256).hexdigest().encode()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -132,6 +140,8 @@ def main():
     p.add_argument('--out', default=os.path.join(REPO, 'build', 'update.ota'))
     p.add_argument('--pack-only', action='store_true', help='write the file, send nothing')
     p.add_argument('--no-wait', action='store_true')
+    p.add_argument('--downgrade', action='store_true',
+                   help='sign it as a deliberate downgrade: taken even if not newer')
     p.add_argument('--wait-s', type=float, default=600)
     args = p.parse_args()
     if not os.path.isdir(args.bundle):
@@ -139,8 +149,13 @@ def main():
     if not os.path.exists(args.key):
         raise SystemExit('ota: no key at %s: the board takes updates made with the key '
                          '`make deploy` gave it' % args.key)
-    man = pack(args.bundle, read_key(args.key), args.out)
-    print('ota: %s, version %s, %d files' % (args.out, man['version'], len(man['files'])))
+    try:
+        man = pack(args.bundle, read_key(args.key), args.out, downgrade=args.downgrade)
+    except ValueError as exc:
+        raise SystemExit('ota: %s (firmware/__init__.py)' % exc)
+    print('ota: %s, version %s (build %d%s), %d files' % (
+        args.out, man['version'], man['build'], ', a downgrade' if args.downgrade else '',
+        len(man['files'])))
     if args.pack_only:
         return 0
     if not args.host:
