@@ -62,6 +62,9 @@ COMMANDS = {
 }
 
 
+# what mqtt.commands "read-only" lets through: nothing that changes the board
+READ_ONLY = ('status',)
+
 _MAX_DEPTH = const(32)
 
 
@@ -111,8 +114,9 @@ def _finite(value):
 _INF = float('inf')
 
 
-async def handle(message, board):
-    """Answer one WebSocket message (str or bytes) with a reply dict."""
+async def handle(message, board, allowed=None):
+    """Answer one WebSocket message (str or bytes) with a reply dict.
+    allowed: the command names this channel may use (None: all)."""
     if not isinstance(message, str):
         return {'ok': False, 'error': 'binary frames are not accepted'}
     if '\\ud' in message:
@@ -139,6 +143,8 @@ async def handle(message, board):
         reply = {'ok': False, 'error': 'bad command'}
     elif cmd not in COMMANDS:
         reply = {'ok': False, 'error': 'unknown command'}
+    elif allowed is not None and cmd not in allowed:
+        reply = {'ok': False, 'error': 'not allowed here', 'allowed': list(allowed)}
     else:
         reply = COMMANDS[cmd](req, board)
         if not isinstance(reply, dict):

@@ -36,7 +36,10 @@ DEFAULTS = {
              'user': None, 'password': None, 'client_id': None,
              'tls': False, 'ca': None,        # ca: a DER file on flash to verify the broker
              'keepalive_s': 30, 'backoff_max_s': 60, 'state_s': 60,
-             'discovery': True, 'discovery_prefix': 'homeassistant'},
+             'discovery': True, 'discovery_prefix': 'homeassistant',
+             # what a broker's client may ask of the board (README, Threat model):
+             # "all", "read-only" (status and the latest frame) or "none"
+             'commands': 'all'},
     'auth': 'on',               # "off": no password anywhere (the dashboard warns)
     'login': {'session_h': 168, 'max_sessions': 8,   # browser sessions (cookies)
               'lock_after': 3, 'backoff_s': 2,        # failures; then 2, 4, 8 ... s
@@ -79,6 +82,7 @@ def _merge(defaults, given, path, problems):
 
 
 _DAY_S = 86400
+MQTT_COMMANDS = ('all', 'read-only', 'none')
 
 
 def parse(text):
@@ -94,6 +98,9 @@ def parse(text):
     if config['auth'] not in ('on', 'off'):
         problems.append('auth must be "on" or "off"')
         config['auth'] = 'on'
+    if config['mqtt']['commands'] not in MQTT_COMMANDS:
+        problems.append('mqtt.commands must be "all", "read-only" or "none"')
+        config['mqtt']['commands'] = 'none'     # unclear: the narrowest door
     if not 0 <= config['clips']['timelapse_s'] <= _DAY_S:
         # one clip a day; and asyncio.sleep_ms() is only right within 6.2 days
         problems.append('clips.timelapse_s must be 0 to %d (a day)' % _DAY_S)

@@ -85,12 +85,17 @@ def _entities(base):
     )
 
 
-def configs(board_id, base, version, url, prefix='homeassistant'):
-    """Yield (topic, payload text) of every entity's discovery config."""
+def configs(board_id, base, version, url, prefix='homeassistant', controls=True):
+    """Yield (topic, payload text) of every entity's discovery config;
+    without controls (mqtt.commands not "all") a control's payload is empty,
+    which removes it from Home Assistant."""
     device = {'identifiers': ['esp32cam_' + board_id], 'name': 'ESP32-CAM ' + board_id,
               'manufacturer': 'AI-Thinker', 'model': 'ESP32-CAM',
               'sw_version': version, 'configuration_url': url}
     for component, object_id, fields in _entities(base):
+        if not controls and 'command_topic' in fields:
+            yield (config_topic(prefix, component, board_id, object_id), '')
+            continue
         fields['unique_id'] = fields['object_id'] = 'esp32cam_%s_%s' % (board_id, object_id)
         fields['availability_topic'] = base + 'availability'
         fields['device'] = device

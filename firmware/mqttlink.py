@@ -7,7 +7,9 @@
   camera        the JPEG of every saved snapshot (the file on the card), and
                 the latest frame on any message to camera/get; retained;
                 one at a time, sent or dropped whole
-  commands      the WebSocket's JSON commands (firmware/commands.py)
+  commands      the WebSocket's JSON commands (firmware/commands.py), as
+                mqtt.commands allows: "all", "read-only" (status), "none"
+                (not subscribed, nor camera/get)
   results       their replies
 Home Assistant discovery (firmware/homeassistant.py) is sent on every
 connect and when homeassistant/status says online; with mqtt.discovery
@@ -64,6 +66,7 @@ class MqttLink:
             (self.base + 'availability', b'offline', True), config['backoff_max_s'],
             self._on_connect, self._on_message, lambda text: self.state.update(mqtt=text))
         self.commands = []
+        self.allowed = None if config['commands'] == 'all' else commands.READ_ONLY
         self.announce = False
         self.image_path = None
         self.frame_wanted = False
@@ -83,8 +86,9 @@ class MqttLink:
         client = self.client
         # subscribed before "online": the broker takes packets in order, so
         # a command sent on seeing it reaches us
-        await client.subscribe(self.base + 'commands')
-        await client.subscribe(self.base + 'camera/get')
+        if self.config['commands'] != 'none':
+            await client.subscribe(self.base + 'commands')
+            await client.subscribe(self.base + 'camera/get')
         await client.subscribe(self.prefix + '/status')
         await client.publish(self.base + 'availability', 'online', retain=True, qos=1)
         self.announce = True            # the pump sends discovery, then the state again
@@ -109,8 +113,9 @@ class MqttLink:
         if self.config['discovery']:
             url = '%s://%s:%d/' % ('https' if self.board.tls else 'http', self.board.ip,
                                    self.board.config['http_port'])
-            for topic, payload in homeassistant.configs(self.id, self.base, VERSION, url,
-                                                        self.prefix):
+            for topic, payload in homeassistant.configs(
+                    self.id, self.base, VERSION, url, self.prefix,
+                    controls=self.config['commands'] == 'all'):
                 await client.publish(topic, payload, retain=True, qos=1)
         else:
             # the feature was turned off: empty retained configs remove the entities
@@ -146,7 +151,7 @@ class MqttLink:
         while self.commands:
             payload = self.commands.pop(0)
             text = payload.decode() if utf8_valid(payload) else payload
-            reply = await commands.handle(text, self.board)
+            reply = await commands.handle(text, self.board, self.allowed)
             await client.publish(self.base + 'results', commands.encode(reply), qos=1)
         if self.seen_event < state.last_event_id:
             for number, name, data in state.events_after(self.seen_event):

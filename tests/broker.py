@@ -24,10 +24,11 @@ def ensure_mosquitto():
 
 class Broker:
     """mosquitto with a generated config; users={name: password} turns
-    anonymous access off; tls={'cert': PEM, 'key': PEM} makes the listener
-    TLS only (see make_ca/make_cert)."""
+    anonymous access off (a password file); acl=PATH adds that ACL file;
+    tls={'cert': PEM, 'key': PEM} makes the listener TLS only (see
+    make_ca/make_cert)."""
 
-    def __init__(self, tmp_path, users=None, port=None, tls=None):
+    def __init__(self, tmp_path, users=None, port=None, tls=None, acl=None):
         ensure_mosquitto()
         self.dir = tmp_path / ('broker-%d' % id(self))
         self.dir.mkdir()
@@ -49,6 +50,8 @@ class Broker:
             lines += ['allow_anonymous false', 'password_file ' + passwd]
         else:
             lines += ['allow_anonymous true']
+        if acl:
+            lines += ['acl_file ' + acl]
         self.conf = str(self.dir / 'mosquitto.conf')
         with open(self.conf, 'w') as f:
             f.write('\n'.join(lines) + '\n')

@@ -349,6 +349,82 @@ def test_mqtt_leaves_a_socket_for_itself(make_board, broker):
     assert board.wait_for(lambda s: s['clients'] <= 1)['mqtt'] == 'connected'   # 1: this status query
 
 
+ACL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                   'docs', 'mosquitto.acl')
+
+
+def test_the_example_acl_lets_home_assistant_command_and_a_stranger_read_state_at_most(
+        make_board, tmp_path):
+    # issue 24, finding 3: any client of a broker without ACLs could set the
+    # flash, record, restart the board and fetch its pictures. With the
+    # README's example ACL only Home Assistant's account may command.
+    broker = Broker(tmp_path, acl=ACL, users={'esp32cam': 'cam-pw', 'homeassistant': 'ha-pw',
+                                              'stranger': 'guest-pw'}).start()
+    try:
+        board = make_board(config=board_config(broker, user='esp32cam', password='cam-pw'),
+                           board_id=ID).start()
+        board.wait_frame()
+        ha = Listener(broker, user='homeassistant', password='ha-pw')
+        stranger = Listener(broker, user='stranger', password='guest-pw')
+        ha.wait(online)
+        ha.wait(lambda t, p: t.startswith('homeassistant/') and t.endswith('/config'))
+        stranger.wait(lambda t, p: t == BASE + 'state')       # state: readable
+        # the stranger's attack: flash on, record, restart, a picture, pose as the board
+        for cmd in ({'cmd': 'set', 'key': 'flash', 'value': 255, 'id': 's1'},
+                    {'cmd': 'record_start', 'id': 's2'}, {'cmd': 'restart', 'id': 's3'}):
+            stranger.publish(BASE + 'commands', json.dumps(cmd))
+        stranger.publish(BASE + 'camera/get', b'')
+        stranger.publish(BASE + 'availability', b'offline', retain=True)
+        mark = ha.mark()
+        # Home Assistant's account commands: a snapshot goes out as a picture
+        reply = command(ha, {'cmd': 'snapshot_now', 'id': 'ha1'})
+        assert reply['ok'] is True and reply['id'] == 'ha1'
+        ha.wait(lambda t, p: t == BASE + 'camera', start=mark)
+        status = command(ha, {'cmd': 'status', 'id': 'ha2'})['status']
+        assert status['settings']['flash'] == 0
+        results = [json.loads(p) for t, p, _ in ha.messages if t == BASE + 'results']
+        assert {r.get('id') for r in results} == {'ha1', 'ha2'}     # none of the stranger's
+        assert (BASE + 'availability', b'offline') not in [(t, p) for t, p, _ in ha.messages[mark:]]
+        assert 'simulator: board reset' not in board.output()
+        with board.http() as client:
+            assert client.get('/clips').json() == []                 # nothing recorded
+        # what the stranger saw: availability and state, nothing else
+        seen = {t for t, p, _ in stranger.messages}
+        assert seen <= {BASE + 'availability', BASE + 'state'}, seen
+        ha.close()
+        stranger.close()
+    finally:
+        broker.stop()
+
+
+def test_mqtt_commands_read_only_answers_status_and_refuses_changes(make_board, broker,
+                                                                   listener):
+    board = make_board(config=board_config(broker, commands='read-only'), board_id=ID).start()
+    listener.wait(online)
+    for cmd in ({'cmd': 'set', 'key': 'flash', 'value': 255}, {'cmd': 'restart'},
+                {'cmd': 'record_start'}, {'cmd': 'snapshot_now'}, {'cmd': 'reset'}):
+        assert command(listener, cmd) == {'ok': False, 'error': 'not allowed here',
+                                          'allowed': ['status']}, cmd
+    assert command(listener, {'cmd': 'status'})['status']['settings']['flash'] == 0
+    # Home Assistant gets the sensors and the camera, no controls
+    camera = 'homeassistant/camera/%s/camera/config' % ID
+    restart = 'homeassistant/button/%s/restart/config' % ID
+    listener.wait(lambda t, p: t == camera and p)
+    listener.wait(lambda t, p: t == restart and p == b'')
+    # the dashboard is another door, with its own credentials: it still may
+    with board.ws() as ws:
+        assert board.command(ws, cmd='set', key='flash', value=10)['ok'] is True
+
+
+def test_mqtt_commands_none_or_an_unknown_value_subscribe_to_no_commands(make_board, broker):
+    board = make_board(config=board_config(broker, commands='sometimes'), board_id=ID).start()
+    board.wait_for(lambda s: s['mqtt'] == 'connected')
+    assert 'config: mqtt.commands must be "all", "read-only" or "none"' in board.output()
+    log = broker.log()
+    assert 'homeassistant/status' in log                # it subscribed to that one
+    assert BASE + 'commands' not in log and BASE + 'camera/get' not in log
+
+
 def test_mqtt_is_off_without_a_host(board):
     assert board.status()['mqtt'] == 'off'
 
