@@ -113,14 +113,15 @@ def create_app(config, ip, networks, portal):
 
     @app.post('/setup')
     async def setup_save(request):
+        if taken[0]:
+            return pages.setup(networks, wifi_known, _TAKEN, 409)
         checked = check_form(request.form, wifi_known)
         if isinstance(checked, str):
             return pages.setup(networks, wifi_known, checked, 400)
-        if taken[0]:
-            return pages.setup(networks, wifi_known, _TAKEN, 409)
         taken[0] = True             # before the first await: a racing one is refused
         ssid, wifi_password, password = checked
         token = auth.new_token()
+        saved = False
         try:
             try:
                 os.remove(SESSIONS_FILE)    # a new password: nobody stays logged in
@@ -129,9 +130,12 @@ def create_app(config, ip, networks, portal):
             await auth.save(password, token)
             if ssid:
                 save_wifi(ssid, wifi_password)
+            saved = True
         except OSError as exc:
-            taken[0] = False        # nothing was set up: the owner may try again
             return pages.setup(networks, wifi_known, 'Not saved: %s' % exc, 500)
+        finally:
+            if not saved:
+                taken[0] = False    # nothing was set up (an error, a cancel): try again
         print('setup: saved; API token for scripts (shown once): %s' % token)
         print('setup: restarting')
         asyncio.create_task(_restart(portal))

@@ -82,6 +82,7 @@ class SnapshotStore:
         self.lock = asyncio.Lock()
         self.next_seq = 0
         self.reserved_seq = 0
+        self.seq_part = False       # .seq.part is on the card (a migration cut short)
         self.recent = []            # (seq, name, size) of the newest, oldest first
         self.recent_valid = False   # False: rebuild from the card before use
         self.recent_capped = False  # the card may hold older ones not in it
@@ -102,13 +103,14 @@ class SnapshotStore:
         except OSError:
             pass
         top = -1
+        self.seq_part = False
         leftovers = []      # a power cut leaves at most a couple
         recent = []
         capped = False
         for entry in os.ilistdir(self.snapshot_dir):
             name = entry[0]
             if name == _SEQ_FILE + '.part':
-                pass        # may be the only record of the numbers: _store_seq drops it
+                self.seq_part = True    # may hold the only record: _store_seq drops it
             elif name.endswith('.part') or name.endswith('.fix'):
                 leftovers.append(name)
             elif name.endswith('.jpg'):
@@ -209,16 +211,18 @@ class SnapshotStore:
         # and keeps .seq.part), then .seq is written whole, then .seq.part goes.
         path = self.snapshot_dir + '/' + _SEQ_FILE
         part = path + '.part'
-        if _size(path) == len(text) and _size(part) is None:
+        if _size(path) == len(text) and not self.seq_part:
             with open(path, 'r+b') as f:
                 f.write(text)
             return
         if self._read_reserved(_SEQ_FILE + '.part') < self._read_reserved(_SEQ_FILE):
             with open(part, 'wb') as f:
                 f.write(text)
+            self.seq_part = True
         with open(path, 'wb') as f:
             f.write(text)
         _remove_quietly(part)
+        self.seq_part = False
 
     def free_bytes(self):
         """Free bytes on the card, or None without one. Cheap: mount_card()
