@@ -13,13 +13,13 @@ _SNAPS_LIMIT = 100
 
 def create_app(board):
     """The microdot app around a Board."""
-    app = Server(board.config['limits'])
+    guard = board.guard
+    app = Server(board.config['limits'], guard.keep_connection)
     state = board.state
     camera = board.camera
     store = board.store
     state.gauges['connections'] = lambda: len(app.connections)
     state.gauges['frames'] = lambda: camera.frame_count
-    guard = board.guard
     app.before_request(guard.before_request)
 
     @app.get('/login')

@@ -10,8 +10,11 @@ backoff, same-origin proof for state changes.
 - Password checks also have one budget for the whole board (PasswordBudget)
   and run one at a time: guessing from many addresses buys no more guesses
   than the budget, forgetting an address buys none, and a guess waiting
-  its turn is answered 429 at once instead of holding a connection slot
-  (so guessers never fill the slots a session or token needs).
+  its turn is answered 429 at once instead of holding a connection slot.
+- When all connection slots are taken, one past its head may be given to a
+  newcomer unless it came with a valid session or token or its password is
+  being checked (keep_connection, server.Server's `keep`): guessers never
+  crowd out the owner.
 - POST, DELETE and /control (GET API and WebSocket) need same-origin proof:
   Sec-Fetch-Site, Origin or Referer naming this board, or, with none of
   them (not a browser), the API token.
@@ -226,7 +229,7 @@ class Guard:
         self.backoff = Backoff(config['login'])
         self.budget = PasswordBudget(config['login'])
         self.sessions = Sessions(config['login'], sessions_file)
-        self.checking = False           # a password is being checked (one at a time)
+        self.checking = None            # the request whose password is being checked
         self.session_s = config['login']['session_h'] * 3600
         self.secure = tls
 
@@ -286,22 +289,28 @@ class Guard:
         locked = self.backoff.locked_s(address)
         if locked:
             return None, locked_reply(locked)
-        if self.checking:               # one check at a time: a waiting one holds no slot
+        if self.checking is not None:   # one check at a time: a waiting one holds no slot
             return None, locked_reply(1, 'another login is being checked')
         wait = self.budget.take()       # taken before the check: one cut short counts too
         if wait:
             return None, locked_reply(wait, 'too many wrong passwords on this board')
-        self.checking = True
+        self.checking = request
         try:
             ok = self.credentials is not None and await self.credentials.password_ok(password)
         finally:
-            self.checking = False
+            self.checking = None
         if ok:
             self.budget.give_back()
             self.backoff.succeeded(address)
             return self.sessions.new(), None
         self.backoff.failed(address)
         return None, ('Wrong password.', 401, {})
+
+    def keep_connection(self, request):
+        """Whether a connection past its head keeps its slot when all are
+        taken: one that came with a valid credential, or whose password is
+        being checked (one at most). Any other (a refusal, a guess) may go."""
+        return request is self.checking or getattr(request.g, 'credential', None) is not None
 
     def session_cookie(self, value, max_age=None):
         """The Set-Cookie value for a session (value '' and max_age 0: clear)."""
@@ -319,6 +328,7 @@ class Guard:
         via = self.authenticate(request) if self.auth_on else 'open'
         if isinstance(via, tuple):
             return via
+        request.g.credential = via      # (None: keep_connection lets it go)
         if via is None:
             if request.method == 'GET' and request.path == '/':
                 return '', 302, {'Location': '/login'}

@@ -6,8 +6,10 @@ before-request handlers, and lets socket and parse errors escape as
 tracebacks. Server closes those gaps around microdot's request handling:
 
 - at most `max_connections` at once; when all are taken, a new one evicts
-  the connection that has spent longest reading its request (never one
-  being served: a stream, events, a WebSocket); with none to evict, 503;
+  the oldest connection still reading its request, or past its head but
+  not one `keep` keeps (the guard's say: a refused or unauthenticated
+  request, never one served with a credential: a stream, events, a
+  WebSocket); with none to evict, 503;
 - one deadline, `head_timeout_s`, for the request head and body together,
   never re-armed by a read (a byte every few seconds gains nothing);
 - strict heads: 414 for a long request line, 431 for a big head, a long
@@ -256,7 +258,12 @@ class Connection:
         self.read_timeout_ms = server.head_timeout_ms
         self.write_lock = asyncio.Lock()
         self.ws = None         # the StrictWebSocket, once upgraded
+        self.request = None    # once its head is parsed
         self.on_close = []     # functions called once when the socket closes
+
+    def parsed(self, request):
+        """Its head is in: the request it carries (Server.keep judges it)."""
+        self.request = request
 
     def _arm_read(self, timeout_ms):
         self.read_deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
@@ -364,8 +371,11 @@ class Server(Microdot):
     only a request they let through to a route has its body read, within the
     same deadline as its head."""
 
-    def __init__(self, limits):
+    def __init__(self, limits, keep=None):
         super().__init__()
+        # keep(request): may a connection past its head keep its slot when
+        # all are taken? None: always (only slow heads and bodies are evicted)
+        self.keep = keep
         self.max_connections = limits['max_connections']
         self.head_timeout_ms = limits['head_timeout_s'] * 1000
         self.write_timeout_ms = limits['write_timeout_s'] * 1000
@@ -377,17 +387,22 @@ class Server(Microdot):
 
     def _make_room(self):
         """True if a new connection may have a slot. When all are taken, the
-        one that has spent longest on its head and body is dropped: an honest
-        client sends its request in milliseconds, so it is the newest reader,
-        never the oldest; streams, events and WebSockets are never dropped."""
+        oldest one that may go is dropped: one still on its head and body (an
+        honest client sends its request in milliseconds, so it is the newest
+        reader, never the oldest), or one past its head that `keep` does not
+        keep (a guess, a refusal: guessers never crowd out the owner);
+        streams, events and WebSockets served with a credential never go."""
         live = 0
         oldest = None
+        keep = self.keep
         for conn in self.connections:
             if conn.task is None:
                 continue                    # cancelled: its slot is being freed
             live += 1
-            if conn.reading and (oldest is None or
-                                 time.ticks_diff(conn.started, oldest.started) < 0):
+            may_go = conn.reading or (keep is not None and conn.request is not None
+                                      and not keep(conn.request))
+            if may_go and (oldest is None or
+                           time.ticks_diff(conn.started, oldest.started) < 0):
                 oldest = conn
         if live < self.max_connections:
             return True
@@ -409,6 +424,7 @@ class Server(Microdot):
             conn.buffered = rest
             req = HeadFirstRequest(conn, self, writer.get_extra_info('peername'), method,
                                    url, version, headers, body=b'', sock=(conn, conn))
+            conn.parsed(req)
             if not req.content_length:
                 conn.request_read()
             res = await self.dispatch_request(req)

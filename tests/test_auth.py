@@ -554,3 +554,52 @@ def test_rotating_addresses_buy_no_more_password_guesses_than_the_board_budget(m
             assert reply.status_code == 429
             time.sleep(min(int(reply.headers['retry-after']), 5))
         assert reply.status_code == 302
+
+
+def test_a_full_server_gives_a_guess_s_slot_to_a_newcomer_never_the_owner_s(tmp_path):
+    # issue 24, finding 1: with every slot past its head, a newcomer (the
+    # owner) got 503; now a connection without a credential (a guess being
+    # refused) gives way, one with a credential or a password being checked never
+    import microdot
+    lib = tmp_path / 'lib'
+    lib.mkdir()
+    os.symlink(os.path.dirname(microdot.__file__), str(lib / 'microdot'))
+    out = micropython("""
+sys.path.insert(0, %r)
+from firmware import config
+from firmware.guard import Guard
+from firmware.server import Server
+settings = config.parse('{}')[0]
+guard = Guard(settings, '127.0.0.1')
+class G:
+    pass
+class Request:
+    def __init__(self, credential):
+        self.g = G()
+        if credential != 'unset':
+            self.g.credential = credential
+class Conn:
+    def __init__(self, started, credential):
+        self.task, self.started, self.reading = 1, started, False
+        self.request = Request(credential)
+    def cancel(self):
+        self.task = None
+def full(server, credentials):
+    server.connections = [Conn(i, c) for i, c in enumerate(credentials)]
+    return server.connections
+limits = settings['limits']
+limits['max_connections'] = 7
+# the owner's stream (oldest), a password being checked, five refused guesses
+server = Server(limits, guard.keep_connection)
+conns = full(server, ['session', 'unset', None, None, 'unset', None, None])
+guard.checking = conns[1].request
+print(server._make_room(), [c.task is None for c in conns].index(True))
+# every slot with a credential: nothing gives way
+conns = full(server, ['session', 'token', 'session', 'token', 'open', 'session', 'token'])
+print(server._make_room())
+# without the guard's say (the setup portal), past the head nothing gives way
+bare = Server(limits)
+full(bare, [None] * 7)
+print(bare._make_room())
+""" % str(lib))
+    assert out.split() == ['True', '2', 'False', 'False'], out
