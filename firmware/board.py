@@ -52,6 +52,11 @@ class Board:
                            feed_watchdog=config['watchdog_s'] <= 0)
         self.pir_pin = None
         self.mqtt = None
+        self.rtsp = None
+        if config['rtsp']['on']:
+            from firmware.rtsp import RtspServer
+            self.rtsp = RtspServer(config['rtsp'], self.camera, self.guard, ip,
+                                   config['stream_max_fps'], config['limits'])
         if config['mqtt']['host']:
             from firmware.mqttlink import MqttLink
             self.mqtt = MqttLink(self, config['mqtt'])
@@ -77,6 +82,8 @@ class Board:
         asyncio.create_task(clock.keep_time(lambda ok: self.state.update(clock_set=ok)))
         if self.mqtt:
             self.mqtt.start()
+        if self.rtsp:
+            asyncio.create_task(self.rtsp.serve())
 
     def _start_loop_monitor(self):
         from firmware.loopmon import LoopMonitor

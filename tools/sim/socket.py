@@ -16,12 +16,26 @@ def getaddrinfo(host, port, *args):
         # the setup portal's DNS responder: a free loopback port instead
         return usocket.getaddrinfo('127.0.0.1', int(simctl.env('SIM_DNS_PORT')), *args)
     if host in ('0.0.0.0', '', '::'):
+        mapped = _port_map().get(port)
+        if mapped is not None:      # RTSP, RTP: a free loopback port the harness chose
+            return usocket.getaddrinfo('127.0.0.1', mapped, *args)
         return usocket.getaddrinfo('127.0.0.1', int(simctl.env('SIM_PORT', '8080')), *args)
     if host in ('127.0.0.1', 'localhost'):
         return usocket.getaddrinfo(host, port, *args)
     import network              # names: the simulated DNS (pool.ntp.org only)
     addr = network.sim_resolve(host, port)
     return usocket.getaddrinfo(addr[0], addr[1], *args)
+
+
+def _port_map():
+    """SIM_PORT_MAP "554:41234,6970:41236": the board's port -> the loopback
+    port it gets here (every other port the board listens on is SIM_PORT)."""
+    ports = {}
+    for pair in simctl.env('SIM_PORT_MAP', '').split(','):
+        if pair:
+            board, _, here = pair.partition(':')
+            ports[int(board)] = int(here)
+    return ports
 
 
 _SO_SNDBUF = 7                  # Linux's numbers; MicroPython does not name them
