@@ -512,14 +512,16 @@ class Viewer:
     async def _send_udp(self, frame, timestamp):
         rtp = self.rtp
         dest = self.dest
+        if rtp is None or dest is None:
+            return
         count = 0
         for packet in self.packetiser.packets(frame, timestamp):
             try:
                 rtp.sendto(packet, dest)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.ENOMEM):
-                    break               # lwIP is out of buffers: the rest of this frame goes
-                raise
+            except OSError:
+                # out of buffers, or the viewer's port closed for now (an ICMP
+                # error): the rest of this frame goes; keep-alives judge the viewer
+                break
             count += 1
             if count % _UDP_BURST == 0:
                 await asyncio.sleep_ms(0)
@@ -564,7 +566,8 @@ def _parse_head(head):
         raise BadRequest(400)
     lines = text.split('\r\n')
     parts = lines[0].split(' ')
-    if len(parts) != 3 or not parts[0].isalpha() or not parts[0].isupper() or not parts[1]:
+    method = parts[0].replace('_', '')         # GET_PARAMETER, SET_PARAMETER
+    if len(parts) != 3 or not method.isalpha() or not method.isupper() or not parts[1]:
         raise BadRequest(400)
     if not parts[2].startswith('RTSP/'):
         raise BadRequest(400)

@@ -149,7 +149,8 @@ class Board:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError('board exited:\n' + self.output())
-            if ready in self.output()[self.log_start:]:
+            if ready in self.output()[self.log_start:] and (
+                    self.rtsp_port is None or 'rtsp: serving' in self.output()[self.log_start:]):
                 if '--serial' in self.args:
                     self.serial_port = self.output()[self.log_start:].split(
                         'Serial: ', 1)[1].split()[0]
