@@ -109,14 +109,17 @@ def parse(text):
         if not 1 <= rtsp[key] <= 65534:
             problems.append('rtsp.%s must be 1 to 65534' % key)
             rtsp[key] = DEFAULTS['rtsp'][key]
+    # lwIP's 10 sockets: listener + 7 clients + DNS + NTP leave none for
+    # MQTT or RTSP; they take theirs from the dashboard's clients
+    room = DEFAULTS['limits']['max_connections'] - (1 if config['mqtt']['host'] else 0) - (
+        1 + rtsp['sockets'] if rtsp['on'] else 0)
     limits = given.get('limits')
     if not (isinstance(limits, dict) and 'max_connections' in limits):
-        # lwIP's 10 sockets: listener + 7 clients + DNS + NTP leave none for
-        # MQTT or RTSP; they take theirs from the dashboard's clients
-        if config['mqtt']['host']:
-            config['limits']['max_connections'] -= 1
-        if rtsp['on']:
-            config['limits']['max_connections'] -= 1 + rtsp['sockets']
+        config['limits']['max_connections'] = room
+    elif rtsp['on'] and config['limits']['max_connections'] > room:
+        problems.append('limits.max_connections is %d at most with RTSP on (lwIP has 10 sockets)'
+                        % room)
+        config['limits']['max_connections'] = room
     return config, problems
 
 
