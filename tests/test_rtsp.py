@@ -288,7 +288,45 @@ def test_udp_viewer_that_does_not_fit_gets_453(rtsp_board):
                              'Transport: RTP/AVP;unicast;client_port=5000-5001\r\n')
     assert line == 'RTSP/1.0 453 Not Enough Bandwidth'
     first.close()
+    # the TCP viewer gone, the UDP one fits; gone without TEARDOWN, its
+    # two UDP sockets are freed with its connection
+    for attempt in range(2):
+        deadline = time.monotonic() + 5
+        while True:
+            status, _, headers, _ = ask(second, reader, 'SETUP', board.rtsp_url() + '/track1',
+                                        3, 'Transport: RTP/AVP;unicast;client_port=5000-5001\r\n')
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert status == 200 and 'server_port=' in headers['transport'], headers
+        second.close()
+        second, reader = described_when_room(board, 5)
     second.close()
+
+
+def described_when_room(board, timeout):
+    """(socket, Reader) of a new connection whose DESCRIBE got 200, once a
+    viewer's sockets came free."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = connect(board)
+        reader = Reader(sock)
+        try:
+            if ask(sock, reader, 'DESCRIBE', board.rtsp_url(), 1)[0] == 200:
+                return sock, reader
+        except ConnectionError:
+            pass
+        sock.close()
+        assert time.monotonic() < deadline, 'no room for a viewer'
+        time.sleep(0.1)
+
+
+def test_rtsp_takes_its_sockets_from_the_dashboards(make_board):
+    from tools.sim.harness import sim_config
+    config = sim_config()
+    config['limits'] = {'max_connections': 7}
+    board = make_board(rtsp={'sockets': 2}, config=config).start()
+    assert 'config: limits.max_connections is 4 at most with RTSP on' in board.output()
 
 
 def test_a_fourth_viewer_is_refused_while_three_play_and_the_dashboard_lives(
