@@ -6,12 +6,13 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 
 import httpx
 import pytest
 
-from tools.sim.harness import FRAMES, SSE, Board
+from tools.sim.harness import FRAMES, SSE, Board, read_mjpeg
 
 WIDTH, HEIGHT = 320, 240            # the simulator's frames
 FRAME_S = 0.1                       # the camera's 10 fps
@@ -343,7 +344,12 @@ def test_a_fourth_viewer_is_refused_while_three_play_and_the_dashboard_lives(
         status, line, _, _ = ask(sock, reader, 'OPTIONS', board.rtsp_url(), 1)
         assert line == 'RTSP/1.0 453 Not Enough Bandwidth'
         sock.close()
-        # the dashboard: live status, a snapshot, the /control WebSocket
+        # the dashboard: live status, a snapshot, the /control WebSocket, and
+        # /stream from the same capture, which keeps the camera's rate
+        frames_before, since = board.status()['frames'], time.monotonic()
+        mjpeg = []
+        reading = threading.Thread(target=read_mjpeg, args=(board, 3, mjpeg))
+        reading.start()
         events = SSE(board)
         first = events.next_status()['uptime_s']
         assert events.until(lambda s: s['uptime_s'] > first, limit=20)
@@ -351,7 +357,12 @@ def test_a_fourth_viewer_is_refused_while_three_play_and_the_dashboard_lives(
         with httpx.Client(base_url=board.url, timeout=10, headers=board.auth_headers()) as http:
             shot = http.get('/snapshot.jpg')
         assert shot.status_code == 200 and shot.content[:2] == b'\xff\xd8'
-        assert board.status()['camera'] == 'ok'
+        reading.join()
+        status = board.status()
+        assert status['camera'] == 'ok'
+        assert len(mjpeg) >= 0.6 * 3 / FRAME_S, len(mjpeg)
+        captured = status['frames'] - frames_before
+        assert captured >= 0.7 * (time.monotonic() - since) / FRAME_S, captured
         for viewer in viewers:
             out, err = viewer.communicate(timeout=40)
             assert viewer.returncode == 0, err
