@@ -29,6 +29,7 @@ _MAX_HEAD = const(2048)
 _MAX_BODY = const(512)
 _SESSION_S = const(60)          # a UDP viewer's keep-alive period (Session: timeout)
 _REFUSE_MS = const(2000)
+_PLAYING_TCP_MS = const(3600000)
 _DRAIN_BYTES = const(4096)      # written between two drains (lwIP's send buffer ~5.7 KB)
 _UDP_BURST = const(8)           # UDP packets between two yields to the loop
 _INTERLEAVED = const(0x24)      # '$'
@@ -261,9 +262,9 @@ class Viewer:
                 try:
                     await self._fill(timeout)
                 except asyncio.TimeoutError:
-                    if self.transport == 'udp' and time.ticks_diff(
-                            time.ticks_ms(), self.heard_ms) < _SESSION_S * 1000:
-                        continue            # RTCP keeps it alive
+                    if timeout == _PLAYING_TCP_MS or time.ticks_diff(
+                            time.ticks_ms(), self.heard_ms) < timeout:
+                        continue            # playing over TCP, or RTCP reports came
                     raise
                 continue
             head = buf[:end]
@@ -280,10 +281,11 @@ class Viewer:
             return method, url, headers, body
 
     def _read_timeout_ms(self):
-        if self.sender is None:
+        if self.session is None:
             return self.server.head_ms      # set-up: as long as an HTTP head may take
-        # playing: TCP viewers are judged by their writes, UDP ones by keep-alives
-        return _SESSION_S * 1000 if self.transport == 'udp' else 24 * 3600 * 1000
+        if self.transport == 'tcp' and self.sender is not None:
+            return _PLAYING_TCP_MS          # judged by its writes, not its keep-alives
+        return _SESSION_S * 1000            # UDP, or paused: keep-alives (or RTCP)
 
     # --- the conversation ---------------------------------------------------
     async def run(self):
