@@ -5,6 +5,8 @@ written with hashlib.sha256, as MicroPython has no hmac or pbkdf2) and the
 API token as its SHA-256: the token is 128 random bits, so one hash already
 makes a flash dump useless, and checking it costs one hash per request.
 Neither is ever stored in clear. Both are compared in constant time.
+For RTSP Digest it also keeps MD5(admin:realm:token): a fast hash, harmless
+for a 128-bit random token, never made of the password (README.md, RTSP).
 """
 import binascii
 import hashlib
