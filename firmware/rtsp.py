@@ -8,7 +8,8 @@ beyond that gets 453 Not Enough Bandwidth and the dashboard keeps its own.
 
 Credentials as on HTTP: the API token in the URL (?token=...), or Digest
 (user "admin", the API token as password; README.md says why not the
-dashboard password). A connection that proved itself once stays proven.
+dashboard password), or Digest as the view-only "recorder" (firmware/nvr.py).
+A connection that proved itself once stays proven.
 Each viewer sends the newest frame when it is ready for one (a slow viewer
 skips frames, holds one frame at most); a viewer whose socket takes no data
 for `write_timeout_s` is dropped.
@@ -22,7 +23,7 @@ import socket
 import struct
 import time
 from micropython import const
-from firmware import auth, rtpjpeg
+from firmware import auth, digest, nvr, rtpjpeg
 
 _MTU = const(1400)              # an RTP packet: 1400 + IP and UDP heads < 1500
 _MAX_HEAD = const(2048)
@@ -68,42 +69,6 @@ def _query_token(query):
     return None
 
 
-def _digest_fields(value):
-    """The name="value" pairs of a Digest Authorization header, or None."""
-    if not value.startswith('Digest '):
-        return None
-    fields = {}
-    rest = value[7:]
-    while rest:
-        name, sep, rest = rest.partition('=')
-        if not sep:
-            return None
-        name = name.strip().lower()
-        rest = rest.lstrip()
-        if rest.startswith('"'):
-            end = rest.find('"', 1)
-            if end < 0:
-                return None
-            fields[name] = rest[1:end]
-            rest = rest[end + 1:]
-        else:
-            value, _, rest = rest.partition(',')
-            fields[name] = value.strip()
-            rest = ',' + rest
-        rest = rest.lstrip()
-        if rest.startswith(','):
-            rest = rest[1:].lstrip()
-        elif rest:
-            return None
-        if len(fields) > 12:
-            return None
-    return fields
-
-
-def _md5_hex(text):
-    return binascii.hexlify(hashlib.md5(text.encode()).digest()).decode()
-
-
 def _transport(value):
     """('tcp', (rtp channel, rtcp channel)) or ('udp', (rtp port, rtcp port)) for
     the first offered transport that is served here, or None."""
@@ -137,12 +102,13 @@ def _transport(value):
 class RtspServer:
     """The RTSP listener and its viewers; serve() runs it."""
 
-    def __init__(self, rtsp_config, camera, guard, ip, max_fps, limits):
+    def __init__(self, rtsp_config, camera, guard, ip, max_fps, limits, recorder=None):
         self.port = rtsp_config['port']
         self.rtp_port = rtsp_config['rtp_port']
         self.sockets = rtsp_config['sockets']
         self.camera = camera
         self.guard = guard
+        self.recorder = recorder                # nvr.RecorderLogin, or None
         self.ip = ip
         self.interval_ms = 1000 // max(1, max_fps)
         self.write_ms = limits['write_timeout_s'] * 1000
@@ -340,16 +306,21 @@ class Viewer:
         if locked:
             return 503, 'Retry-After: %d\r\n' % locked, None
         token = _query_token(_split_url(url)[1])
-        fields = _digest_fields(headers.get('authorization', ''))
+        fields = digest.fields(headers.get('authorization', ''))
         if token is None and fields is None:
             return self._challenge()
         credentials = guard.credentials
         ok = False
-        if credentials is not None:
-            if token is not None:
-                ok = credentials.token_ok(token)
-            elif credentials.rtsp_ha1 is not None:
-                ok = self._digest_ok(method, fields, credentials.rtsp_ha1)
+        if token is not None:
+            ok = credentials is not None and credentials.token_ok(token)
+        elif fields.get('realm') == auth.RTSP_REALM:
+            user = fields.get('username')
+            ha1 = None
+            if user == auth.RTSP_USER and credentials is not None:
+                ha1 = credentials.rtsp_ha1
+            elif user == nvr.USER and self.server.recorder is not None:
+                ha1 = self.server.recorder.ha1      # the view-only recorder login
+            ok = ha1 is not None and digest.answer_ok(fields, method, self.nonce, ha1)
         if ok:
             guard.backoff.succeeded(self.address)
             self.authed = True
@@ -360,15 +331,6 @@ class Viewer:
     def _challenge(self):
         return 401, 'WWW-Authenticate: Digest realm="%s", nonce="%s"\r\n' % (
             auth.RTSP_REALM, self.nonce), None
-
-    def _digest_ok(self, method, fields, ha1):
-        # RFC 2069 form (no qop offered); the nonce is this connection's own
-        if (fields.get('username') != auth.RTSP_USER or fields.get('realm') != auth.RTSP_REALM
-                or fields.get('nonce') != self.nonce or 'uri' not in fields):
-            return False
-        expected = _md5_hex('%s:%s:%s' % (ha1, self.nonce,
-                                          _md5_hex(method + ':' + fields['uri'])))
-        return auth.same(expected.encode(), fields.get('response', '').encode())
 
     def _describe(self, url):
         path, _ = _split_url(url)

@@ -66,7 +66,8 @@ class Board:
     def __init__(self, tmp_path, sdcard='default', frames=FRAMES, fps=10,
                  camera_api='cnadler86', heap=None, config=None, port=None,
                  board_root=None, frames_once=False, sockets=None, board_id=None,
-                 setup=True, flash=None, serial=False, credentials=None, rtsp=None):
+                 setup=True, flash=None, serial=False, credentials=None, rtsp=None,
+                 onvif=False):
         self.tmp = tmp_path
         self.rtsp_port = None
         port_map = {}
@@ -82,6 +83,14 @@ class Board:
             for port in range(rtp_port, rtp_port + 8):
                 port_map[port] = port
         self.port = port or free_port()
+        self.discovery_port = None
+        if onvif:
+            # ONVIF on (it needs RTSP); the board names its own HTTP port in
+            # discovery replies, and WS-Discovery's 3702 is a free UDP port here
+            config['onvif'] = {'on': True}
+            config['http_port'] = self.port
+            self.discovery_port = free_udp_port()
+            port_map[3702] = self.discovery_port
         self.url = 'http://127.0.0.1:%d' % self.port
         self.ws_url = 'ws://127.0.0.1:%d/control' % self.port
         self.sdcard = str(tmp_path / 'sdcard.img') if sdcard == 'default' else sdcard
@@ -150,7 +159,9 @@ class Board:
             if self.proc.poll() is not None:
                 raise RuntimeError('board exited:\n' + self.output())
             if ready in self.output()[self.log_start:] and (
-                    self.rtsp_port is None or 'rtsp: serving' in self.output()[self.log_start:]):
+                    self.rtsp_port is None or 'rtsp: serving' in self.output()[self.log_start:]) and (
+                    self.discovery_port is None
+                    or 'onvif: discovery' in self.output()[self.log_start:]):
                 if '--serial' in self.args:
                     self.serial_port = self.output()[self.log_start:].split(
                         'Serial: ', 1)[1].split()[0]

@@ -53,6 +53,9 @@ _GET_FILENO = 10                # MP_STREAM_GET_FILENO: select.poll uses the fd
 _POLL = 3                       # MP_STREAM_POLL; its flags are poll()'s
 _CLOSE = 4                      # MP_STREAM_CLOSE
 _open = []                      # the native sockets that hold a slot
+_LWIP_IPPROTO_IP = 0
+_LWIP_IP_ADD_MEMBERSHIP = 3
+joined = []                     # multicast memberships asked for (group + interface)
 
 
 # Linux's errno numbers (what the unix port's sockets raise) that newlib, and
@@ -192,6 +195,21 @@ class _Socket(io.IOBase):
 
     def close(self):
         self._sock.close()
+
+    def setsockopt(self, level, name, value):
+        # lwIP's IPPROTO_IP / IP_ADD_MEMBERSHIP (0, 3; Linux's 3 is IP_HDRINCL):
+        # checked as lwIP checks it, never joined: no test may reach a real
+        # multicast group (directed probes reach the board instead)
+        if level == _LWIP_IPPROTO_IP and name == _LWIP_IP_ADD_MEMBERSHIP:
+            if not isinstance(value, (bytes, bytearray)) or len(value) != 8 or \
+                    not 224 <= value[0] <= 239:
+                raise OSError(22)       # EINVAL
+            joined.append(bytes(value))
+            return
+        try:
+            return self._sock.setsockopt(level, name, value)
+        except OSError as exc:
+            raise self._error(exc)
 
     def __getattr__(self, name):
         attr = getattr(self._sock, name)
