@@ -143,8 +143,9 @@ class RecorderLogin:
             if refusal != 'guard':
                 return refusal
             refusal = guard.before_request(request)
+            # (not to browsers: a dashboard whose session ran out must not pop a login box)
             if (isinstance(refusal, tuple) and len(refusal) == 3 and refusal[1] == 401
-                    and request.path in VIEW_PATHS):
+                    and request.path in VIEW_PATHS and 'Sec-Fetch-Mode' not in request.headers):
                 return self.refusal()
             return refusal
         return check
