@@ -257,3 +257,21 @@ def test_wrong_recorder_logins_lock_the_address_out_as_other_logins_do(board):
             '<tds:GetHostname/>', username_token(password)), timeout=10).status_code != 200:
         assert time.monotonic() < deadline
         time.sleep(0.5)
+
+
+def test_discovery_takes_its_socket_from_the_dashboards_and_onvif_needs_rtsp(make_board):
+    from tools.sim.harness import sim_config
+    config = sim_config()
+    config['limits'] = {'max_connections': 7}
+    board = make_board(rtsp={'sockets': 3}, onvif=True, config=config).start()
+    output = board.output()
+    assert 'config: rtsp.sockets is 2 at most with ONVIF discovery on' in output
+    assert 'config: limits.max_connections is 3 at most with RTSP on' in output
+    board.stop()
+    config = sim_config()
+    config['onvif'] = {'on': True}
+    board = make_board(config=config).start()
+    assert 'config: onvif.on needs rtsp.on' in board.output()
+    reply = httpx.post(board.url + '/onvif/device_service', timeout=10,
+                       content=soap('<tds:GetSystemDateAndTime/>'))
+    assert reply.status_code == 404                 # no ONVIF service there
