@@ -52,7 +52,7 @@ DEFAULTS = {
     # ONVIF for recorders (README.md, "ONVIF"): needs RTSP on; its discovery
     # takes one more socket (UDP 3702, the multicast group)
     'onvif': {'on': False, 'discovery': True},
-    'snapshot_rate': {'burst': 30, 'per_s': 2},
+    'snapshot_rate': {'burst': 30, 'per_s': 2.0},
     'limits': {'max_connections': 7, 'head_timeout_s': 10, 'write_timeout_s': 10,
                'ws_ping_s': 10, 'dead_peer_s': 30, 'max_body': 16384,
                'max_ws_message': 4096, 'heartbeat_s': 5},
@@ -75,6 +75,8 @@ def _merge(defaults, given, path, problems):
             else:
                 problems.append(path + key + ' must be an object')
                 out[key] = default
+        elif type(default) is float and type(value) is int:
+            out[key] = float(value)     # a whole number where a fraction may go
         elif default is not None and type(value) is not type(default):
             problems.append(path + key + ' has the wrong type')
             out[key] = default
