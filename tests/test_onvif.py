@@ -220,6 +220,9 @@ def test_wsdiscovery_finds_the_board_by_a_directed_probe(board):
     printer = constructProbe([QName('http://example.org/printers', 'Printer')], [])
     assert directed_probe(board, createSOAPMessage(printer).encode(), timeout=0.5) is None
     assert 'onvif: probe ignored' not in board.output()
+    # on a network it hears multicast probes: it joined the group (the simulator
+    # checks the request as lwIP does, and joins nothing on this machine)
+    assert 'onvif: discovery on udp 3702 in group 239.255.255.250' in board.output()
 
 
 def test_the_owner_renews_the_recorder_login_and_the_old_one_stops(board):
