@@ -87,12 +87,16 @@ class Discovery:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(socket.getaddrinfo('0.0.0.0', self.port)[0][-1])
-            sock.setsockopt(_IPPROTO_IP, _IP_ADD_MEMBERSHIP, GROUP + b'\x00\x00\x00\x00')
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
             print('onvif: no discovery:', exc)
             return
+        try:
+            # any interface (0.0.0.0); without the group, probes sent straight here still work
+            sock.setsockopt(_IPPROTO_IP, _IP_ADD_MEMBERSHIP, GROUP + b'\x00\x00\x00\x00')
+        except OSError as exc:
+            print('onvif: discovery hears no multicast:', exc)
         self.sock = sock
         self.task = asyncio.create_task(self._serve())
         print('onvif: discovery on udp %d' % self.port)

@@ -222,7 +222,7 @@ def test_wsdiscovery_finds_the_board_by_a_directed_probe(board):
     assert 'onvif: probe ignored' not in board.output()
     # on a network it hears multicast probes: it joined the group (the simulator
     # checks the request as lwIP does, and joins nothing on this machine)
-    assert 'onvif: discovery on udp 3702 in group 239.255.255.250' in board.output()
+    assert 'sim: multicast group 239.255.255.250 joined' in board.output()
 
 
 def test_the_owner_renews_the_recorder_login_and_the_old_one_stops(board):

@@ -55,7 +55,6 @@ _CLOSE = 4                      # MP_STREAM_CLOSE
 _open = []                      # the native sockets that hold a slot
 _LWIP_IPPROTO_IP = 0
 _LWIP_IP_ADD_MEMBERSHIP = 3
-joined = []                     # multicast memberships asked for (group + interface)
 
 
 # Linux's errno numbers (what the unix port's sockets raise) that newlib, and
@@ -204,7 +203,8 @@ class _Socket(io.IOBase):
             if not isinstance(value, (bytes, bytearray)) or len(value) != 8 or \
                     not 224 <= value[0] <= 239:
                 raise OSError(22)       # EINVAL
-            joined.append(bytes(value))
+            print('sim: multicast group %d.%d.%d.%d joined (in name only: not on this machine)'
+                  % tuple(value[:4]))
             return
         try:
             return self._sock.setsockopt(level, name, value)
