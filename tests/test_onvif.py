@@ -185,6 +185,13 @@ def test_the_recorder_login_only_looks(board):
                                   else None, auth=auth, timeout=10)
             assert reply.status_code in (401, 403), (method, path, reply.status_code)
     assert recorder_password(board) == password
+    # an NVR is challenged for Digest; a browser (a dashboard whose session ran
+    # out) is not, so it shows no login box of its own
+    nvr = httpx.get(board.url + '/snapshot.jpg', timeout=10)
+    assert nvr.status_code == 401 and nvr.headers['WWW-Authenticate'].startswith('Digest ')
+    browser = httpx.get(board.url + '/snapshot.jpg', headers={'Sec-Fetch-Mode': 'no-cors'},
+                        timeout=10)
+    assert browser.status_code == 401 and browser.headers['WWW-Authenticate'] == 'Bearer'
 
 
 def directed_probe(board, datagram, timeout=5):
