@@ -61,7 +61,7 @@ _BUSY = const(1100)         # over this (2 onsets within 3.6 s) it is ignored
 _SPEED = const(4000)        # ms an object takes to cross the frame at least (new regions)
 _MAX_BOXES = const(8)       # regions reported per frame
 _RANK = const(2)
-_SEED_SHARE = const(8)      # a region needs 1/8 of its blocks changed in texture
+_SEED_SHARE = const(6)      # a region needs 1/8 of its blocks changed in texture
 _LIGHT_PCT = const(40)      # more of the frame changed at once: light change,
 _LIGHT_RAW_PCT = const(60)  # so is this much changed before compensation
 _MIN_FLAT = const(16)       # below this bright-dark spread fit an offset only
@@ -351,7 +351,7 @@ def _regions(level, mark, queue, cols: int, rows: int, need: int, out):
 
 
 @micropython.viper
-def _learn(luma, bg, noise, mark, streak, changed, level, n: int, shift: int,
+def _learn(luma, bg, noise, mark, streak, changed, level, n: int, cols: int, shift: int,
            off: int, slope: int, pivot: int, cap: int, warm: int, step: int, absorb: int,
            fast: int):
     # shift: the learning rate this frame (bg and noise); step: this frame's
@@ -367,8 +367,16 @@ def _learn(luma, bg, noise, mark, streak, changed, level, n: int, shift: int,
     for i in range(n):
         k = mk[i]
         ch[i] = 1 if k else 0
-        if lv[i] == 3 and k != 2 and not warm:
-            b[i] = b[i] + (((x[i] << 8) - b[i]) >> fast)     # a shadow: take it in
+        # a shadow: take it in, with the darker blocks in it that changed
+        # less than their threshold (their neighbours are flat), so the
+        # background stays one gain apart from the picture across the shade
+        f = lv[i] == 3
+        if not f and lv[i] != 2 and k != 2:
+            if (i > 0 and lv[i - 1] == 3) or (i + 1 < n and lv[i + 1] == 3) or \
+                    (i >= cols and lv[i - cols] == 3) or (i + cols < n and lv[i + cols] == 3):
+                f = True
+        if f and k != 2 and not warm:
+            b[i] = b[i] + (((x[i] << 8) - b[i]) >> fast)
             st[i] = 0
             continue
         if k and not warm:
@@ -554,7 +562,7 @@ class Detector:
         # the background's time constant in frames of this length, as a shift
         shift = _WARM_SHIFT if warm else _log2(_LEARN_MS // dt)
         _learn(luma, self._bg, self._noise, self._mark, self._streak, self.changed,
-               self._level, n, shift, off, slope, pivot, 2 * floor, 1 if warm else 0,
+               self._level, n, self.cols, shift, off, slope, pivot, 2 * floor, 1 if warm else 0,
                max(1, (dt + _STREAK_MS // 2) // _STREAK_MS), _ABSORB_MS // _STREAK_MS,
                _log2(_SHADE_MS // dt))
         if warm:
