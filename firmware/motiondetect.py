@@ -19,7 +19,7 @@ analyses 2-5 frames a second behaves as one that analyses 10. Per frame:
   4. Strong blocks seed 4-connected regions that grow over weak and flat
      blocks (bounded queue, no recursion); a region of at least min_blocks
      (from the sensitivity: 15 % of the frame at 0, 1.2 % at 50, 2 blocks
-     at 100) of which 1/8 are strong is a candidate. Two candidate frames in
+     at 100) of which 1/6 are strong is a candidate. Two candidate frames in
      a row: STARTED. No region for 0.5 s: ENDED. While moving, a region far
      from every region of the frame before, seen twice, is a second arrival:
      STARTED again.
@@ -60,8 +60,8 @@ _ACT_CAP = const(4095)      # at most this,
 _BUSY = const(1100)         # over this (2 onsets within 3.6 s) it is ignored
 _SPEED = const(4000)        # ms an object takes to cross the frame at least (new regions)
 _MAX_BOXES = const(8)       # regions reported per frame
-_RANK = const(2)
-_SEED_SHARE = const(6)      # a region needs 1/8 of its blocks changed in texture
+_ARRIVAL_MS = const(1000)   # a second arrival counts 1 s after the last trigger at the soonest
+_SEED_SHARE = const(6)      # a region needs 1/6 of its blocks changed in texture
 _LIGHT_PCT = const(40)      # more of the frame changed at once: light change,
 _LIGHT_RAW_PCT = const(60)  # so is this much changed before compensation
 _MIN_FLAT = const(16)       # below this bright-dark spread fit an offset only
@@ -187,8 +187,8 @@ def _classify(luma, bg, noise, masked, level, act, prev, n: int, cols: int, off:
             # strong only where the texture changed too: a shadow or a light
             # scales a block and its neighbours alike, which leaves
             # 2|x_i b_j - x_j b_i| / (b_i + b_j) near 0 (in 1/256 steps); the
-            # third largest of the four: two differing neighbours are a
-            # shadow's hard edge or corner, not an object
+            # second largest of the four: one differing neighbour is a
+            # shadow's hard edge, not an object
             y = i // cols
             c = i - y * cols
             e1 = 0
@@ -218,15 +218,11 @@ def _classify(luma, bg, noise, masked, level, act, prev, n: int, cols: int, off:
                     h = 1
                 d = d // h
                 if d > e1:
-                    e = e2
                     e2 = e1
                     e1 = d
                 elif d > e2:
-                    e = e2
                     e2 = d
-                elif d > e:
-                    e = d
-            e = e2 if _RANK == 2 else e
+            e = e2
         # activity: onsets of texture change; a block that keeps starting
         # to change (leaves in the wind) is busy and ignored until it calms
         ac = a[i] - calm
@@ -258,7 +254,7 @@ def _regions(level, mark, queue, cols: int, rows: int, need: int, out):
     # 4-connected regions seeded by strong blocks, grown over weak ones.
     # mark: 1 in a small region, 2 in a region of >= need blocks.
     # out: qualifying blocks, x0, y0, x1, y1, largest region, regions, then
-    # x0, y0, x1, y1 of the first _MAX_BOXES qualifying regions
+    # x0, y0, x1, y1, size of the first _MAX_BOXES qualifying regions
     lv = ptr8(level)
     mk = ptr8(mark)
     q = ptr16(queue)
@@ -328,10 +324,11 @@ def _regions(level, mark, queue, cols: int, rows: int, need: int, out):
                 mk[q[k]] = 2
             total += size
             if boxes < _MAX_BOXES:
-                o[7 + 4 * boxes] = x0
-                o[8 + 4 * boxes] = y0
-                o[9 + 4 * boxes] = x1
-                o[10 + 4 * boxes] = y1
+                o[7 + 5 * boxes] = x0
+                o[8 + 5 * boxes] = y0
+                o[9 + 5 * boxes] = x1
+                o[10 + 5 * boxes] = y1
+                o[11 + 5 * boxes] = size
                 boxes += 1
             if x0 < ux0:
                 ux0 = x0
@@ -423,7 +420,7 @@ class Detector:
         self.end_ms = _END_MS
         self._mask = None
         self._hist = bytearray(4 * 1024)
-        self._out = bytearray(4 * (7 + 4 * _MAX_BOXES))
+        self._out = bytearray(4 * (7 + 5 * _MAX_BOXES))
         self.resize(cols, rows)
         self.mask = mask
 
@@ -471,6 +468,7 @@ class Detector:
         self._stamp = None      # the last frame's ticks_ms: refreshed every frame
         self._boxes = []        # the last frame's regions, to tell a new one from one moving on
         self._fresh = None      # a new region seen once while moving: one more look confirms it
+        self._since_ms = 0      # since the last STARTED (capped)
         for i in range(len(self._act)):
             self._act[i] = 0
         z = memoryview(self._noise)
@@ -568,36 +566,40 @@ class Detector:
         if warm:
             return NONE
         blocks = _word(out, 0)
-        boxes = [[_word(out, 7 + 4 * k + j) for j in range(4)] for k in range(_word(out, 6))]
+        boxes = [[_word(out, 7 + 5 * k + j) for j in range(5)] for k in range(_word(out, 6))]
         last, self._boxes = self._boxes, boxes
         if blocks == 0:
             self._fresh = None
             return self._no_motion(dt)
         self.region = {'box': [_word(out, 1), _word(out, 2), _word(out, 3), _word(out, 4)],
                        'blocks': blocks, 'area': blocks / free}
+        self._since_ms = min(self._since_ms + dt, _ARRIVAL_MS)
         if self.moving:
             self._gone_ms = 0
-            box = self._arrival(boxes, last, dt)
-            if box is None:
+            box = self._arrival(boxes, last, dt, need)
+            if box is None or self._since_ms < _ARRIVAL_MS:
                 return NONE
-            self.region['box'] = box        # where the newcomer is
+            self.region['box'] = box[:4]    # where the newcomer is
+            self._since_ms = 0
             return STARTED
         self._hits += 1
         if self._hits >= _CONFIRM:
             self.moving = True
             self._gone_ms = 0
             self._fresh = None
+            self._since_ms = 0
             return STARTED
         return NONE
 
-    def _arrival(self, boxes, last, dt):
+    def _arrival(self, boxes, last, dt, need):
         """While moving: the box of a region far from every region of the
         frame before, seen on two looks in a row (a second arrival, not the
         first one moving on), or None."""
         reach = max(2, self.cols * dt // _SPEED)   # how far a region moves in a frame
         fresh, self._fresh = self._fresh, None
         for box in boxes:
-            if fresh is not None and _near(box, [fresh], reach):
+            # confirmed at full size: regions kept while moving may be 2/3 of need
+            if fresh is not None and box[4] >= need and _near(box, [fresh], reach):
                 return box
             if not _near(box, last, reach):
                 self._fresh = box
