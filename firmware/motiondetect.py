@@ -15,7 +15,9 @@ analyses 2-5 frames a second behaves as one that analyses 10. Per frame:
      background (a cloud's shadow or a partial light change keeps the
      texture; such "flat" blocks are learnt into the background in 0.4 s).
   3. Activity: a block whose texture keeps starting to change (two onsets
-     within ~3.6 s: leaves in the wind) is ignored until it calms down.
+     within ~3.6 s: leaves in the wind) is ignored until it calms down; an
+     onset inside a region that travels (moved 2 blocks or more since the
+     frame before: a walker, not a swaying tree) does not count.
   4. Strong blocks seed 4-connected regions that grow over weak and flat
      blocks (bounded queue, no recursion); a region of at least min_blocks
      (from the sensitivity: 15 % of the frame at 0, 1.2 % at 50, 2 blocks
@@ -60,6 +62,7 @@ _ACT_CAP = const(4095)      # at most this,
 _BUSY = const(1100)         # over this (2 onsets within 3.6 s) it is ignored
 _SPEED = const(4000)        # ms an object takes to cross the frame at least (new regions)
 _MAX_BOXES = const(8)       # regions reported per frame
+_TRAVEL = const(2)          # blocks a region moves in a frame to be travelling
 _ARRIVAL_MS = const(1000)   # a second arrival counts 1 s after the last trigger at the soonest
 _SEED_SHARE = const(6)      # a region needs 1/6 of its blocks changed in texture
 _LIGHT_PCT = const(40)      # more of the frame changed at once: light change,
@@ -152,13 +155,12 @@ def _diff_hist(luma, bg, masked, n: int, split: int, hist) -> int:
 
 
 @micropython.viper
-def _classify(luma, bg, noise, masked, level, act, prev, n: int, cols: int, off: int,
-              slope: int, pivot: int, floor: int, calm: int) -> int:
+def _classify(luma, bg, noise, masked, level, act, tex, n: int, cols: int, off: int,
+              slope: int, pivot: int, floor: int) -> int:
     # level: 2 strong (level and texture changed), 3 flat (level only: a
     # shadow's inside, or an object's plain middle), 1 weak (under the
-    # threshold, over half of it), 0 still or busy; act/prev: each block's
-    # activity (change onsets, decaying by calm a frame) and last frame's
-    # change. Returns the blocks changed before light compensation << 16 |
+    # threshold, over half of it), 0 still or busy (act over _BUSY); tex:
+    # 1 where the texture changed. Returns the blocks changed before light compensation << 16 |
     # the strong blocks after it.
     x = ptr8(luma)
     b = ptr16(bg)
@@ -166,7 +168,7 @@ def _classify(luma, bg, noise, masked, level, act, prev, n: int, cols: int, off:
     m = ptr8(masked)
     lv = ptr8(level)
     a = ptr16(act)
-    pv = ptr8(prev)
+    pv = ptr8(tex)
     strong = 0
     raw = 0
     for i in range(n):
@@ -223,21 +225,10 @@ def _classify(luma, bg, noise, masked, level, act, prev, n: int, cols: int, off:
                 elif d > e2:
                     e2 = d
             e = e2
-        # activity: onsets of texture change; a block that keeps starting
-        # to change (leaves in the wind) is busy and ignored until it calms
-        ac = a[i] - calm
-        if ac < 0:
-            ac = 0
-        if e > t:
-            if not pv[i]:
-                ac += _ONSET
-                if ac > _ACT_CAP:
-                    ac = _ACT_CAP
-            pv[i] = 1
-        else:
-            pv[i] = 0
-        a[i] = ac
-        if ac > _BUSY:
+        # texture changed now (for the activity, after the regions); a busy
+        # block (leaves in the wind) is left out until it calms down
+        pv[i] = 1 if e > t else 0
+        if a[i] > _BUSY:
             continue
         if e > t:
             lv[i] = 2
@@ -252,7 +243,8 @@ def _classify(luma, bg, noise, masked, level, act, prev, n: int, cols: int, off:
 @micropython.viper
 def _regions(level, mark, queue, cols: int, rows: int, need: int, out):
     # 4-connected regions seeded by strong blocks, grown over weak ones.
-    # mark: 1 in a small region, 2 in a region of >= need blocks.
+    # mark: 1 in a small region, 2 + k in qualifying region k (>= need
+    # blocks; 2 + _MAX_BOXES from the _MAX_BOXES-th on).
     # out: qualifying blocks, x0, y0, x1, y1, largest region, regions, then
     # x0, y0, x1, y1, size of the first _MAX_BOXES qualifying regions
     lv = ptr8(level)
@@ -321,7 +313,7 @@ def _regions(level, mark, queue, cols: int, rows: int, need: int, out):
         # an object changes the texture across it; a shadow, mostly its level
         if size >= need and seeds * _SEED_SHARE >= size:
             for k in range(start, tail):
-                mk[q[k]] = 2
+                mk[q[k]] = 2 + boxes
             total += size
             if boxes < _MAX_BOXES:
                 o[7 + 5 * boxes] = x0
@@ -368,11 +360,11 @@ def _learn(luma, bg, noise, mark, streak, changed, level, n: int, cols: int, shi
         # less than their threshold (their neighbours are flat), so the
         # background stays one gain apart from the picture across the shade
         f = lv[i] == 3
-        if not f and lv[i] != 2 and k != 2:
+        if not f and lv[i] != 2 and k < 2:
             if (i > 0 and lv[i - 1] == 3) or (i + 1 < n and lv[i + 1] == 3) or \
                     (i >= cols and lv[i - cols] == 3) or (i + cols < n and lv[i + cols] == 3):
                 f = True
-        if f and k != 2 and not warm:
+        if f and k < 2 and not warm:
             b[i] = b[i] + (((x[i] << 8) - b[i]) >> fast)
             st[i] = 0
             continue
@@ -402,6 +394,29 @@ def _learn(luma, bg, noise, mark, streak, changed, level, n: int, cols: int, shi
 
 
 @micropython.viper
+def _activity(tex, prev, mark, act, travel, n: int, calm: int):
+    # a block's activity: + _ONSET when its texture starts to change, unless
+    # its region travels (a walker moving on), - calm a frame
+    t = ptr8(tex)
+    pv = ptr8(prev)
+    mk = ptr8(mark)
+    a = ptr16(act)
+    tr = ptr8(travel)
+    for i in range(n):
+        ac = a[i] - calm
+        if ac < 0:
+            ac = 0
+        if t[i] and not pv[i]:
+            k = mk[i]
+            if k < 2 or not tr[k - 2]:
+                ac += _ONSET
+                if ac > _ACT_CAP:
+                    ac = _ACT_CAP
+        pv[i] = t[i]
+        a[i] = ac
+
+
+@micropython.viper
 def _rebase(luma, bg, streak, n: int):
     x = ptr8(luma)
     b = ptr16(bg)
@@ -421,6 +436,7 @@ class Detector:
         self._mask = None
         self._hist = bytearray(4 * 1024)
         self._out = bytearray(4 * (7 + 5 * _MAX_BOXES))
+        self._travel = bytearray(_MAX_BOXES + 1)
         self.resize(cols, rows)
         self.mask = mask
 
@@ -451,6 +467,7 @@ class Detector:
         self._mark = bytearray(n)
         self._streak = bytearray(n)
         self._act = bytearray(2 * n)
+        self._tex = bytearray(n)
         self._prev = bytearray(n)
         self._queue = bytearray(2 * n)
         self.changed = bytearray(n)
@@ -537,9 +554,8 @@ class Detector:
             off = _median256(hist, 0, 512, free // 2) - (256 << 8)
             pivot = 0
         floor = int(floor_luma(self.sensitivity) * 256)
-        calm = _CALM_PER_S * dt // 1000
         counts = _classify(luma, self._bg, self._noise, self._masked, self._level,
-                           self._act, self._prev, n, self.cols, off, slope, pivot, floor, calm)
+                           self._act, self._tex, n, self.cols, off, slope, pivot, floor)
         strong = counts & 0xffff
         raw = counts >> 16
         warm = self._age_ms <= _WARMUP_MS or self.frames <= _WARMUP_MIN
@@ -555,28 +571,36 @@ class Detector:
         need = min_blocks(self.sensitivity, free)
         keep = need * 2 // 3 if self.moving else need
         out = self._out
-        _regions(self._level, self._mark, self._queue, self.cols, self.rows, max(2, keep),
-                 out)
+        _regions(self._level, self._mark, self._queue, self.cols, self.rows, max(2, keep), out)
         # the background's time constant in frames of this length, as a shift
         shift = _WARM_SHIFT if warm else _log2(_LEARN_MS // dt)
         _learn(luma, self._bg, self._noise, self._mark, self._streak, self.changed,
                self._level, n, self.cols, shift, off, slope, pivot, 2 * floor, 1 if warm else 0,
                max(1, (dt + _STREAK_MS // 2) // _STREAK_MS), _ABSORB_MS // _STREAK_MS,
                _log2(_SHADE_MS // dt))
-        if warm:
-            return NONE
-        blocks = _word(out, 0)
+        self._since_ms = min(self._since_ms + dt, _ARRIVAL_MS)
         boxes = [[_word(out, 7 + 5 * k + j) for j in range(5)] for k in range(_word(out, 6))]
         last, self._boxes = self._boxes, boxes
-        if blocks == 0:
+        reach = max(2, self.cols * dt // _SPEED)   # how far a region moves in a frame
+        travel = self._travel
+        for k in range(_MAX_BOXES + 1):
+            travel[k] = 1 if k < len(boxes) and _travels(boxes[k], last, reach) else 0
+        _activity(self._tex, self._prev, self._mark, self._act, travel, n,
+                  _CALM_PER_S * dt // 1000)
+        if warm:
+            return NONE
+        if not boxes:
             self._fresh = None
             return self._no_motion(dt)
-        self.region = {'box': [_word(out, 1), _word(out, 2), _word(out, 3), _word(out, 4)],
-                       'blocks': blocks, 'area': blocks / free}
-        self._since_ms = min(self._since_ms + dt, _ARRIVAL_MS)
+        blocks = 0
+        box = [self.cols, self.rows, -1, -1]
+        for b in boxes:
+            blocks += b[4]
+            box = [min(box[0], b[0]), min(box[1], b[1]), max(box[2], b[2]), max(box[3], b[3])]
+        self.region = {'box': box, 'blocks': blocks, 'area': blocks / free}
         if self.moving:
             self._gone_ms = 0
-            box = self._arrival(boxes, last, dt, need)
+            box = self._arrival(boxes, last, reach, need)
             if box is None or self._since_ms < _ARRIVAL_MS:
                 return NONE
             self.region['box'] = box[:4]    # where the newcomer is
@@ -591,11 +615,10 @@ class Detector:
             return STARTED
         return NONE
 
-    def _arrival(self, boxes, last, dt, need):
+    def _arrival(self, boxes, last, reach, need):
         """While moving: the box of a region far from every region of the
         frame before, seen on two looks in a row (a second arrival, not the
         first one moving on), or None."""
-        reach = max(2, self.cols * dt // _SPEED)   # how far a region moves in a frame
         fresh, self._fresh = self._fresh, None
         for box in boxes:
             # confirmed at full size: regions kept while moving may be 2/3 of need
@@ -625,6 +648,19 @@ def _log2(v):
         v >>= 1
         k += 1
     return k
+
+
+def _travels(box, boxes, reach):
+    """box is a region of the frame before moved on by _TRAVEL blocks or more
+    (its centre, to the nearest of boxes within reach): a walker does, a
+    swaying tree mostly does not."""
+    cx, cy = box[0] + box[2], box[1] + box[3]        # twice the centre
+    best = None
+    for b in boxes:
+        if _near(box, [b], reach):
+            d = max(abs(cx - b[0] - b[2]), abs(cy - b[1] - b[3]))
+            best = d if best is None or d < best else best
+    return best is not None and best >= 2 * _TRAVEL
 
 
 def _near(box, boxes, reach):
