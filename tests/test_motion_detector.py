@@ -148,6 +148,29 @@ for sens in (50,):              # the default; at 80 it still fires (README)
 ''')
 
 
+def test_leaves_swaying_on_the_spot_neither_trigger_nor_hold_the_flag():
+    micropython('''
+import math
+LEAVES = [40 + random.getrandbits(8) % 200 for _ in range(12 * 10)]
+def sway(t):
+    # a 12 x 10 patch of leaves, 2 blocks each way, 1.5 s a sway, from the start
+    f = frame()
+    dx = int(round(2 * math.sin(2 * math.pi * t / 15)))
+    for y in range(10):
+        for x in range(12):
+            f[(5 + y) * C + 10 + x + dx] = LEAVES[y * 12 + x]
+    return f
+det = md.Detector(C, R)
+events, on = [], 0
+for t in range(200):
+    ev = det.feed(sway(t), t * 100)
+    if ev:
+        events.append((t, ev))
+    on += 1 if det.moving else 0
+assert events == [] and on == 0, (events, on)
+''')
+
+
 def test_parse_mask_rejects_bad_strings():
     micropython('''
 assert md.parse_mask('f' + '0' * 47)[0] == 0xf0
