@@ -51,6 +51,8 @@ function showConnection() {
   $('mask-edit').disabled = !online;
 }
 
+// the connection cap's 503 is a "board busy" page; the camera's is plain text
+const boardBusy = (r) => r.status === 503 && /html/.test(r.headers.get('Content-Type') || '');
 const busyError = (r) => Object.assign(new Error('busy'), { busy: true, wait: 1000 * (Number(r.headers.get('Retry-After')) || 2) });
 // A connection that lives while the tab is visible: run(controller) until it
 // fails, then again after a backoff (longer while the board says busy).
@@ -82,7 +84,6 @@ function keepOpen(run, trouble) {
 }
 
 // --- status (SSE, read with fetch to see a 503) ----------------------------------
-let lastSnapshot = null;
 let uptime = null;              // status is pushed on change: tick it here
 function showUptime() {
   if (uptime) $('uptime').textContent = duration(uptime.s + Math.floor((Date.now() - uptime.at) / 1000));
@@ -112,10 +113,6 @@ function showStatus(s) {
   if (s.settings) showSettings(s.settings);
   if ('motion' in s) showMotionNow(s.motion);
   if ('last_motion' in s) showTrigger(s.last_motion);
-  if (s.last_snapshot !== lastSnapshot) {
-    lastSnapshot = s.last_snapshot;
-    loadGallery();
-  }
 }
 
 function showSettings(settings) {
@@ -148,13 +145,15 @@ function showTrigger(m) {
 
 const HANDLERS = {
   status: showStatus,
-  deleted: () => { loadGallery(); loadClips(); },
+  snapshot: (s) => addToGallery(baseName(s.path)),
+  deleted: (d) => { removeFromGallery(d.names); loadClips(); },
   clip: (c) => { say('Clip saved: ' + baseName(c.path) + ' (' + c.frames + ' frames)'); loadClips(); },
   motion: (m) => { if (m.cause !== 'pir') showMotionNow(true); showTrigger(m); },
   motion_end: () => showMotionNow(false),
 };
 const EVENTS_STALL_MS = 15000;    // the board sends a heartbeat every 5 s
 let lastEventId = null;
+let eventsBefore = false;
 async function readEvents(c) {
   let stall = setTimeout(() => c.abort(), EVENTS_STALL_MS);
   try {
@@ -165,6 +164,9 @@ async function readEvents(c) {
     c.ok();
     Object.assign(conn, { events: true, busy: false, failures: 0 });
     showConnection();
+    live.start();                 // status and controls first, then the picture
+    if (eventsBefore) loadGallery();    // back after a gap: events may have been missed
+    eventsBefore = true;
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = '', name = 'message', data = [];
     for (;;) {
@@ -266,7 +268,7 @@ function showReply(r) {
   pending.delete(r.id);
   if (r.ok && r.saved) {
     say('Saved ' + baseName(r.saved));
-    lastSnapshot = null;        // the next status refreshes the gallery
+    addToGallery(baseName(r.saved));
     $('last-snapshot').textContent = baseName(r.saved);
     $('last-snapshot').href = snapUrl(baseName(r.saved));
   } else if (r.ok && 'recording' in r) {
@@ -383,8 +385,8 @@ async function pollStills(c) {
     const r = await fetch('/snapshot.jpg', { signal: c.signal, cache: 'no-store' });
     if (r.ok) { showFrame(await r.blob()); c.ok(); }
     else if (r.status !== 503) throw new Error('still ' + r.status);
-    else if (await r.text()) liveProblem('no picture yet');      // the camera's 503
-    else throw busyError(r);                                       // the connection cap's
+    else if (boardBusy(r)) throw busyError(r);                   // the connection cap's
+    else liveProblem('no picture yet');                          // the camera's 503
     await new Promise((done) => setTimeout(done, 500));
   }
 }
@@ -567,18 +569,37 @@ function moveFocus(i) {
 }
 
 // --- gallery ------------------------------------------------------------------------
+// /snaps once, then the `snapshot` and `deleted` events keep the list: a busy
+// board (503) costs a retry of the list, never a missed snapshot.
+const GALLERY_MAX = 100;          // what /snaps gives at most
+let galleryItems = [];
 let galleryBusy = false;
+let galleryRetry = null;
 async function loadGallery() {
   if (galleryBusy) return;
   galleryBusy = true;
+  clearTimeout(galleryRetry);
+  let wait = 0;
   try {
     const r = await fetch('/snaps', { cache: 'no-store' });
-    if (r.ok) showGallery(await r.json());
+    if (r.ok) showGallery(galleryItems = await r.json());
+    else wait = 2000 * (Number(r.headers.get('Retry-After')) || 2) / 2;
   } catch (e) {
-    // offline: the next status after reconnecting loads it again
+    wait = 5000;                  // offline: tried again, and after reconnecting
   } finally {
     galleryBusy = false;
   }
+  if (wait) galleryRetry = setTimeout(loadGallery, wait * (0.8 + Math.random() * 0.4));
+}
+function addToGallery(name) {
+  if (!name || galleryItems.some((item) => item.name === name)) return;
+  galleryItems = [{ name }].concat(galleryItems).slice(0, GALLERY_MAX);
+  showGallery(galleryItems);
+}
+function removeFromGallery(names) {
+  if (!Array.isArray(names)) { loadGallery(); return; }
+  galleryItems = galleryItems.filter((item) => !names.includes(item.name));
+  showGallery(galleryItems);
 }
 
 // Thumbnails load one at a time: the board has few sockets, and a dashboard
@@ -596,7 +617,7 @@ function nextThumb() {
     // the board may be out of sockets (503): try this one again later
     const tries = Number(img.dataset.tries || 0) + 1;
     img.dataset.tries = tries;
-    if (tries < 4) setTimeout(() => { thumbQueue.push(img); if (!thumbLoading) nextThumb(); }, 1000 * tries);
+    if (tries < 12) setTimeout(() => { thumbQueue.push(img); if (!thumbLoading) nextThumb(); }, Math.min(1000 * tries, 15000));
     nextThumb();
   };
   img.src = img.dataset.src;
@@ -646,7 +667,7 @@ async function deleteViewed() {
   const r = await fetch(snapUrl(viewing), { method: 'DELETE' });
   say(r.ok ? 'Deleted ' + viewing : 'Failed: could not delete ' + viewing, !r.ok);
   $('viewer').close();
-  loadGallery();
+  if (r.ok) removeFromGallery([viewing]);
 }
 
 // --- clips ----------------------------------------------------------------------------
@@ -727,7 +748,7 @@ $('player-close').addEventListener('click', () => $('player').close());
 $('snap-btn').addEventListener('click', () => send({ cmd: 'snapshot_now' }, 'snapshot'));
 $('reset-btn').addEventListener('click', () => send({ cmd: 'reset' }, 'reset'));
 $('refresh-btn').addEventListener('click', loadGallery);
-$('more-btn').addEventListener('click', () => { shown += PAGE; loadGallery(); });
+$('more-btn').addEventListener('click', () => { shown += PAGE; showGallery(galleryItems); });
 $('viewer-close').addEventListener('click', () => $('viewer').close());
 $('viewer-delete').addEventListener('click', deleteViewed);
 for (const id of SETTING_IDS) wireSetting($(id));
@@ -788,15 +809,22 @@ function visibility() {
     if (ws && !outbox.length) ws.close();
     conn.events = false;
   } else {
-    events.start();
-    live.start();
+    events.start();             // which starts the live view once it is in
     motionPolling();
   }
 }
 document.addEventListener('visibilitychange', visibility);
 
+// A busy board may have refused the stylesheet (index.html asks again): it
+// comes before the connections that stay open and would take its place.
+function whenStyled(go, tries = 0) {
+  const styled = (sheet) => { try { return /style\.css/.test(sheet.href) && sheet.cssRules.length > 0; } catch (e) { return false; } };
+  if (tries > 60 || [...document.styleSheets].some(styled)) go();    // 20 s at most
+  else setTimeout(() => whenStyled(go, tries + 1), 300);
+}
+
 setInterval(showUptime, 1000);
 showConnection();
-visibility();
+whenStyled(visibility);
 loadGallery();
 loadClips();
