@@ -2,7 +2,10 @@
 // The dashboard: live view from /stream (or /snapshot.jpg), status from
 // /events, commands over the /control WebSocket, the gallery from /snaps.
 const $ = (id) => document.getElementById(id);
-const SETTING_IDS = ['sensitivity', 'framesize', 'quality', 'brightness', 'flash', 'vflip', 'hmirror'];
+// one control per row of the settings table (firmware/settings.py), its id the
+// setting's name; motion_mask has the mask editor
+const SETTING_IDS = ['sensitivity', 'motion_armed', 'framesize', 'quality', 'brightness', 'contrast',
+  'saturation', 'gainceiling', 'flash', 'vflip', 'hmirror'];
 const CONTROL_IDS = ['snap-btn', 'rec-btn', 'reset-btn'].concat(SETTING_IDS);
 const SEND_EVERY_MS = 150;      // bounded rate for sliders being dragged
 
