@@ -709,6 +709,7 @@ function clipButton(text, label, run) {
 }
 
 function showClips(items) {
+  clipItems = items;
   const list = $('clips');
   list.textContent = '';
   $('clips-empty').hidden = items.length > 0;
@@ -741,6 +742,127 @@ async function deleteClip(name) {
   say(r.ok ? 'Deleted ' + name : (r.status === 409 ? 'Failed: ' + name + ' is being downloaded, try again later'
     : 'Failed: could not delete ' + name), !r.ok);
   loadClips();
+}
+
+// --- timeline: motion triggers per 15 minutes over the last 24 hours ------------------
+// /timeline holds the board's counters (no card read); a bar lists the snapshots
+// and clips named in its 15 minutes (names carry the board's local time).
+const TIMELINE_EVERY_MS = 120000;
+let timeline = null;
+let tlPicked = null;
+let tlTimer = null;
+let clipItems = [];
+const stampMs = (s) => Date.UTC(+s.slice(0, 4), +s.slice(4, 6) - 1, +s.slice(6, 8), +s.slice(9, 11), +s.slice(11, 13), +(s.slice(13, 15) || 0));
+const nameMs = (name) => { const m = /-(\d{8}-\d{6})-/.exec(name); return m ? stampMs(m[1]) : null; };
+const hhmm = (ms) => new Date(ms).toISOString().slice(11, 16);
+const plural = (n, one) => n + ' ' + one + (n === 1 ? '' : 's');
+
+async function loadTimeline() {
+  clearTimeout(tlTimer);
+  if (!document.hidden) {
+    try {
+      const r = await fetch('/timeline', { cache: 'no-store' });
+      if (r.ok) { timeline = await r.json(); showTimeline(); }
+    } catch (e) {
+      // board busy or away: the next round asks again
+    }
+  }
+  tlTimer = setTimeout(loadTimeline, timeline ? TIMELINE_EVERY_MS : 5000);
+}
+
+function showTimeline() {
+  const t = timeline, bars = $('tl-bars'), step = t.step_s * 1000, start = stampMs(t.start);
+  const top = Math.max(1, ...t.counts);
+  bars.textContent = '';
+  t.counts.forEach((n, i) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'tl-bar' + (n ? '' : ' none') + (i === tlPicked ? ' picked' : '');
+    b.style.setProperty('--h', Math.max(6, 100 * n / top) + '%');
+    b.tabIndex = i === (tlPicked === null ? t.counts.length - 1 : tlPicked) ? 0 : -1;
+    b.title = hhmm(start + i * step) + '–' + hhmm(start + (i + 1) * step) + ': ' + plural(n, 'trigger');
+    b.setAttribute('aria-label', b.title);
+    b.addEventListener('click', () => pickBar(i));
+    bars.append(b);
+  });
+  $('tl-axis').textContent = '';
+  for (let h = 0; h <= 24; h += 6) {
+    const label = document.createElement('span');
+    label.textContent = h === 24 ? 'now' : hhmm(start + h * 3600000);
+    $('tl-axis').append(label);
+  }
+  const total = t.counts.reduce((a, b) => a + b, 0);
+  $('tl-total').textContent = plural(total, 'trigger') + (t.clock_set ? '' : ' · clock not set');
+  if (tlPicked !== null) showBar();
+}
+
+function pickBar(i) {
+  if (!timeline) return;
+  tlPicked = Math.max(0, Math.min(timeline.counts.length - 1, i));
+  showTimeline();
+  $('tl-bars').children[tlPicked].focus({ preventScroll: true });
+}
+
+// the snapshots and clips of the picked bar, from the lists the page holds
+function showBar() {
+  const step = timeline.step_s * 1000, from = stampMs(timeline.start) + tlPicked * step, to = from + step;
+  const inBar = (item) => { const t = nameMs(item.name); return t !== null && t >= from && t < to; };
+  const snaps = galleryItems.filter(inBar), clips = clipItems.filter(inBar);
+  $('tl-detail').hidden = false;
+  $('tl-when').textContent = hhmm(from) + '–' + hhmm(to) + ': ' + plural(timeline.counts[tlPicked], 'trigger')
+    + ', ' + plural(snaps.length, 'snapshot') + ', ' + plural(clips.length, 'clip');
+  const list = $('tl-snaps');
+  list.textContent = '';
+  for (const item of snaps) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'thumb';
+    b.setAttribute('aria-label', 'Open ' + item.name);
+    const img = document.createElement('img');
+    img.alt = '';
+    img.width = 160;
+    img.height = 120;
+    img.dataset.src = snapUrl(item.name);
+    thumbQueue.push(img);
+    const caption = document.createElement('span');
+    caption.textContent = item.name.replace(/\.jpg$/, '');
+    b.append(img, caption);
+    b.addEventListener('click', () => openViewer(item.name));
+    const li = document.createElement('li');
+    li.append(b);
+    list.append(li);
+  }
+  if (!thumbLoading) nextThumb();
+  $('tl-clips').textContent = '';
+  for (const item of clips) {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'clip-name';
+    name.textContent = item.name.replace(/\.avi$/, '');
+    li.append(name, clipButton('Play', 'Play ' + item.name, () => playClip(item.name)));
+    $('tl-clips').append(li);
+  }
+}
+
+function wireTimeline() {
+  $('tl-prev').addEventListener('click', () => pickBar(tlPicked - 1));
+  $('tl-next').addEventListener('click', () => pickBar(tlPicked + 1));
+  $('tl-bars').addEventListener('keydown', (e) => {
+    const by = { ArrowLeft: -1, ArrowRight: 1, Home: -96, End: 96 }[e.key];
+    if (by === undefined || !timeline) return;
+    e.preventDefault();
+    pickBar((tlPicked === null ? timeline.counts.length - 1 : tlPicked) + by);
+  });
+  // a trigger counts in the newest bar at once; the next load puts it right
+  const onMotion = HANDLERS.motion;
+  HANDLERS.motion = (m) => {
+    onMotion(m);
+    if (timeline) { timeline.counts[timeline.counts.length - 1]++; showTimeline(); }
+  };
+  for (const name of ['snapshot', 'deleted']) {
+    const then = HANDLERS[name];
+    HANDLERS[name] = (d) => { then(d); if (timeline && tlPicked !== null) showBar(); };
+  }
 }
 
 // --- wiring ---------------------------------------------------------------------------
@@ -831,3 +953,5 @@ showConnection();
 whenStyled(visibility);
 loadGallery();
 loadClips();
+wireTimeline();
+loadTimeline();
