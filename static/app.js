@@ -617,7 +617,9 @@ function nextThumb() {
   thumbLoading = true;
   img.onload = nextThumb;
   img.onerror = () => {
-    // the board may be out of sockets (503): try this one again later
+    // the board may be out of sockets (503): try this one again later; or
+    // the session ended (401): a fetch sees which, and goes to the login
+    if (!img.dataset.tries) loadTimeline();
     const tries = Number(img.dataset.tries || 0) + 1;
     img.dataset.tries = tries;
     if (tries < 12) setTimeout(() => { thumbQueue.push(img); if (!thumbLoading) nextThumb(); }, Math.min(1000 * tries, 15000));

@@ -19,6 +19,12 @@ def sim_config(**motion):
     return config
 
 
+def bar_start(name):
+    """'HH:MM' of the 15-minute bar a snapshot or clip name falls in."""
+    hms = re.search(r'-\d{8}-(\d{6})-', name).group(1)
+    return '%s:%02d' % (hms[:2], int(hms[2:4]) // 15 * 15)
+
+
 def timeline(board):
     with board.http() as client:
         reply = client.get('/timeline')
@@ -35,8 +41,15 @@ def test_the_day_of_motion_as_bars_that_open_their_snapshots_and_clips(make_boar
         assert board.command(ws, cmd='record_start')['ok']
         board.wait_for(lambda s: s['recording'], timeout=20)
         board.command(ws, cmd='record_stop')
-    status = board.wait_for(lambda s: not s['recording'] and s['snapshot_count'] >= 2)
+        assert board.command(ws, cmd='snapshot_now')['ok']     # in the clip's quarter hour
+    status = board.wait_for(lambda s: not s['recording'] and s['snapshot_count'] >= 3)
     motion_snaps = sorted(n for n in board.card_files() if n.startswith('motion-'))
+    with board.http() as client:
+        clip = client.get('/clips').json()[0]['name']
+    # the snapshots named in the clip's 15 minutes, newest (number) first, as listed
+    in_bar = sorted((n for n in board.card_files() if bar_start(n) == bar_start(clip)),
+                    key=lambda n: int(n.rsplit('-', 1)[1][:-4]), reverse=True)
+    assert in_bar
     view = timeline(board)
     assert view['clock_set'] and view['step_s'] == 900 and len(view['counts']) == 96
     assert sum(view['counts']) == status['trigger_count'] >= 2
@@ -46,21 +59,16 @@ def test_the_day_of_motion_as_bars_that_open_their_snapshots_and_clips(make_boar
         bars = page.get_by_role('group', name=re.compile('^Motion triggers per 15 minutes'))
         expect(bars.get_by_role('button')).to_have_count(96)
         expect(page.locator('#tl-total')).to_have_text('%d triggers' % status['trigger_count'])
-        # the newest bar with triggers holds the snapshots and the clip just made
-        # (the test may straddle a quarter hour: then the one before holds some)
-        busy = bars.get_by_role('button', name=re.compile(r': [1-9]\d* triggers?$'))
-        newest = busy.last
-        newest.click()
+        # the bar of the clip just made holds it and the snapshots of its 15 minutes
+        bar = bars.get_by_role('button', name=re.compile('^%s–' % bar_start(clip)))
+        bar.click()
         detail = page.locator('#tl-detail')
         expect(detail).to_be_visible()
-        when = newest.get_attribute('aria-label').split(':')[0] + ':' + \
-            newest.get_attribute('aria-label').split(':')[1]
-        expect(page.locator('#tl-when')).to_contain_text(when)
-        expect(detail.locator('#tl-clips li')).to_have_count(1)
+        expect(page.locator('#tl-when')).to_contain_text(bar_start(clip) + '–')
+        expect(detail.locator('#tl-clips li')).to_have_text([clip[:-4] + 'Play'])
         shown = detail.locator('#tl-snaps li')
-        expect(shown.first).to_be_visible()
-        names = [t.split('\n')[-1] + '.jpg' for t in shown.all_inner_texts()]
-        assert names and set(names) <= set(motion_snaps + [n for n in board.card_files()])
+        expect(shown).to_have_count(len(in_bar))
+        assert [t.split('\n')[-1] + '.jpg' for t in shown.all_inner_texts()] == in_bar
         page.wait_for_function("[...document.querySelectorAll('#tl-snaps img')]"
                                ".every(i => i.complete && i.naturalWidth)")
         os.makedirs(SHOTS, exist_ok=True)
@@ -71,7 +79,7 @@ def test_the_day_of_motion_as_bars_that_open_their_snapshots_and_clips(make_boar
         # a snapshot opens in the viewer, as from the gallery
         shown.first.get_by_role('button').click()
         expect(page.locator('#viewer')).to_be_visible()
-        expect(page.locator('#viewer-img')).to_have_attribute('src', '/snaps/' + names[0])
+        expect(page.locator('#viewer-img')).to_have_attribute('src', '/snaps/' + in_bar[0])
         assert page.errors == []
         page.context.close()
 
