@@ -21,16 +21,22 @@ import utime
 
 _cost = os.getenv('SIM_BOARD_COST')
 enabled = bool(_cost)
+# integers only (a float is a heap object here): ratios in thousandths,
+# the event loop's step in ns
 if enabled:
     _values = [float(v) for v in _cost.split(',')]
-    BYTECODE, VIPER, GC_US_PER_KB, STEP_US = _values[:4]
+    BYTECODE_M, VIPER_M, GC_US_PER_KB = (int(v * 1000) for v in _values[:3])
+    GC_US_PER_KB //= 1000
+    STEP_NS = int(_values[3] * 1000)
 else:
-    BYTECODE = VIPER = 1.0
-    GC_US_PER_KB = STEP_US = 0.0
+    BYTECODE_M = VIPER_M = 1000
+    GC_US_PER_KB = STEP_NS = 0
 
 _depth = 0              # inside a timed step (nested sends are part of it)
 _exempt_us = 0          # host time in a driver stand-in during this step
 _viper_us = 0           # host time in viper code during this step
+_WRAP_NS = 0            # host cost of one wrapper around a call
+_calls = 0              # wrapped calls during this step
 _inner = 0              # nesting of exempt/viper calls (only the outermost counts)
 _gc_host_us = 0         # what one collect takes on the host (measured at install)
 _last_alloc = 0         # gc.mem_alloc() at the last look
@@ -42,7 +48,7 @@ _sleep_us = utime.sleep_us
 
 # what the simulator adds up, for the bench and the console
 stats = {'steps': 0, 'board_us': 0, 'host_us': 0, 'gcs': 0, 'gc_board_us': 0,
-         'worst_gc_us': 0, 'viper_host_us': 0, 'viper_board_us': 0}
+         'worst_gc_us': 0, 'viper_host_us': 0, 'viper_board_us': 0, 'exempt_us': 0}
 
 
 def _off_heap():
@@ -66,37 +72,43 @@ def _collected(step_us):
     if not dropped:
         return 0
     live_kb = max(0, alloc - _off_heap()) // 1024
-    board = int(live_kb * GC_US_PER_KB)
+    board = live_kb * GC_US_PER_KB
     stats['gcs'] += 1
     stats['gc_board_us'] += board
     if board > stats['worst_gc_us']:
         stats['worst_gc_us'] = board
+    print('board speed: GC %.1f ms (%d KB live)' % (board / 1000, live_kb))
     return board
 
 
-def _settle(start):
+def _settle(start, name):
     """Hold the board until this step has taken its board time."""
-    global _exempt_us, _viper_us
+    global _exempt_us, _viper_us, _calls
     host = _diff(_ticks_us(), start)
     gc_board = _collected(host)
-    python = host - _exempt_us - _viper_us
+    exempt = _exempt_us + _calls * _WRAP_NS // 1000
+    python = host - exempt - _viper_us
     if gc_board:
         python -= _gc_host_us
-    clock = _MHZ_CALIBRATED * 1000000 / _machine._freq     # the ratios are for 240 MHz
-    board = ((max(0, python) + STEP_US) * BYTECODE + _viper_us * VIPER) * clock \
-        + _exempt_us + gc_board
+    cpu = (max(0, python) * 1000 + STEP_NS) * BYTECODE_M // 1000000 \
+        + _viper_us * VIPER_M // 1000
+    # the ratios are for 240 MHz; machine.freq() sets the clock
+    board = cpu * _MHZ_CALIBRATED // (_machine._freq // 1000000) + exempt + gc_board
     stats['steps'] += 1
     stats['host_us'] += host
-    stats['board_us'] += int(board)
+    stats['board_us'] += board
     stats['viper_host_us'] += _viper_us
-    stats['viper_board_us'] += int(_viper_us * VIPER)
-    _exempt_us = _viper_us = 0
-    wait = int(board) - _diff(_ticks_us(), start)
+    stats['viper_board_us'] += _viper_us * VIPER_M // 1000
+    stats['exempt_us'] += exempt
+    if _PROFILE:
+        _account(name, host, board, exempt, _viper_us, gc_board)
+    _exempt_us = _viper_us = _calls = 0
+    wait = board - _diff(_ticks_us(), start)
     if wait > 0:
         _sleep_us(wait)
 
 
-def _timed(call, arg):
+def _timed(call, arg, name):
     global _depth
     if _depth:
         return call(arg)
@@ -106,7 +118,32 @@ def _timed(call, arg):
         return call(arg)
     finally:
         _depth = 0
-        _settle(start)
+        _settle(start, name)
+
+
+_PROFILE = os.getenv('SIM_BOARD_PROFILE') == '1'
+_profile = {}           # coroutine name: [steps, host us, board us]
+_profile_ms = [0]
+
+
+def _account(name, host, board, exempt, viper_us, gc_us):
+    entry = _profile.get(name)
+    if entry is None:
+        entry = _profile[name] = [0, 0, 0, 0, 0, 0]
+    entry[0] += 1
+    entry[1] += host
+    entry[2] += board
+    entry[3] += exempt
+    entry[4] += viper_us
+    entry[5] += gc_us
+    now = utime.ticks_ms()
+    if utime.ticks_diff(now, _profile_ms[0]) > 5000:
+        _profile_ms[0] = now
+        for key, (steps, host_us, board_us, ex, vi, gcs) in sorted(
+                _profile.items(), key=lambda kv: -kv[1][2]):
+            print('board speed profile: %-22s %5d steps, host %7d us (drivers %7d, viper %6d);'
+                  ' board %8d us (GC %7d)' % (key, steps, host_us, ex, vi, board_us, gcs))
+        _profile.clear()
 
 
 class _Step:
@@ -114,23 +151,27 @@ class _Step:
 
     def __init__(self, coro):
         self.coro = coro
+        self.name = str(coro).split("'")[1] if _PROFILE and "'" in str(coro) else '?'
 
     def send(self, value):
-        return _timed(self.coro.send, value)
+        return _timed(self.coro.send, value, self.name)
 
     def throw(self, exc):
-        return _timed(self.coro.throw, exc)
+        return _timed(self.coro.throw, exc, self.name)
 
     def close(self):
         return self.coro.close()
 
 
 def _accounted(fn, viper):
+    # a stand-in's (or viper function's) host time, counted apart from the
+    # bytecode around it; only the outermost call counts
     def call(*args, **kwargs):
-        global _inner, _exempt_us, _viper_us
+        global _inner, _exempt_us, _viper_us, _calls
         if _inner or not _depth:
             return fn(*args, **kwargs)
         _inner = 1
+        _calls += 1
         start = _ticks_us()
         try:
             return fn(*args, **kwargs)
@@ -144,21 +185,88 @@ def _accounted(fn, viper):
     return call
 
 
+def _wrap_cost():
+    """What a wrapped call costs the host beyond the call it wraps, measured
+    here: it is the simulator's, never the board's."""
+    global _depth, _exempt_us, _WRAP_NS, _calls
+    def noop(*args, **kwargs):
+        pass
+    wrapped = _accounted(noop, False)
+    best = 1 << 30
+    _depth = 1
+    for _ in range(5):
+        _exempt_us = 0
+        start = _ticks_us()
+        for _ in range(200):
+            noop(1)
+        direct = _diff(_ticks_us(), start)
+        start = _ticks_us()
+        for _ in range(200):
+            wrapped(1)
+        best = min(best, _diff(_ticks_us(), start) - direct - _exempt_us)
+    _depth = 0
+    _exempt_us = _calls = 0
+    _WRAP_NS = max(0, best * 1000 // 200)
+
+
+_STAND_INS = ('time', 'simctl', 'machine', 'network', 'socket', 'camera', 'ntptime')
+
+
+_wrapped = {}           # id: wrapper (a function is wrapped once)
+
+
+def exempt_module(module):
+    """Every function of a simulator stand-in module, and every method of
+    its classes, runs as C: not scaled."""
+    for name in dir(module):
+        if name.startswith('__'):
+            continue
+        value = getattr(module, name)
+        if isinstance(value, type):
+            try:
+                exempt(value, [n for n in dir(value) if not n.startswith('__')
+                               and _is_function(getattr(value, n))])
+            except (AttributeError, TypeError):
+                pass            # a built-in type: C already
+        elif _is_function(value):
+            exempt(module, (name,))
+
+
+def _is_function(value):
+    return type(value) in (type(_is_function), type(len), type(_accounted(len, False)))
+
+
 def exempt(owner, names):
     """owner.NAME (a class or module) runs as a board's C driver would: its
     host time is not scaled (the card's spin is already a card's time)."""
     for name in names:
         fn = getattr(owner, name, None)
-        if fn is not None:
-            setattr(owner, name, _accounted(fn, False))
+        if fn is not None and id(fn) not in _wrapped:
+            call = _accounted(fn, False)
+            _wrapped[id(call)] = call
+            setattr(owner, name, call)
 
 
-def viper(module, names):
-    """module.NAME is viper code: its host time is scaled by the viper ratio."""
+def compiled(module, names):
+    """module.NAME is compiled code (viper, or a call that is all C such as
+    gc.mem_free()): its host time is scaled by the viper ratio."""
     for name in names:
         fn = getattr(module, name, None)
         if fn is not None:
             setattr(module, name, _accounted(fn, True))
+
+
+# firmware functions that are compiled code, wrapped once their module is
+# imported (never imported here: boot.py may pick an OTA slot's copy)
+_pending = {'firmware.jpegluma': ('_decode', '_same', '_fill16', '_store_words'),
+            'firmware.state': ('free_heap',)}
+
+
+def _wrap_imported():
+    for name in list(_pending):
+        module = sys.modules.get(name)
+        if module is not None:
+            compiled(module, _pending.pop(name))
 
 
 def install():
@@ -171,6 +279,8 @@ def install():
     create = core.create_task
 
     def create_task(coro):
+        if _pending:
+            _wrap_imported()
         return create(coro if isinstance(coro, _Step) else _Step(coro))
     core.create_task = create_task
     asyncio.create_task = create_task
@@ -180,24 +290,13 @@ def install():
         took = _diff(_ticks_us(), start)
         _gc_host_us = took if not _gc_host_us else min(_gc_host_us, took)
     _last_alloc = gc.mem_alloc()
-    # the stand-ins for the board's C drivers, and the waits inside them
-    import machine
-    import socket
+    _wrap_cost()
+    # the stand-ins for the board's C modules and drivers (and the waits
+    # inside them) run as the C they stand for: not scaled
     import time
-    _machine = machine
-    exempt(machine.SDCard, ('readblocks', 'writeblocks', 'ioctl'))
-    exempt(socket._Socket, ('accept', 'read', 'readinto', 'readline', 'write', 'recv',
-                            'send', 'ioctl', 'close', 'settimeout', 'setblocking'))
-    exempt(socket, ('getaddrinfo', 'socket'))
-    exempt(time, ('sleep', 'sleep_ms', 'sleep_us'))
-    import camera
-    exempt(camera, ('capture', 'init', 'deinit'))
-    if hasattr(camera, 'Camera'):
-        exempt(camera.Camera, ('capture', 'init', 'deinit', 'frame_available',
-                               'free_buffer', '_set', 'set_frame_size', 'set_quality'))
-    # the motion decoder's viper functions
-    try:
-        from firmware import jpegluma
-    except ImportError:
-        return
-    viper(jpegluma, ('_decode', '_same', '_fill16', '_store_words'))
+    for name in _STAND_INS:
+        __import__(name)
+        exempt_module(sys.modules[name])
+    _machine = sys.modules['machine']
+    core.ticks = time._loop_ms          # the loop's clock: C on the board
+    core.ticks_diff = time._loop_diff
