@@ -145,9 +145,11 @@ def busy_stall(board, seconds=WINDOW_S):
     readers = [EventReader(board) for _ in range(3)]
     for r in readers:
         r.next_status()
+    board.wait_for(lambda s: s.get('clips_ready'), timeout=60)
     with board.ws() as ws:
         ws.send('{"cmd": "record_start"}')
-        assert json.loads(ws.recv(timeout=30))['ok']
+        reply = json.loads(ws.recv(timeout=30))
+        assert reply['ok'], reply
     reset(board)
     stop = []
 
@@ -210,10 +212,13 @@ def bench(row, tmp=None):
     from broker import Broker
     tmp = tmp or tempfile.mkdtemp(prefix='bench-board-')
     micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
-    measured = calibrate.calibrate(micropython)
-    for line in calibrate.describe(measured):
-        print(line, flush=True)
-    os.environ['SIM_BOARD_CALIBRATION'] = json.dumps(measured)  # one calibration for all
+    measured = calibrate.from_env()
+    kept = measured is not None
+    if not kept:
+        measured = calibrate.calibrate(micropython)
+        for line in calibrate.describe(measured):
+            print(line, flush=True)
+        os.environ['SIM_BOARD_CALIBRATION'] = json.dumps(measured)  # one for every board
     vga, qvga = scene_frames(tmp)
     broker = Broker(Path(tmp)).start()
     try:
@@ -221,7 +226,8 @@ def bench(row, tmp=None):
         board = measure(tmp, vga, qvga, True, broker)
     finally:
         broker.stop()
-        del os.environ['SIM_BOARD_CALIBRATION']
+        if not kept:
+            del os.environ['SIM_BOARD_CALIBRATION']
 
     def fps(v):
         return ' '.join('%.1f' % r for r in v)
