@@ -15,7 +15,7 @@ from micropython import const
 from firmware import jpegluma, ticks
 from firmware.motiondetect import STARTED, Detector
 
-_SLICE_US = const(8000)     # one slice of decoding holds the loop about this long
+_SLICE_US = const(20000)    # one slice of decoding holds the loop about this long
 _SLICE_MIN = const(16)      # MCUs in a slice, learnt as the board runs
 _SLICE_MAX = const(4096)
 _PIR_HOLD_MS = const(10000)  # motion stays on this long after the last PIR edge

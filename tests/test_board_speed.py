@@ -60,3 +60,23 @@ def test_a_command_takes_the_boards_time_not_the_pcs(slow_board):
             ws.recv(timeout=30)
             times.append(time.perf_counter() - t)
     assert sorted(times)[2] >= 0.015, times
+
+
+def test_a_person_crossing_is_found_at_board_speed(tmp_path, monkeypatch):
+    """The motion CI subset's crossing (tests/test_motion_eval.py, tuning
+    split), played into a board at the ESP32's speed: the analysis keeps
+    up well enough to find it within a second, and nothing else."""
+    from tools.motion_eval import board as through_board
+    from tools.motion_eval import scenes
+    monkeypatch.setenv('SIM_BOARD_SPEED', '1')      # every board it boots
+    folder = str(tmp_path / 'scene')
+    scenes.render('small', scenes.SPLITS['tuning'], folder)
+    result = through_board.evaluate_scene(folder, str(tmp_path / 'boards'), (50,))
+    run, score = result['runs'][50], result['board'][50]
+    assert 'board speed: 1/' in open(
+        next((tmp_path / 'boards').rglob('board.log'))).read()
+    assert run['unknown'] == 0
+    assert score['episodes'] == 1 and score['in_time'] == 1, (score, run['starts'])
+    assert score['false'] == 0, run['starts']
+    # it ran slowly: the board analysed fewer frames than the camera gave
+    print('captured', run['captured'], 'analysed', run['analysed'])

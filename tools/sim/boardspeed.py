@@ -32,6 +32,9 @@ else:
     BYTECODE_M = VIPER_M = 1000
     GC_US_PER_KB = STEP_NS = 0
 
+_step_start = 0         # host ticks_us when this step began
+_inner_start = 0        # ... and when the stand-in or viper call under way began
+_inner_viper = False
 _depth = 0              # inside a timed step (nested sends are part of it)
 _exempt_us = 0          # host time in a driver stand-in during this step
 _viper_us = 0           # host time in viper code during this step
@@ -108,12 +111,33 @@ def _settle(start, name):
         _sleep_us(wait)
 
 
+def debt_us():
+    """How far the board's clock is ahead of the host's inside this step:
+    the board time it has cost so far, less the host time it took. The sim's
+    ticks add it, so the firmware's own clock readings are board time
+    within a step too (its sleep at the end pays the debt)."""
+    if not _depth:
+        return 0
+    now = _ticks_us()
+    host = _diff(now, _step_start)
+    exempt = _exempt_us + _calls * _WRAP_NS // 1000
+    viper_us = _viper_us
+    if _inner:      # inside a stand-in or viper call: its time so far too
+        if _inner_viper:
+            viper_us += _diff(now, _inner_start)
+        else:
+            exempt += _diff(now, _inner_start)
+    python = max(0, host - exempt - viper_us)
+    cpu = (python * 1000 + STEP_NS) * BYTECODE_M // 1000000 + viper_us * VIPER_M // 1000
+    return max(0, cpu * _MHZ_CALIBRATED // (_machine._freq // 1000000) + exempt - host)
+
+
 def _timed(call, arg, name):
-    global _depth
+    global _depth, _step_start
     if _depth:
         return call(arg)
     _depth = 1
-    start = _ticks_us()
+    start = _step_start = _ticks_us()
     try:
         return call(arg)
     finally:
@@ -167,12 +191,13 @@ def _accounted(fn, viper):
     # a stand-in's (or viper function's) host time, counted apart from the
     # bytecode around it; only the outermost call counts
     def call(*args, **kwargs):
-        global _inner, _exempt_us, _viper_us, _calls
+        global _inner, _exempt_us, _viper_us, _calls, _inner_start, _inner_viper
         if _inner or not _depth:
             return fn(*args, **kwargs)
         _inner = 1
+        _inner_viper = viper
         _calls += 1
-        start = _ticks_us()
+        start = _inner_start = _ticks_us()
         try:
             return fn(*args, **kwargs)
         finally:
@@ -299,4 +324,5 @@ def install():
         exempt_module(sys.modules[name])
     _machine = sys.modules['machine']
     core.ticks = time._loop_ms          # the loop's clock: C on the board
+    time.sim_board_debt_us = debt_us
     core.ticks_diff = time._loop_diff

@@ -2,7 +2,7 @@
 is than this PC, measured in the same run (tools/simulate.py --board-speed).
 
 The ratios and the published figures they come from:
-- bytecode: pystone under the MicroPython unix port here (the best of three
+- bytecode: pystone under the MicroPython unix port here (the best of five
   short runs at real-time priority, so that other work on this machine does
   not count), against an ESP32 at 240 MHz: 1.0k-1.7k pystones/s are
   reported for MicroPython on an ESP32 at 240 MHz, SPIRAM builds 10-25 %
@@ -75,8 +75,8 @@ def calibrate(micropython):
     path = pystone_path()
     pystones = 0
     if path:
-        for _ in range(3):
-            out = subprocess.run(prefix + [micropython, path, '20000'], capture_output=True,
+        for _ in range(5):      # the best of five: this machine's load only slows it
+            out = subprocess.run(prefix + [micropython, path, '10000'], capture_output=True,
                                  text=True, check=True).stdout
             pystones = max(pystones, float(out.split('benchmarks at')[1].split()[0]))
     out = subprocess.run(prefix + [micropython, '-c', _STEP_CODE], capture_output=True,
