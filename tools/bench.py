@@ -517,8 +517,7 @@ def login_figures(calibration):
 
 def main():
     os.makedirs(os.path.join(REPO, 'build'), exist_ok=True)
-    sys.path.insert(0, os.path.join(HERE, 'sim'))
-    import calibrate
+    from tools.sim import calibrate
     calibration = calibrate.calibrate(MICROPYTHON)
     for line in calibrate.describe(calibration):
         print(line, flush=True)

@@ -23,9 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'tests'))
-sys.path.insert(0, os.path.join(HERE, 'sim'))
 from tools.sim.harness import Board, read_mjpeg  # noqa: E402
-import calibrate  # noqa: E402
+from tools.sim import calibrate  # noqa: E402
 
 WINDOW_S = 6            # seconds each rate is counted over
 

@@ -232,8 +232,7 @@ def main(argv=None):
            os.path.join(SIM_DIR, 'run_board.py')]
     args.board_cost = None
     if args.board_speed:
-        sys.path.insert(0, SIM_DIR)
-        import calibrate
+        from sim import calibrate       # tools/sim/calibrate.py (this is CPython)
         measured = calibrate.from_env() or calibrate.calibrate(micropython_binary())
         for line in calibrate.describe(measured):
             print(line, flush=True)

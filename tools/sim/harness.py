@@ -73,8 +73,7 @@ def board_calibration():
     if os.environ.get('SIM_BOARD_CALIBRATION'):
         return os.environ['SIM_BOARD_CALIBRATION']
     if not _calibration:
-        sys.path.insert(0, os.path.join(REPO, 'tools', 'sim'))
-        import calibrate
+        from tools.sim import calibrate     # not tools/sim on sys.path: its stand-ins shadow the stdlib
         micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
         _calibration.append(json.dumps(calibrate.calibrate(micropython)))
     return _calibration[0]
