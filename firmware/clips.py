@@ -100,10 +100,6 @@ class Recorder:
         self.checked_ms = 0
 
     def start(self):
-        if self.store.mounted and self.ring is None:
-            # now, while the heap is in one piece: once viewers and frames
-            # have cut it up, a block this big may no longer be found
-            self._make_ring()
         asyncio.create_task(self._feed())
         asyncio.create_task(self._write())
         if self.config['timelapse_s'] > 0:
