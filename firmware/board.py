@@ -12,7 +12,8 @@ from firmware.guard import SESSIONS_FILE, Guard
 from firmware.led import FlashLed
 from firmware.motion import Motion
 from firmware.snapshots import SnapshotService
-from firmware.storage import SnapshotStore, mount_card
+from firmware.card import mount_card
+from firmware.snapstore import SnapshotStore
 
 
 class Board:

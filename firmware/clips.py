@@ -14,7 +14,8 @@ import os
 from micropython import const
 
 from firmware import avi, download, ticks
-from firmware.storage import _keep_newest, _remove_quietly, _seq_of, _stamp, valid_name
+from firmware.cardfiles import file_size, remove_quietly
+from firmware.cardnames import keep_newest, seq_of, stamp, valid_name
 
 _MAX_ENTRIES = const(200)   # frames in the ring at most, whatever their size
 _RECENT = const(100)
@@ -230,7 +231,7 @@ class Recorder:
         if not await self._room():
             print('clips: card too full to record')
             return
-        name = '%s-%s-%04d.avi' % (kind, _stamp(self.store.tz_offset_s), self.store.take_seq())
+        name = '%s-%s-%04d.avi' % (kind, stamp(self.store.tz_offset_s), self.store.take_seq())
         await asyncio.sleep_ms(0)
         clip = avi.AviWriter(self.folder + '/' + name, 1000000 // self.fps,
                              self.max_ms * 2 // 1000 * self.fps + self.fps)
@@ -277,7 +278,7 @@ class Recorder:
         self.state.update(recording=None)
         if not clip.sizes:
             clip.abandon()          # stopped before a frame came: no clip
-            _remove_quietly(clip.path + '.part')
+            remove_quietly(clip.path + '.part')
             return
         try:
             path, size = await clip.close()
@@ -335,13 +336,13 @@ class Recorder:
                 path = self.folder + '/' + name
                 if name.endswith('.fix'):
                     final = path[:-4]
-                    if avi.file_size(final + '.part') is not None:
+                    if file_size(final + '.part') is not None:
                         os.remove(path)          # cut while copying: start again
                     else:
-                        _remove_quietly(final)   # cut after the copy: finish it
+                        remove_quietly(final)   # cut after the copy: finish it
                         os.rename(path, final)
                     continue
-                if avi.file_size(path) is None:
+                if file_size(path) is None:
                     continue                    # a .fix step above took it
                 fixed = await avi.repair(path)
                 print('clips: repaired', fixed or (name + ' (nothing whole, removed)'))
@@ -396,7 +397,7 @@ class Recorder:
                 await asyncio.sleep_ms(0)
             name = entry[0]
             if name.endswith('.avi') and not download.busy(self.folder + '/' + name):
-                item = (_seq_of(name), name)
+                item = (seq_of(name), name)
                 if best is None or item < best:
                     best = item
         return None if best is None else best[1]
@@ -414,7 +415,7 @@ class Recorder:
                     await asyncio.sleep_ms(0)
                 name = entry[0]
                 if name.endswith('.avi'):
-                    _keep_newest(best, (_seq_of(name), name, entry[3] if len(entry) > 3 else 0),
+                    keep_newest(best, (seq_of(name), name, entry[3] if len(entry) > 3 else 0),
                                  limit)
         except OSError:
             return []
@@ -425,7 +426,7 @@ class Recorder:
         if not self.store.mounted or not valid_name(name, '.avi'):
             return None
         path = self.folder + '/' + name
-        return path if avi.file_size(path) is not None else None
+        return path if file_size(path) is not None else None
 
     async def delete(self, name):
         """Delete a clip; True if it existed."""
@@ -451,14 +452,14 @@ class Recorder:
             if not (self.store.mounted and self.ready):
                 self._drop_lapse()
                 continue
-            day = _stamp(self.store.tz_offset_s)[:8]
+            day = stamp(self.store.tz_offset_s)[:8]
             try:
                 if self.lapse is not None and (day != self.lapse_day or self.lapse.full()):
                     await self._close_lapse()
                 if self.lapse is None:
                     if not await self._room():
                         continue
-                    name = 'timelapse-%s-%04d.avi' % (_stamp(self.store.tz_offset_s),
+                    name = 'timelapse-%s-%04d.avi' % (stamp(self.store.tz_offset_s),
                                                       self.store.take_seq())
                     lapse = avi.AviWriter(self.folder + '/' + name, us_per_frame, _LAPSE_FRAMES)
                     lapse.fixed_rate = True         # played faster than taken

@@ -89,7 +89,7 @@ elif mode == 'blocks':
             for start in range(0, len(view), 4096):
                 f.write(view[start:start + 4096])
 
-    from firmware.storage import SnapshotStore
+    from firmware.snapstore import SnapshotStore
     store = SnapshotStore('/sdcard', 'snaps', True)
     store.open()
     plain_runs = sorted(counted(lambda: plain(i)) for i in range(count))
@@ -111,7 +111,7 @@ elif mode == 'reads':
     for seq in range(int(sys.argv[3])):
         with open('/sdcard/snaps/motion-20260101-%06d-%04d.jpg' % (seq, seq), 'wb') as f:
             f.write(b'\xff\xd8')
-    from firmware.storage import SnapshotStore
+    from firmware.snapstore import SnapshotStore
     store = SnapshotStore('/sdcard', 'snaps', True)
     store.open()
     data = b'\xff\xd8' + bytes(30000)

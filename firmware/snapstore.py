@@ -1,4 +1,5 @@
-"""The SD card: snapshot names, crash-safe writes, free space, list/delete.
+"""The snapshot folder on the card: names, crash-safe writes, free space,
+retention, list/delete, start-up recovery.
 
 A snapshot appears under its final name only when complete: it is written
 as NAME.part in chunks (yielding to the event loop between them), closed,
@@ -10,11 +11,13 @@ saves and deletes update, so listing them reads no directory at all.
 """
 import asyncio
 import os
-import time
 from micropython import const
 from firmware import download
+from firmware.card import unmount_card
+from firmware.cardfiles import copy_now, file_size, remove_quietly
+from firmware.cardnames import insert_sorted, keep_newest, seq_of, stamp, valid_name
+from firmware.jpegcomment import comment_segment, write_jpeg
 
-_CHUNK = const(4096)
 _RESERVE = const(16384)        # keep this much free for FAT metadata
 _SEQ_BLOCK = const(100)        # sequence numbers reserved per write of .seq
 _SEQ_FILE = '.seq'
@@ -29,42 +32,15 @@ _YIELD_EVERY = const(32)       # directory entries read between yields to the lo
 _MAX_IN_DOUBT = const(4)       # failed renames remembered until the card is back
 
 
-class SaveError(Exception):
-    """A snapshot could not be saved; args[0] is the reason for the reply."""
-
-
-def valid_name(name, ext='.jpg'):
-    """True for a plain file name (a snapshot's, or another ext): no path,
-    no oddities."""
-    if not (5 <= len(name) <= 64) or not name.endswith(ext):
-        return False
-    for c in name:
-        if not (c.isalpha() or c.isdigit() or c in '-_.'):
-            return False
-    return '..' not in name and name[0] != '.'
-
-
-def _seq_of(name):
-    # manual-YYYYMMDD-HHMMSS-NNNN.jpg -> NNNN
-    try:
-        return int(name[name.rindex('-') + 1:-4])
-    except ValueError:
-        return -1
-
-
-def _stamp(offset_s):
-    # before NTP the clock counts from power-on (2000-01-01): a time zone
-    # means nothing there, and a negative sum wraps to 2136 on some firmware
-    from firmware.clock import is_set
-    t = time.localtime(time.time() + (offset_s if is_set() else 0))
-    return '%04d%02d%02d-%02d%02d%02d' % (t[0], t[1], t[2], t[3], t[4], t[5])
-
-
 def _reason(exc):
     if exc.args and exc.args[0] == _ENOSPC:
         return 'sd card full'
     return 'write failed: ' + ('I/O error' if exc.args and exc.args[0] == _EIO
                                else str(exc))
+
+
+class SaveError(Exception):
+    """A snapshot could not be saved; args[0] is the reason for the reply."""
 
 
 class SnapshotStore:
@@ -110,9 +86,9 @@ class SnapshotStore:
             if name.endswith('.part') or name.endswith('.fix'):
                 leftovers.append(name)
             elif name.endswith('.jpg'):
-                item = (_seq_of(name), name, entry[3] if len(entry) > 3 else 0)
+                item = (seq_of(name), name, entry[3] if len(entry) > 3 else 0)
                 top = max(top, item[0])
-                capped = _keep_newest(recent, item, _RECENT) or capped
+                capped = keep_newest(recent, item, _RECENT) or capped
         leftovers.sort(key=lambda name: not name.endswith('.fix'))
         # an older firmware renewed .seq through .seq.part: a cut could leave
         # only that one, and its number counts before it goes
@@ -132,7 +108,7 @@ class SnapshotStore:
         self.in_doubt = []
         for name, kind in doubts:
             path = self.snapshot_dir + '/' + name
-            if _size(path) is not None:
+            if file_size(path) is not None:
                 self.on_recovered(path, kind)
 
     def _set_recent(self, recent, capped):
@@ -159,19 +135,19 @@ class SnapshotStore:
         folder = self.snapshot_dir + '/'
         if name.endswith('.fix'):
             final = folder + name[:-4]
-            if _size(final + '.part') is not None:
+            if file_size(final + '.part') is not None:
                 os.remove(folder + name)        # cut while copying: start again
             else:
-                _remove_quietly(final)          # cut after the copy: finish it
+                remove_quietly(final)          # cut after the copy: finish it
                 os.rename(folder + name, final)
             return
         part = folder + name
         final = part[:-5]
-        if not name.endswith('.jpg.part') or _size(final) is None \
-                or _size(final) != _size(part):
-            _remove_quietly(part)               # an unfinished write
+        if not name.endswith('.jpg.part') or file_size(final) is None \
+                or file_size(final) != file_size(part):
+            remove_quietly(part)               # an unfinished write
             return
-        _copy(final, final + '.fix')
+        copy_now(final, final + '.fix')
         os.remove(part)
         os.remove(final)
         os.rename(final + '.fix', final)
@@ -195,7 +171,7 @@ class SnapshotStore:
             reserved = self.next_seq + _SEQ_BLOCK
             text = _SEQ_FORMAT % reserved
             path = self.snapshot_dir + '/' + _SEQ_FILE
-            with open(path, 'r+b' if _size(path) == len(text) else 'wb') as f:
+            with open(path, 'r+b' if file_size(path) == len(text) else 'wb') as f:
                 f.write(text.encode())    # a binary file takes bytes
             self.reserved_seq = reserved
         seq = self.next_seq
@@ -232,23 +208,23 @@ class SnapshotStore:
             # every open, stat and rename reads the folder: a crowded card
             # makes each slow, so the loop runs between them
             await asyncio.sleep_ms(0)
-            stamp = _stamp(self.tz_offset_s)
-            name = '%s-%s-%04d.jpg' % (kind, stamp, seq)
+            when = stamp(self.tz_offset_s)
+            name = '%s-%s-%04d.jpg' % (kind, when, seq)
             path = self.snapshot_dir + '/' + name
             text = 'esp32cam time=%s trigger=%s count=%d seq=%d' % (
-                stamp, cause or kind, trigger_count, seq)
+                when, cause or kind, trigger_count, seq)
             comment = comment_segment(text + ' ' + note if note else text)
             renaming = False
             try:
-                size = await _write_chunks(path + '.part', jpeg, comment)
+                size = await write_jpeg(path + '.part', jpeg, comment)
                 await asyncio.sleep_ms(0)
                 renaming = True
                 os.rename(path + '.part', path)
                 self.changes += 1
-                self.recent_capped = _keep_newest(self.recent, (seq, name, size), _RECENT) \
+                self.recent_capped = keep_newest(self.recent, (seq, name, size), _RECENT) \
                     or self.recent_capped
             except OSError as exc:
-                _remove_quietly(path + '.part')
+                remove_quietly(path + '.part')
                 if renaming and len(self.in_doubt) < _MAX_IN_DOUBT:
                     self.in_doubt.append((name, kind))
                 raise self._failure(exc)
@@ -305,12 +281,12 @@ class SnapshotStore:
             name = entry[0]
             if name.startswith(prefix) and name.endswith('.jpg') \
                     and not download.busy(self.snapshot_dir + '/' + name):
-                item = (_seq_of(name), name)    # one being downloaded stays
+                item = (seq_of(name), name)    # one being downloaded stays
                 if len(best) < limit:
-                    _insert(best, item)
+                    insert_sorted(best, item)
                 elif item < best[-1]:
                     best.pop()
-                    _insert(best, item)
+                    insert_sorted(best, item)
         return [name for _, name in best]
 
     def _failure(self, exc):
@@ -370,8 +346,8 @@ class SnapshotStore:
                     await asyncio.sleep_ms(0)
                 name = entry[0]
                 if name.endswith('.jpg'):
-                    item = (_seq_of(name), name, entry[3] if len(entry) > 3 else 0)
-                    capped = _keep_newest(best, item, limit) or capped
+                    item = (seq_of(name), name, entry[3] if len(entry) > 3 else 0)
+                    capped = keep_newest(best, item, limit) or capped
         except OSError:
             return None
         if changes == self.changes and self.mounted and limit == _RECENT:
@@ -402,191 +378,3 @@ class SnapshotStore:
         self._forget(name)
         self.on_change(self)
         return True
-
-
-def _insert(best, item):
-    # into the sorted list `best`, in order: a binary search, no sort
-    lo, hi = 0, len(best)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if best[mid] < item:
-            lo = mid + 1
-        else:
-            hi = mid
-    best.insert(lo, item)
-
-
-def _keep_newest(best, item, limit):
-    """Add item to `best` (oldest first, at most `limit`); True if one was
-    left out, i.e. the folder holds more than `best`."""
-    if len(best) < limit:
-        _insert(best, item)
-        return False
-    if item[0] > best[0][0]:
-        best.pop(0)
-        _insert(best, item)
-    return True
-
-
-def comment_segment(text):
-    """A JPEG COM segment: FF FE, its length (with itself), the text."""
-    body = text.encode()
-    return b'\xff\xfe' + (len(body) + 2).to_bytes(2, 'big') + body
-
-
-_first = bytearray(_CHUNK)     # the first chunk, put together: one block write
-
-
-async def _write_chunks(path, data, comment=b''):
-    # SOI, then our COM segment, then the rest: no re-encoding. The first
-    # chunk (SOI, comment, the start of the picture) is put together in one
-    # buffer, so every write covers whole sectors: one block write each.
-    # No flush before close: a cut leaves a .part that start-up removes and
-    # at worst its clusters orphaned (lost space, never a broken file).
-    view = memoryview(data)
-    size = len(data)
-    with open(path, 'wb') as f:
-        start = 0
-        if comment and len(data) > 2 and data[0] == 0xFF and data[1] == 0xD8 \
-                and len(comment) + 2 < _CHUNK:
-            head = 2 + len(comment)
-            start = min(len(data), _CHUNK - head + 2)
-            _first[:2] = view[:2]
-            _first[2:head] = comment
-            _first[head:head + start - 2] = view[2:start]
-            f.write(memoryview(_first)[:head + start - 2])
-            size += len(comment)
-        else:
-            f.write(view[:_CHUNK])
-            start = _CHUNK
-        while start < len(view):
-            await asyncio.sleep(0)
-            f.write(view[start:start + _CHUNK])
-            start += _CHUNK
-    return size
-
-
-def _size(path):
-    try:
-        return os.stat(path)[6]
-    except OSError:
-        return None
-
-
-def _copy_steps(src, dst):
-    # a generator: one chunk copied per step, so a caller can yield between
-    buf = bytearray(_CHUNK)
-    with open(src, 'rb') as fin, open(dst, 'wb') as fout:
-        while True:
-            n = fin.readinto(buf)
-            if not n:
-                break
-            fout.write(buf[:n] if n < _CHUNK else buf)
-            yield
-
-
-def _copy(src, dst):
-    """Copy a small file (a snapshot) at once."""
-    for _ in _copy_steps(src, dst):
-        pass
-
-
-async def copy_file(src, dst):
-    """Copy a file of any size, the event loop running between chunks."""
-    for _ in _copy_steps(src, dst):
-        await asyncio.sleep_ms(0)
-
-
-def _remove_quietly(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-_card = None    # the one machine.SDCard: the SD host lives as long as the board
-_mount = None   # the _Mount of the card mounted now
-
-
-class _Mount:
-    """The card as one mount sees it. VfsFat keeps an unmounted filesystem
-    alive, so a file left open on a lost card is closed later by the GC,
-    flushing its stale buffers: once lost, this mount fails every transfer
-    (EIO) and lets only such a close finish, writing nowhere, never onto a
-    card inserted since. The driver's own answer (False: a failed transfer)
-    is passed on."""
-
-    def __init__(self, card):
-        self.card = card
-
-    def lose(self):
-        self.card = None
-
-    def readblocks(self, n, buf):
-        card = self.card
-        if card is not None:
-            return card.readblocks(n, buf)
-        return _lost_transfer()
-
-    def writeblocks(self, n, buf):
-        card = self.card
-        if card is not None:
-            return card.writeblocks(n, buf)
-        return _lost_transfer()
-
-    def ioctl(self, op, arg):
-        card = self.card
-        return card.ioctl(op, arg) if card is not None else 0
-
-
-def _lost_transfer():
-    # -EIO (an int: every VfsFat reads ints, not all read bools); 0 for the
-    # GC's close of a stale file, which runs with the heap locked
-    try:
-        bytearray(1)
-    except MemoryError:
-        return 0
-    return -5
-
-
-def mount_card(mount_point, width=1, quiet=False):
-    """Mount the SD card; True when mounted. Never raises.
-
-    The SDCard object is made once and kept: a second live one fails on the
-    ESP32 (ESP_ERR_INVALID_STATE), and a dropped one, when collected,
-    deinits the host under the mount. Remounts reuse it."""
-    global _card, _mount
-    try:
-        import machine
-        import vfs
-        if _card is None:
-            _card = machine.SDCard(slot=1, width=width)
-        _mount = _Mount(_card)
-        vfs.mount(_mount, mount_point)
-    except Exception as exc:
-        if not quiet:
-            print('sd: no card:', exc)
-        return False
-    try:
-        # FatFs counts the free clusters on the first statvfs after a mount
-        # (FAT16 always, FAT32 when the card's FSInfo is not valid, e.g.
-        # after a power cut): seconds on a big card. Here, at mount time,
-        # that happens before the app serves (or when a card is inserted),
-        # not in a save; FatFs then keeps the count as files come and go.
-        os.statvfs(mount_point)
-    except OSError:
-        pass            # a card that fails here is found lost by watch()
-    return True
-
-
-def unmount_card(mount_point):
-    """Forget the mounted card (it stopped answering); never raises."""
-    global _mount
-    if _mount is not None:
-        _mount.lose()
-        _mount = None
-    try:
-        import vfs
-        vfs.umount(mount_point)
-    except Exception:
-        pass
