@@ -1,6 +1,10 @@
 """The snapshot folder on the card: names, crash-safe writes, free space,
 retention, list/delete, start-up recovery.
 
+Snapshots live in numbered folders of at most 100 (cardlayout.py):
+/sdcard/snaps/0042/manual-20261124-101500-4213.jpg, so a save or delete
+reads a small folder whatever the card holds.
+
 A snapshot appears under its final name only when complete: it is written
 as NAME.part in chunks (yielding to the event loop between them), closed,
 then renamed. Stale .part files are removed when the card is opened.
@@ -15,6 +19,8 @@ from micropython import const
 from firmware import download
 from firmware.card import unmount_card
 from firmware.cardfiles import copy_now, file_size, remove_quietly
+from firmware.cardlayout import NumberedFolder
+from firmware.cardmigrate import migrate
 from firmware.cardnames import insert_sorted, keep_newest, seq_of, stamp, valid_name
 from firmware.jpegcomment import comment_segment, write_jpeg
 
@@ -28,7 +34,6 @@ _ENODEV = const(19)
 _WATCH_MS = const(3000)
 _MAX_DELETIONS = const(16)     # per snapshot: keep one save short
 _RECENT = const(100)           # newest snapshots kept in memory for listings
-_YIELD_EVERY = const(32)       # directory entries read between yields to the loop
 _MAX_IN_DOUBT = const(4)       # failed renames remembered until the card is back
 
 
@@ -52,7 +57,8 @@ class SnapshotStore:
         self.min_free = min_free
         self.on_delete = on_delete or (lambda names: None)
         self.tz_offset_s = tz_offset_s
-        self.snapshot_dir = mount_point + '/' + folder
+        self.tree = NumberedFolder(mount_point + '/' + folder, '.jpg')
+        self.snapshot_dir = self.tree.root      # .seq lives here
         self.mounted = mounted
         self.on_change = on_change or (lambda store: None)
         self.lock = asyncio.Lock()
@@ -65,41 +71,79 @@ class SnapshotStore:
         # (name, kind) of saves whose rename failed: the card may still have
         # taken it; settled when the card is opened again
         self.in_doubt = []
+        self.moving = False         # migrate() runs
         self.on_recovered = lambda path, kind: None
         self.reclaim = self._no_recordings   # async fn(floor) -> free: recordings go first
 
     def open(self):
-        """Make the folder, repair what a power cut left, find the next number."""
+        """Make the folder, repair what a power cut left, find the next number,
+        index the newest snapshots."""
         if not self.mounted:
             self.on_change(self)
             return
-        try:
-            os.mkdir(self.snapshot_dir)
-        except OSError:
-            pass
-        top = -1
-        leftovers = []      # a power cut leaves at most a couple
-        recent = []
-        capped = False
-        for entry in os.ilistdir(self.snapshot_dir):
+        tree = self.tree
+        flat = []           # (seq, name, size) of older firmware's files, flat in the top
+        leftovers = []      # (folder, name): a power cut leaves at most a couple
+
+        def on_flat(entry):
             name = entry[0]
             if name.endswith('.part') or name.endswith('.fix'):
-                leftovers.append(name)
-            elif name.endswith('.jpg'):
-                item = (seq_of(name), name, entry[3] if len(entry) > 3 else 0)
-                top = max(top, item[0])
-                capped = keep_newest(recent, item, _RECENT) or capped
-        leftovers.sort(key=lambda name: not name.endswith('.fix'))
+                leftovers.append((tree.root, name))
+            else:
+                keep_newest(flat, (seq_of(name), name, entry[3] if len(entry) > 3 else 0),
+                            _RECENT)
+        tree.open(on_flat)
+        # a cut inside a save leaves its .part in the newest folder, one
+        # inside a migration's move in any: then every folder is read
+        numbers = tree.numbers if tree.migrating or tree.flat else tree.numbers[-2:]
+        for number in numbers:
+            folder = tree.folder(number)
+            for entry in os.ilistdir(folder):
+                if entry[0].endswith('.part') or entry[0].endswith('.fix'):
+                    leftovers.append((folder, entry[0]))
+        leftovers.sort(key=lambda item: not item[1].endswith('.fix'))
         # an older firmware renewed .seq through .seq.part: a cut could leave
         # only that one, and its number counts before it goes
         seq_part = self._read_reserved(_SEQ_FILE + '.part')
-        for name in leftovers:
-            self._repair(name)
+        for folder, name in leftovers:
+            self._repair(folder, name)
+        recent, capped = self._newest_now(flat)
+        top = recent[-1][0] if recent else -1
         self.next_seq = max(top + 1, self._read_reserved(_SEQ_FILE), seq_part)
         self.reserved_seq = self.next_seq
-        self._set_recent(recent, capped)    # repairs keep names and sizes
+        self._set_recent(recent, capped)
         self._settle_in_doubt()
         self.on_change(self)
+        if (tree.flat or tree.migrating) and not self.moving:
+            self.moving = True
+            asyncio.create_task(self.migrate())
+
+    def _newest_now(self, flat):
+        # the newest _RECENT from the numbered folders, newest first until
+        # they hold enough (a folder's numbers are all below the next one's),
+        # and older firmware's flat files; at once, at open()
+        best = list(flat)
+        capped = len(flat) >= _RECENT
+        for number in self.tree.numbers[::-1]:
+            if len(best) >= _RECENT and best[0][0] >= (number + 1) * 100:
+                capped = True
+                break
+            for entry in os.ilistdir(self.tree.folder(number)):
+                if entry[0].endswith('.jpg'):
+                    item = (seq_of(entry[0]), entry[0], entry[3] if len(entry) > 3 else 0)
+                    capped = keep_newest(best, item, _RECENT) or capped
+        return best, capped
+
+    async def migrate(self):
+        """Move older firmware's snapshots into their numbered folders, a
+        few at a time, yielding; the board serves meanwhile (open() starts
+        it when the card needs it)."""
+        try:
+            await migrate(self.tree, self.lock, download.busy)
+        except OSError as exc:
+            print('sd: moving snapshots into folders stopped:', exc)
+        finally:
+            self.moving = False
 
     def _settle_in_doubt(self):
         # a card pulled inside a rename can keep the new name although the
@@ -107,7 +151,7 @@ class SnapshotStore:
         doubts = self.in_doubt
         self.in_doubt = []
         for name, kind in doubts:
-            path = self.snapshot_dir + '/' + name
+            path = self.tree.path_of(name)
             if file_size(path) is not None:
                 self.on_recovered(path, kind)
 
@@ -128,14 +172,17 @@ class SnapshotStore:
                     self.recent_valid = False
                 return
 
-    def _repair(self, name):
+    def _repair(self, folder, name):
         # A cut inside FatFs's rename can leave NAME.jpg and NAME.jpg.part as
         # two entries of one cluster chain: deleting either frees clusters the
         # other still uses. Copy the picture out first, then drop both.
-        folder = self.snapshot_dir + '/'
+        # (A move of the migration leaves such a pair across two folders:
+        # the copy's twin is then the flat file; cardmigrate.py.)
+        folder += '/'
         if name.endswith('.fix'):
             final = folder + name[:-4]
-            if file_size(final + '.part') is not None:
+            if file_size(final + '.part') is not None \
+                    or file_size(self.tree.root + '/' + name[:-4]) is not None:
                 os.remove(folder + name)        # cut while copying: start again
             else:
                 remove_quietly(final)          # cut after the copy: finish it
@@ -210,11 +257,11 @@ class SnapshotStore:
             await asyncio.sleep_ms(0)
             when = stamp(self.tz_offset_s)
             name = '%s-%s-%04d.jpg' % (kind, when, seq)
-            path = self.snapshot_dir + '/' + name
             text = 'esp32cam time=%s trigger=%s count=%d seq=%d' % (
                 when, cause or kind, trigger_count, seq)
             comment = comment_segment(text + ' ' + note if note else text)
             renaming = False
+            path = self.tree.folder_for(seq) + '/' + name
             try:
                 size = await write_jpeg(path + '.part', jpeg, comment)
                 await asyncio.sleep_ms(0)
@@ -256,9 +303,10 @@ class SnapshotStore:
             oldest = await self._oldest('motion-', _MAX_DELETIONS - len(deleted))
             if not oldest:
                 break
-            for name in oldest:
+            for path in oldest:
                 await asyncio.sleep_ms(0)       # each remove reads the folder
-                os.remove(self.snapshot_dir + '/' + name)
+                os.remove(path)
+                name = path[path.rindex('/') + 1:]
                 self._forget(name)
                 deleted.append(name)
                 free = self.free_bytes()
@@ -270,24 +318,25 @@ class SnapshotStore:
         return free
 
     async def _oldest(self, prefix, limit):
-        """Up to `limit` names starting with prefix, oldest first, bounded
-        memory; yields to the loop while it reads the folder."""
+        """Paths of up to `limit` snapshots whose names start with prefix,
+        oldest first, bounded memory; yields to the loop while it reads the
+        folders (oldest first, removing emptied ones)."""
         best = []
-        count = 0
-        for entry in os.ilistdir(self.snapshot_dir):
-            count += 1
-            if count % _YIELD_EVERY == 0:
-                await asyncio.sleep_ms(0)
+
+        def visit(folder, entry):
             name = entry[0]
-            if name.startswith(prefix) and name.endswith('.jpg') \
-                    and not download.busy(self.snapshot_dir + '/' + name):
-                item = (seq_of(name), name)    # one being downloaded stays
+            if name.startswith(prefix) and name.endswith('.jpg'):
+                path = folder + '/' + name
+                if download.busy(path):
+                    return              # one being downloaded stays
+                item = (seq_of(name), path)
                 if len(best) < limit:
                     insert_sorted(best, item)
                 elif item < best[-1]:
                     best.pop()
                     insert_sorted(best, item)
-        return [name for _, name in best]
+        await self.tree.each(False, visit, lambda: len(best) >= limit, prune=True)
+        return [path for _, path in best]
 
     def _failure(self, exc):
         if exc.args and exc.args[0] in (_EIO, _ENODEV):
@@ -337,19 +386,16 @@ class SnapshotStore:
         # delete happened during the walk (it may or may not have seen it).
         changes = self.changes
         best = []
-        capped = False
-        count = 0
+
+        def visit(folder, entry):
+            name = entry[0]
+            if name.endswith('.jpg'):
+                keep_newest(best, (seq_of(name), name, entry[3] if len(entry) > 3 else 0), limit)
         try:
-            for entry in os.ilistdir(self.snapshot_dir):
-                count += 1
-                if count % _YIELD_EVERY == 0:
-                    await asyncio.sleep_ms(0)
-                name = entry[0]
-                if name.endswith('.jpg'):
-                    item = (seq_of(name), name, entry[3] if len(entry) > 3 else 0)
-                    capped = keep_newest(best, item, limit) or capped
+            await self.tree.each(True, visit, lambda: len(best) >= limit)
         except OSError:
             return None
+        capped = len(best) >= limit     # a folder not read may hold older ones
         if changes == self.changes and self.mounted and limit == _RECENT:
             self._set_recent(best, capped)
         return best
@@ -358,23 +404,19 @@ class SnapshotStore:
         """The board path of an existing snapshot, or None."""
         if not self.mounted or not valid_name(name):
             return None
-        path = self.snapshot_dir + '/' + name
-        try:
-            os.stat(path)
-        except OSError:
-            return None
-        return path
+        return self.tree.find(name)
 
     async def delete(self, name):
         """Delete a snapshot; True if it existed."""
-        path = self.path_of(name)
-        if path is None:
-            return False
-        await asyncio.sleep_ms(0)   # each of the two reads the folder
-        try:
-            os.remove(path)
-        except OSError:
-            return False            # another request deleted it meanwhile
+        async with self.lock:       # a migration's move is not under way
+            path = self.path_of(name)
+            if path is None:
+                return False
+            await asyncio.sleep_ms(0)   # each of the two reads the folder
+            try:
+                os.remove(path)
+            except OSError:
+                return False            # another request deleted it meanwhile
         self._forget(name)
         self.on_change(self)
         return True

@@ -41,9 +41,14 @@ dev = Ram(32 * 1024 * 1024)
 vfs.VfsFat.mkfs(dev)
 vfs.mount(dev, '/sd')
 os.mkdir('/sd/snaps')
+folders = set()
 for line in open(sys.argv[1]):
     name, size = line.split()
-    with open('/sd/snaps/' + name, 'wb') as f:
+    folder = '/sd/snaps/%04d' % (int(name[-8:-4]) // 100)   # the board's layout
+    if folder not in folders:
+        os.mkdir(folder)
+        folders.add(folder)
+    with open(folder + '/' + name, 'wb') as f:
         f.write(b'\\xff\\xd8' + bytes(int(size) - 2))
 vfs.umount('/sd')
 with open(sys.argv[2], 'wb') as f:
@@ -58,8 +63,8 @@ def _micropython():
 
 @pytest.fixture(scope='module')
 def crowded_image(tmp_path_factory):
-    """A 32 MB card with 5,000 snapshots in /snaps, written in shuffled
-    order; returns (image path, {name: bytes})."""
+    """A 32 MB card with 5,000 snapshots in /snaps's numbered folders,
+    written in shuffled order; returns (image path, {name: bytes})."""
     tmp = tmp_path_factory.mktemp('crowded')
     files = {}
     for seq in range(_COUNT):
