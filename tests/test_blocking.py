@@ -5,9 +5,10 @@ the oldest motion snapshots. Stalls are read from the board's loop monitor,
 never from wall-clock time.
 
 One FatFs call cannot yield inside: finding a name reads the folder from
-its start, one block a command, so a delete or a save among 5,000 holds the
-loop for seconds on a board (the simulated card charges a board's time per
-block). `make bench` prints those reads; the README says so."""
+its start, one block a command (the simulated card charges a board's time
+per block), so the cards here hold their snapshots as the board writes
+them, in numbered folders of 100 (firmware/cardlayout.py). `make bench`
+prints what a save and a delete read among 100 to 10,000."""
 import json
 import os
 import random
