@@ -12,7 +12,7 @@ import sys
 import time
 
 import httpx
-from websockets.exceptions import InvalidMessage
+from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect as ws_connect
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,16 +21,47 @@ FRAMES = os.path.join(REPO, 'tools', 'sim', 'frames')
 MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK='1')
 
 
+# Ports come from below Linux's ephemeral range (32768 up), a block of its
+# own for each parallel test worker: a port handed out is then never taken
+# by some client's outgoing connection, nor by another worker, before the
+# board binds it.
+_PORT_BLOCK = 1000
+_PORT_BLOCKS = 22                   # 10000-31999
+_next_port = []
+
+
+def _port_candidates():
+    worker = os.environ.get('PYTEST_XDIST_WORKER', '')
+    if worker.startswith('gw') and worker[2:].isdigit():
+        block = int(worker[2:]) % _PORT_BLOCKS
+    else:
+        block = os.getpid() % _PORT_BLOCKS
+    base = 10000 + block * _PORT_BLOCK
+    if not _next_port:
+        _next_port.append(os.getpid() % _PORT_BLOCK)
+    for _ in range(_PORT_BLOCK):
+        _next_port[0] = (_next_port[0] + 1) % _PORT_BLOCK
+        yield base + _next_port[0]
+
+
+def _free(kind):
+    for port in _port_candidates():
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
+    raise OSError('no free loopback port in this worker\'s block')
+
+
 def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    return _free(socket.SOCK_DGRAM)
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    """A free TCP port on 127.0.0.1 that no other test worker hands out."""
+    return _free(socket.SOCK_STREAM)
 
 
 class Board:
@@ -193,8 +224,8 @@ class Board:
         while True:
             try:
                 status = self.status()
-            except (OSError, ConnectionError, InvalidMessage):
-                pass            # rebooting: not listening for a moment
+            except (OSError, ConnectionError, WebSocketException):
+                pass            # rebooting, or full for a moment: ask again
             else:
                 if predicate(status):
                     return status
@@ -224,18 +255,33 @@ class Board:
                 time.sleep(0.1)
 
     # --- the card, read as a card reader does ------------------------------
-    def card_files(self, raw=False):
+    def card_files(self, raw=False, settled=False):
         """{name: picture} of the snapshots on the card image (in /snaps and
         its numbered folders), read with mtools; our JPEG comment is taken
         out unless raw, so a file can be compared with the camera frame it
-        came from."""
-        paths = card_paths(self.sdcard, '/snaps')
+        came from. settled: read while the board runs, so only complete
+        files (no `.part`), and a name the board renames or deletes between
+        the listing and the copy is left out."""
+        try:
+            paths = card_paths(self.sdcard, '/snaps')
+        except AssertionError:
+            if settled:
+                return {}           # a folder was being extended: ask again
+            raise
         if paths is None:
             return {}
-        files = {p.rsplit('/', 1)[1]: self.card_read(p) for p in paths
-                 if not p.rsplit('/', 1)[1].startswith('.')}
-        assert len(files) == len([p for p in paths if not p.rsplit('/', 1)[1].startswith('.')]), \
-            'one name in two places: %s' % paths
+        paths = [p for p in paths if not p.rsplit('/', 1)[1].startswith('.')]
+        if settled:
+            paths = [p for p in paths if not p.endswith('.part')]
+        files = {}
+        for path in paths:
+            name = path.rsplit('/', 1)[1]
+            assert settled or name not in files, 'one name in two places: %s' % path
+            try:
+                files[name] = self.card_read(path)
+            except subprocess.CalledProcessError:
+                if not settled:
+                    raise
         return files if raw else {n: strip_comment(data) for n, data in files.items()}
 
     def card_read(self, path):
