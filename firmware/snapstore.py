@@ -390,7 +390,10 @@ class SnapshotStore:
         def visit(folder, entry):
             name = entry[0]
             if name.endswith('.jpg'):
-                keep_newest(best, (seq_of(name), name, entry[3] if len(entry) > 3 else 0), limit)
+                item = (seq_of(name), name, entry[3] if len(entry) > 3 else 0)
+                if self.tree.flat and item in best:
+                    return      # seen flat, then moved into its folder while the walk yielded
+                keep_newest(best, item, limit)
         try:
             await self.tree.each(True, visit, lambda: len(best) >= limit)
         except OSError:
