@@ -11,13 +11,16 @@ from firmware.clips import Recorder
 from firmware.guard import SESSIONS_FILE, Guard
 from firmware.led import FlashLed
 from firmware.motion import Motion
+from firmware.nvr import RecorderLogin
 from firmware.snapshots import SnapshotService
 from firmware.card import mount_card
 from firmware.snapstore import SnapshotStore
+from firmware.timeline import MotionTimeline
 
 
 class Board:
-    """config, state, store, camera, snapshots, motion, led, guard, settings."""
+    """config, state, store, camera, snapshots, motion, led, guard, settings,
+    nvr (the recorder login), and rtsp, onvif, discovery when on."""
 
     def __init__(self, config, card_mounted, camera_module, ip='127.0.0.1'):
         self.config = config
@@ -39,6 +42,7 @@ class Board:
                                  config['camera']['fps'])
         self.store.reclaim = self.recorder.reclaim     # clips go before motion snapshots
         self.led = FlashLed(config['flash_pin'])
+        self.timeline = MotionTimeline(state, self.store, config['tz_offset_min'] * 60)
         self.guard = Guard(config, ip, auth.load(), self.tls, SESSIONS_FILE)
         values = settings_module.defaults(settings_module.LED)
         for owner in (settings_module.CAMERA, settings_module.MOTION):
@@ -53,6 +57,17 @@ class Board:
                            feed_watchdog=config['watchdog_s'] <= 0)
         self.pir_pin = None
         self.mqtt = None
+        # the view-only login for recorders (RTSP, ONVIF, snapshots), made on first boot
+        self.nvr = RecorderLogin().load()
+        self.rtsp = None
+        self.onvif = None
+        self.discovery = None
+        if config['rtsp']['on']:
+            from firmware.rtsp import RtspServer
+            self.rtsp = RtspServer(config['rtsp'], self.camera, self.guard, ip,
+                                   config['stream_max_fps'], config['limits'], self.nvr)
+        if config['onvif']['on']:
+            self._make_onvif()
         if config['mqtt']['host']:
             from firmware.mqttlink import MqttLink
             self.mqtt = MqttLink(self, config['mqtt'])
@@ -67,6 +82,7 @@ class Board:
         self.camera.start()
         self.motion.start()
         self.recorder.start()
+        self.timeline.start()
         motion = config['motion']
         if motion['pir_pin'] >= 0:
             self.pir_pin = self.motion.start_pir(motion['pir_pin'], motion['pir_debounce_ms'])
@@ -78,6 +94,30 @@ class Board:
         asyncio.create_task(clock.keep_time(lambda ok: self.state.update(clock_set=ok)))
         if self.mqtt:
             self.mqtt.start()
+        if self.rtsp:
+            asyncio.create_task(self.rtsp.serve())
+        if self.discovery:
+            self.discovery.start()
+
+    def _make_onvif(self):
+        from firmware.mqttlink import board_id
+        from firmware.onvif import DEVICE_PATH, Onvif
+        config = self.config
+        hex_id = board_id()
+        mac = ':'.join(hex_id[i:i + 2] for i in range(0, len(hex_id), 2))
+
+        def facts():
+            values = self.settings.values()
+            return {'hostname': config['hostname'], 'ip': self.ip,
+                    'http_port': config['http_port'], 'rtsp_port': config['rtsp']['port'],
+                    'mac': mac, 'framesize': values.get('framesize', 'VGA'),
+                    'quality': values.get('quality', 12),
+                    'fps': min(config['camera']['fps'], config['stream_max_fps'])}
+        self.onvif = Onvif(facts, self.nvr, self.guard)
+        if config['onvif']['discovery']:
+            from firmware.discovery import Discovery
+            self.discovery = Discovery(self.nvr.uuid, config['hostname'], 'http://%s:%d%s' % (
+                self.ip, config['http_port'], DEVICE_PATH))
 
     def _start_loop_monitor(self):
         from firmware.loopmon import LoopMonitor

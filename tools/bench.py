@@ -551,6 +551,8 @@ def main():
         stream_figures(tmp)
         import bench_camera
         bench_camera.bench(row)
+        import bench_rtsp
+        bench_rtsp.bench(row)
         motion_figures(tmp)
         import bench_mqtt
         bench_mqtt.bench(row)

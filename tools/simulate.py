@@ -196,6 +196,24 @@ def serve_ntp():
     return sock.getsockname()[1]
 
 
+def print_recorder_login(flash):
+    """Print the recorder login the board made on its flash (firmware/nvr.py),
+    once it is there (the board writes it as its app starts)."""
+    if not flash:
+        return                      # a flash image: GET /nvr shows it
+    path = os.path.join(flash, 'nvr.json')
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            print('Recorders (RTSP, ONVIF, snapshots; view only): user %s, password %s'
+                  % (record['user'], record['password']), flush=True)
+            return
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.1)
+
+
 def wait_for_port(port, proc, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
@@ -260,6 +278,7 @@ def main(argv=None):
                 if credentials:
                     print('Log in with the password %s (scripts: Authorization: Bearer %s)'
                           % credentials, flush=True)
+                    print_recorder_login(flash)
                     credentials = None      # once: setup shows them once too
                 elif flash and not os.path.exists(os.path.join(flash, 'auth.json')):
                     print('Not set up: open http://127.0.0.1:%d/setup' % args.port,

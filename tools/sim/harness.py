@@ -59,6 +59,33 @@ def free_udp_port():
     return _free(socket.SOCK_DGRAM)
 
 
+def free_udp_run(count):
+    """The first of `count` consecutive free loopback UDP ports."""
+    for _ in range(50):
+        first = free_udp_port()
+        if first + count > 65535:
+            continue
+        held = []
+        try:
+            for port in range(first, first + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(s)
+                s.bind(('127.0.0.1', port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise RuntimeError('no run of %d free UDP ports' % count)
+
+
+def sim_config():
+    """The simulated board's default config.json, as a dict."""
+    with open(os.path.join(REPO, 'tools', 'sim', 'config.json')) as f:
+        return json.load(f)
+
+
 def free_port():
     """A free TCP port on 127.0.0.1 that no other test worker hands out."""
     return _free(socket.SOCK_STREAM)
@@ -70,9 +97,31 @@ class Board:
     def __init__(self, tmp_path, sdcard='default', frames=FRAMES, fps=10,
                  camera_api='cnadler86', heap=None, config=None, port=None,
                  board_root=None, frames_once=False, sockets=None, board_id=None,
-                 setup=True, flash=None, serial=False, credentials=None):
+                 setup=True, flash=None, serial=False, credentials=None, rtsp=None,
+                 onvif=False):
         self.tmp = tmp_path
+        self.rtsp_port = None
+        port_map = {}
+        if rtsp is not None:
+            # RTSP on, at free loopback ports the board itself names (its
+            # listener and the RTP/RTCP pairs it binds, reported to clients)
+            config = dict(config if isinstance(config, dict) else sim_config())
+            self.rtsp_port = free_port()
+            rtp_port = free_udp_run(8)
+            config['rtsp'] = dict({'on': True, 'port': self.rtsp_port, 'rtp_port': rtp_port},
+                                  **rtsp)
+            port_map[self.rtsp_port] = self.rtsp_port
+            for port in range(rtp_port, rtp_port + 8):
+                port_map[port] = port
         self.port = port or free_port()
+        self.discovery_port = None
+        if onvif:
+            # ONVIF on (it needs RTSP); the board names its own HTTP port in
+            # discovery replies, and WS-Discovery's 3702 is a free UDP port here
+            config['onvif'] = {'on': True}
+            config['http_port'] = self.port
+            self.discovery_port = free_udp_port()
+            port_map[3702] = self.discovery_port
         self.url = 'http://127.0.0.1:%d' % self.port
         self.ws_url = 'ws://127.0.0.1:%d/control' % self.port
         self.sdcard = str(tmp_path / 'sdcard.img') if sdcard == 'default' else sdcard
@@ -100,6 +149,8 @@ class Board:
             self.env['SIM_CONFIG'] = str(path)
         if board_root:
             self.env['SIM_BOARD_ROOT'] = board_root
+        if port_map:
+            self.env['SIM_PORT_MAP'] = ','.join('%d:%d' % item for item in port_map.items())
         if sockets is not None:
             self.env['SIM_SOCKETS'] = str(sockets)     # lwIP's budget; 0: none
         if board_id is not None:
@@ -121,6 +172,11 @@ class Board:
         self.proc = None
         self.log_start = 0
 
+    def rtsp_url(self, token=True, path='/stream'):
+        """The board's RTSP URL, with the API token in it unless token=False."""
+        url = 'rtsp://127.0.0.1:%d%s' % (self.rtsp_port, path)
+        return url + '?token=' + self.token if token and self.token else url
+
     def start(self, timeout=30, serving=True):
         """Boot; wait until it serves (or, serving=False, until its serial
         port is there: a blank or safe-mode flash serves nothing)."""
@@ -133,7 +189,10 @@ class Board:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError('board exited:\n' + self.output())
-            if ready in self.output()[self.log_start:]:
+            if ready in self.output()[self.log_start:] and (
+                    self.rtsp_port is None or 'rtsp: serving' in self.output()[self.log_start:]) and (
+                    self.discovery_port is None
+                    or 'onvif: discovery' in self.output()[self.log_start:]):
                 if '--serial' in self.args:
                     self.serial_port = self.output()[self.log_start:].split(
                         'Serial: ', 1)[1].split()[0]
