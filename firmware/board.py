@@ -121,8 +121,9 @@ class Board:
 
     def _start_loop_monitor(self):
         from firmware.loopmon import LoopMonitor
-        monitor = LoopMonitor()
+        monitor = LoopMonitor(lambda: self.state.free_heap(True))
         self.state.gauges['loop_stall_ms'] = lambda: monitor.worst_stall_ms
+        self.state.gauges['loop_stall_p99_ms'] = monitor.stall_p99_ms
         self.state.gauges['lowest_free_heap'] = lambda: monitor.lowest_free
         self.state.on_reset.append(monitor.clear)
         # how long one capture() held the loop: the camera's share of the stall

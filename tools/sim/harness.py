@@ -91,6 +91,21 @@ def free_port():
     return _free(socket.SOCK_STREAM)
 
 
+_calibration = []
+
+
+def board_calibration():
+    """This PC against the ESP32-CAM (tools/sim/calibrate.py), measured once
+    for all the boards a test run starts at board speed."""
+    if os.environ.get('SIM_BOARD_CALIBRATION'):
+        return os.environ['SIM_BOARD_CALIBRATION']
+    if not _calibration:
+        from tools.sim import calibrate     # not tools/sim on sys.path: its stand-ins shadow the stdlib
+        micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
+        _calibration.append(json.dumps(calibrate.calibrate(micropython)))
+    return _calibration[0]
+
+
 class Board:
     """One simulated board process; start() boots it, stop() powers it off."""
 
@@ -98,7 +113,7 @@ class Board:
                  camera_api='cnadler86', heap=None, config=None, port=None,
                  board_root=None, frames_once=False, sockets=None, board_id=None,
                  setup=True, flash=None, serial=False, credentials=None, rtsp=None,
-                 onvif=False):
+                 onvif=False, board_speed=None):
         self.tmp = tmp_path
         self.rtsp_port = None
         port_map = {}
@@ -137,6 +152,13 @@ class Board:
             self.args += ['--flash', flash]
         if serial:
             self.args += ['--serial']
+        # at the ESP32-CAM's speed (README: How fast on a real board);
+        # SIM_BOARD_SPEED=1 runs every board of a test run so
+        if board_speed is None:
+            board_speed = os.environ.get('SIM_BOARD_SPEED') == '1'
+        self.board_speed = board_speed
+        if board_speed:
+            self.args += ['--board-speed']
         self.serial_port = None             # its path once started
         self.sensor_path = str(tmp_path / 'sensor.json')
         self.env = dict(os.environ, SIM_FAULTS=self.faults_path,
@@ -151,6 +173,8 @@ class Board:
             self.env['SIM_BOARD_ROOT'] = board_root
         if port_map:
             self.env['SIM_PORT_MAP'] = ','.join('%d:%d' % item for item in port_map.items())
+        if board_speed:
+            self.env['SIM_BOARD_CALIBRATION'] = board_calibration()
         if sockets is not None:
             self.env['SIM_SOCKETS'] = str(sockets)     # lwIP's budget; 0: none
         if board_id is not None:
