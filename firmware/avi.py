@@ -13,6 +13,7 @@ import os
 import struct
 from array import array
 from micropython import const
+from firmware.cardfiles import copy_file, file_size
 
 HEADER = const(512)         # frames start here: a sector boundary
 _MOVI = const(508)          # where 'movi' is; idx1 offsets count from it
@@ -190,14 +191,6 @@ async def _write_index(f, sizes):
         await asyncio.sleep_ms(0)
 
 
-def file_size(path):
-    """A file's size, or None if it is not there."""
-    try:
-        return os.stat(path)[6]
-    except OSError:
-        return None
-
-
 async def repair(part):
     """Finish PATH.part cut short: keep the frames that are whole, write
     their index and header, rename to PATH. Returns the final path, or None
@@ -214,7 +207,6 @@ async def repair(part):
         return None
     if file_size(final) is not None:
         # a cut inside the rename: both names share one cluster chain
-        from firmware.storage import copy_file
         if file_size(final) == size:
             await copy_file(final, final + '.fix')
             os.remove(part)

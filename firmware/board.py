@@ -13,7 +13,8 @@ from firmware.led import FlashLed
 from firmware.motion import Motion
 from firmware.nvr import RecorderLogin
 from firmware.snapshots import SnapshotService
-from firmware.storage import SnapshotStore, mount_card
+from firmware.card import mount_card
+from firmware.snapstore import SnapshotStore
 from firmware.timeline import MotionTimeline
 
 

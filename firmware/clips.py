@@ -14,11 +14,13 @@ import os
 from micropython import const
 
 from firmware import avi, download, ticks
-from firmware.storage import _keep_newest, _remove_quietly, _seq_of, _stamp, valid_name
+from firmware.cardfiles import file_size, remove_quietly
+from firmware.cardlayout import NumberedFolder
+from firmware.cardmigrate import migrate
+from firmware.cardnames import keep_newest, seq_of, stamp, valid_name
 
 _MAX_ENTRIES = const(200)   # frames in the ring at most, whatever their size
 _RECENT = const(100)
-_YIELD_EVERY = const(32)
 _CHECK_MS = const(1000)     # free space looked at this often while recording
 _WAIT_MS = const(500)       # the writer looks round this often without frames
 _IDLE_MS = const(100)       # how soon a wanted clip begins
@@ -79,7 +81,8 @@ class Recorder:
         self.state = state
         self.config = config
         self.fps = max(1, fps)
-        self.folder = store.mount_point + '/' + config['folder']
+        # clips/0042/motion-…-4213.avi: folders of at most 100 (cardlayout.py)
+        self.tree = NumberedFolder(store.mount_point + '/' + config['folder'], '.avi')
         self.preroll_ms = config['preroll_s'] * 1000
         self.tail_ms = config['tail_s'] * 1000
         self.max_ms = config['max_s'] * 1000
@@ -236,9 +239,11 @@ class Recorder:
         if not await self._room():
             print('clips: card too full to record')
             return
-        name = '%s-%s-%04d.avi' % (kind, _stamp(self.store.tz_offset_s), self.store.take_seq())
+        seq = self.store.take_seq()
+        name = '%s-%s-%04d.avi' % (kind, stamp(self.store.tz_offset_s), seq)
+        folder = self.tree.folder_for(seq)
         await asyncio.sleep_ms(0)
-        clip = avi.AviWriter(self.folder + '/' + name, 1000000 // self.fps,
+        clip = avi.AviWriter(folder + '/' + name, 1000000 // self.fps,
                              self.max_ms * 2 // 1000 * self.fps + self.fps)
         await clip.open()
         self.clip = clip
@@ -283,7 +288,7 @@ class Recorder:
         self.state.update(recording=None)
         if not clip.sizes:
             clip.abandon()          # stopped before a frame came: no clip
-            _remove_quietly(clip.path + '.part')
+            remove_quietly(clip.path + '.part')
             return
         try:
             path, size = await clip.close()
@@ -322,35 +327,40 @@ class Recorder:
 
     # --- the card ------------------------------------------------------------
     async def _repair_all(self):
-        """Finish what a cut left in the clips folder (once per mounted card)."""
+        """Finish what a cut left in the clips folders (once per mounted card),
+        then move older firmware's flat clips into numbered folders."""
+        tree = self.tree
         try:
-            os.mkdir(self.folder)
-        except OSError:
-            pass
-        try:
-            names = []
-            count = 0
-            for entry in os.ilistdir(self.folder):
-                count += 1
-                if count % _YIELD_EVERY == 0:
-                    await asyncio.sleep_ms(0)       # a folder of thousands of clips
+            names = []      # (folder, name); a cut leaves a couple at most
+
+            def visit(folder, entry):
                 if entry[0].endswith('.part') or entry[0].endswith('.fix'):
-                    names.append(entry[0])
-            names.sort(key=lambda name: not name.endswith('.fix'))
-            for name in names:
-                path = self.folder + '/' + name
+                    if len(names) < _RECENT:
+                        names.append((folder, entry[0]))
+            tree.open()
+            flat, tree.flat = tree.flat, True       # the top folder's leftovers too
+            try:
+                await tree.each(False, visit)       # a clip being written goes for a day
+            finally:
+                tree.flat = flat
+            names.sort(key=lambda item: not item[1].endswith('.fix'))
+            for folder, name in names:
+                path = folder + '/' + name
                 if name.endswith('.fix'):
                     final = path[:-4]
-                    if avi.file_size(final + '.part') is not None:
+                    if file_size(final + '.part') is not None \
+                            or file_size(tree.root + '/' + name[:-4]) is not None:
                         os.remove(path)          # cut while copying: start again
                     else:
-                        _remove_quietly(final)   # cut after the copy: finish it
+                        remove_quietly(final)   # cut after the copy: finish it
                         os.rename(path, final)
                     continue
-                if avi.file_size(path) is None:
+                if file_size(path) is None:
                     continue                    # a .fix step above took it
                 fixed = await avi.repair(path)
                 print('clips: repaired', fixed or (name + ' (nothing whole, removed)'))
+            if tree.flat or tree.migrating:
+                await migrate(tree, None, download.busy)
         except OSError as exc:
             print('clips: repair failed:', exc)
             if self.store.free_bytes() is None:
@@ -382,10 +392,10 @@ class Recorder:
                 break
             await asyncio.sleep_ms(0)
             try:
-                os.remove(self.folder + '/' + oldest)
+                os.remove(oldest)
             except OSError:
                 break
-            deleted.append(oldest)
+            deleted.append(oldest[oldest.rindex('/') + 1:])
             free = self.store.free_bytes()
         if deleted:
             print('clips: low space, deleted', len(deleted), 'clips')
@@ -394,34 +404,32 @@ class Recorder:
         return free
 
     async def _oldest(self):
-        best = None
-        count = 0
-        for entry in os.ilistdir(self.folder):
-            count += 1
-            if count % _YIELD_EVERY == 0:
-                await asyncio.sleep_ms(0)
+        # the path of the oldest finished clip no one reads, or None
+        best = []
+
+        def visit(folder, entry):
             name = entry[0]
-            if name.endswith('.avi') and not download.busy(self.folder + '/' + name):
-                item = (_seq_of(name), name)
-                if best is None or item < best:
-                    best = item
-        return None if best is None else best[1]
+            if name.endswith('.avi') and not download.busy(folder + '/' + name):
+                item = (seq_of(name), folder + '/' + name)
+                if not best:
+                    best.append(item)
+                elif item < best[0]:
+                    best[0] = item
+        await self.tree.each(False, visit, lambda: bool(best), prune=True)
+        return best[0][1] if best else None
 
     async def newest(self, limit):
         """Up to `limit` (name, bytes) of finished clips, newest first."""
         if not self.store.mounted:
             return []
         best = []
-        count = 0
+
+        def visit(folder, entry):
+            name = entry[0]
+            if name.endswith('.avi'):
+                keep_newest(best, (seq_of(name), name, entry[3] if len(entry) > 3 else 0), limit)
         try:
-            for entry in os.ilistdir(self.folder):
-                count += 1
-                if count % _YIELD_EVERY == 0:
-                    await asyncio.sleep_ms(0)
-                name = entry[0]
-                if name.endswith('.avi'):
-                    _keep_newest(best, (_seq_of(name), name, entry[3] if len(entry) > 3 else 0),
-                                 limit)
+            await self.tree.each(True, visit, lambda: len(best) >= limit)
         except OSError:
             return []
         return [(name, size) for _, name, size in best[::-1]]
@@ -430,8 +438,7 @@ class Recorder:
         """The board path of an existing clip, or None."""
         if not self.store.mounted or not valid_name(name, '.avi'):
             return None
-        path = self.folder + '/' + name
-        return path if avi.file_size(path) is not None else None
+        return self.tree.find(name)
 
     async def delete(self, name):
         """Delete a clip; True if it existed."""
@@ -457,16 +464,17 @@ class Recorder:
             if not (self.store.mounted and self.ready):
                 self._drop_lapse()
                 continue
-            day = _stamp(self.store.tz_offset_s)[:8]
+            day = stamp(self.store.tz_offset_s)[:8]
             try:
                 if self.lapse is not None and (day != self.lapse_day or self.lapse.full()):
                     await self._close_lapse()
                 if self.lapse is None:
                     if not await self._room():
                         continue
-                    name = 'timelapse-%s-%04d.avi' % (_stamp(self.store.tz_offset_s),
-                                                      self.store.take_seq())
-                    lapse = avi.AviWriter(self.folder + '/' + name, us_per_frame, _LAPSE_FRAMES)
+                    seq = self.store.take_seq()
+                    name = 'timelapse-%s-%04d.avi' % (stamp(self.store.tz_offset_s), seq)
+                    lapse = avi.AviWriter(self.tree.folder_for(seq) + '/' + name, us_per_frame,
+                                          _LAPSE_FRAMES)
                     lapse.fixed_rate = True         # played faster than taken
                     await lapse.open()
                     self.lapse = lapse

@@ -7,7 +7,7 @@ flood of snapshot requests cannot fill the card or starve the loop.
 """
 import asyncio
 from firmware import ticks
-from firmware.storage import SaveError
+from firmware.snapstore import SaveError
 
 
 class TokenBucket:

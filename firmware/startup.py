@@ -123,7 +123,7 @@ def run(config_path=None):
     """Bring the board up; never raises. Returns a Started."""
     global started
     from firmware import config as config_module
-    from firmware.storage import mount_card
+    from firmware.card import mount_card
     from firmware import auth
     config, problems = config_module.load(config_path or config_module.FILE)
     for problem in problems:

@@ -7,7 +7,7 @@ import struct
 import subprocess
 from fractions import Fraction
 
-from tools.sim.harness import FRAMES, MTOOLS_ENV
+from tools.sim.harness import FRAMES, card_paths
 
 
 def probe(path):
@@ -95,9 +95,5 @@ def positions(frames, folder=FRAMES):
 
 def card_clips(board):
     """{name: bytes} of /clips on the card image, as a card reader sees it."""
-    out = subprocess.run(['mdir', '-i', board.sdcard, '-b', '::/clips'],
-                         capture_output=True, text=True, env=MTOOLS_ENV)
-    if out.returncode != 0:
-        return {}
-    names = [line.rsplit('/', 1)[-1] for line in out.stdout.split() if line]
-    return {n: board.card_read('/clips/' + n) for n in names}
+    paths = card_paths(board.sdcard, '/clips') or []
+    return {p.rsplit('/', 1)[1]: board.card_read(p) for p in paths}

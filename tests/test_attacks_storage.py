@@ -123,8 +123,8 @@ def test_9_a_motion_snapshot_counts_if_and_only_if_its_file_is_on_the_card(make_
             failed = board.output().count('snapshot not saved') > failed_before
             board.set_faults(pir_pulses=pulses)         # the card goes back in
             board.wait_for(lambda s: s['sd_free'] is not None, timeout=30)
-            files = sorted('/sdcard/snaps/' + name for name in board.card_files()
-                           if name.startswith('motion-'))
+            files = sorted('/sdcard/snaps/%04d/%s' % (int(name[-8:-4]) // 100, name)
+                           for name in board.card_files() if name.startswith('motion-'))
             status = board.status()
             assert status['snapshot_count'] == len(files), \
                 (round_, n, status['snapshot_count'], files)

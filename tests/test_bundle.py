@@ -68,11 +68,11 @@ def test_the_bundle_boots_and_works(make_board, bundle):
 def test_a_module_missing_from_the_bundle_fails_to_boot(make_board, bundle, tmp_path):
     broken = str(tmp_path / 'broken')
     shutil.copytree(bundle, broken)
-    os.remove(os.path.join(broken, 'firmware', 'storage.mpy'))
+    os.remove(os.path.join(broken, 'firmware', 'snapstore.mpy'))
     board = make_board(board_root=broken)
     with pytest.raises(RuntimeError):
         board.start(timeout=15)
-    assert 'storage' in board.output()
+    assert 'snapstore' in board.output()
 
 
 def test_deploy_dry_run_copies_exactly_the_bundle(bundle):

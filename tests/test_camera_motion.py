@@ -1,5 +1,6 @@
 """Both camera driver APIs, capture/init failures, and motion triggers."""
 import os
+import re
 import subprocess
 import sys
 
@@ -57,7 +58,7 @@ def make_frames(tmp_path, *flags):
 def test_motion_frames_raise_the_trigger_count_and_save(make_board, tmp_path):
     board = make_board(frames=make_frames(tmp_path)).start()
     status = board.wait_for(lambda s: s['trigger_count'] >= 2, timeout=30)
-    assert status['last_snapshot'].startswith('/sdcard/snaps/motion-')
+    assert re.fullmatch(r'/sdcard/snaps/[0-9]{4}/motion-[-0-9]+\.jpg', status['last_snapshot'])
     motion = [n for n in board.card_files() if n.startswith('motion-')]
     assert motion
 

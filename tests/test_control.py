@@ -145,7 +145,8 @@ def test_snapshot_now_writes_a_frame_to_the_card(board):
         reply = board.command(ws, cmd='snapshot_now', id=1)
     assert reply['ok'] is True and reply['id'] == 1
     name = reply['saved'].rsplit('/', 1)[1]
-    assert reply['saved'] == '/sdcard/snaps/' + name
+    # in its numbered folder of 100 (README, "The card")
+    assert reply['saved'] == '/sdcard/snaps/%04d/%s' % (int(name[-8:-4]) // 100, name)
     assert name.startswith('manual-') and name.endswith('.jpg') and ':' not in name
     files = board.card_files()
     assert files[name] in frame_set()

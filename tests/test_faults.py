@@ -104,7 +104,7 @@ def test_frames_too_big_for_the_heap_are_an_error_not_a_dead_camera(make_board, 
     assert "wasn't retrieved" not in board.output()
 
 
-_CHUNK = 4096           # firmware/storage.py writes the card in chunks of this
+_CHUNK = 4096           # firmware/jpegcomment.py writes the card in chunks of this
 
 
 def big_frames(tmp_path):

@@ -76,7 +76,7 @@ def test_pir_pulses_are_debounced_and_saved(make_board, tmp_path):
     time.sleep(1.5)
     board.set_faults(pir_pulses=4)          # a new edge after the debounce
     status = board.wait_for(lambda s: s['trigger_count'] == 2)
-    assert status['last_snapshot'].startswith('/sdcard/snaps/motion-')
+    assert re.fullmatch(r'/sdcard/snaps/[0-9]{4}/motion-[-0-9]+\.jpg', status['last_snapshot'])
     raw = board.card_files(raw=True)
     assert any(b'trigger=pir' in data[:120] for data in raw.values())
 

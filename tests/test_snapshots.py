@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tools.sim.harness import MTOOLS_ENV, frame_set, strip_comment
+from tools.sim.harness import MTOOLS_ENV, card_paths, frame_set, strip_comment
 
 NAME = re.compile(r'^(manual|motion)-\d{8}-\d{6}-\d{4,}\.jpg$')
 
@@ -59,13 +59,16 @@ def test_stale_part_files_are_removed_at_start_up(make_board, tmp_path):
     board.stop()
     stale = tmp_path / 'stale.part'
     stale.write_bytes(b'half a jpeg')
-    subprocess.run(['mcopy', '-i', board.sdcard, str(stale), '::/snaps/manual-20000101-000000-0099.jpg.part'],
-                   check=True, env=MTOOLS_ENV)
+    # one flat in the top folder (older firmware), one in its numbered folder
+    subprocess.run(['mmd', '-i', board.sdcard, '::/snaps/0000'], env=MTOOLS_ENV)
+    for path in ('/snaps/manual-20000101-000000-0099.jpg.part',
+                 '/snaps/0000/manual-20000101-000000-0098.jpg.part'):
+        subprocess.run(['mcopy', '-i', board.sdcard, str(stale), '::' + path],
+                       check=True, env=MTOOLS_ENV)
+    assert len([p for p in card_paths(board.sdcard, '/snaps') if p.endswith('.part')]) == 2
     board.start()
     board.wait_frame()
-    listing = subprocess.run(['mdir', '-i', board.sdcard, '-b', '::/snaps'],
-                             capture_output=True, text=True, env=MTOOLS_ENV).stdout
-    assert '.part' not in listing
+    assert not [p for p in card_paths(board.sdcard, '/snaps') if p.endswith('.part')]
 
 
 def test_no_card(make_board):

@@ -9,7 +9,8 @@
 #                                                 write of SIZE bytes and of the firmware's
 #                                                 snapshot save of the same bytes, per file
 #   micropython bench_floor.py reads IMG N REPO   block reads of a snapshot save and of a
-#                                                 delete among N snapshots in one folder
+#                                                 delete among N snapshots (in the board's
+#                                                 numbered folders); IMG keeps them
 import gc
 import sys
 import time
@@ -89,7 +90,7 @@ elif mode == 'blocks':
             for start in range(0, len(view), 4096):
                 f.write(view[start:start + 4096])
 
-    from firmware.storage import SnapshotStore
+    from firmware.snapstore import SnapshotStore
     store = SnapshotStore('/sdcard', 'snaps', True)
     store.open()
     plain_runs = sorted(counted(lambda: plain(i)) for i in range(count))
@@ -108,10 +109,16 @@ elif mode == 'reads':
     vfs.VfsFat.mkfs(card)
     vfs.mount(card, '/sdcard')
     os.mkdir('/sdcard/snaps')
+    from firmware.cardlayout import folder_of, PER_FOLDER
     for seq in range(int(sys.argv[3])):
-        with open('/sdcard/snaps/motion-20260101-%06d-%04d.jpg' % (seq, seq), 'wb') as f:
+        folder = '/sdcard/snaps/' + folder_of(seq)     # the board's layout
+        if seq % PER_FOLDER == 0:
+            os.mkdir(folder)
+        with open(folder + '/motion-20260101-%06d-%04d.jpg' % (seq % 86400, seq), 'wb') as f:
             f.write(b'\xff\xd8')
-    from firmware.storage import SnapshotStore
+    with open('/sdcard/snaps/.seq', 'w') as f:
+        f.write('%010d' % int(sys.argv[3]))
+    from firmware.snapstore import SnapshotStore
     store = SnapshotStore('/sdcard', 'snaps', True)
     store.open()
     data = b'\xff\xd8' + bytes(30000)
@@ -123,6 +130,7 @@ elif mode == 'reads':
     # what the simulated card charges a single-block read (one place: machine.py)
     print('save_reads %d delete_reads %d read_us %d' % (save_reads, card.reads,
           machine._COMMAND_US + machine._BLOCK_US_1BIT))
+    vfs.umount('/sdcard')
 elif mode == 'import':
     gc.collect()
     before = gc.mem_alloc()

@@ -43,9 +43,9 @@ TESTS = {
                   'tests/test_motion.py::test_saved_files_open_in_pillow_and_carry_a_comment',
                   'tests/test_motion.py::test_a_motion_snapshot_names_its_trigger_in_count',
                   'tests/test_uptime.py::test_snapshots_keep_their_rate_days_later'],
-    'storage': ['tests/test_snapshots.py', 'tests/test_faults.py'],
+    'snapstore': ['tests/test_snapshots.py', 'tests/test_faults.py'],
 }
-DEFAULT = 'events,text,state,settings,snapshots,storage'
+DEFAULT = 'events,text,state,settings,snapshots,snapstore'
 _SKIP = ('.git', 'build', '.pytest_cache', '__pycache__', '.venv')
 
 

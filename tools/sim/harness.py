@@ -339,34 +339,29 @@ class Board:
 
     # --- the card, read as a card reader does ------------------------------
     def card_files(self, raw=False, settled=False):
-        """{name: picture} of /snaps on the card image, read with mtools;
-        our JPEG comment is taken out unless raw, so a file can be compared
-        with the camera frame it came from. settled: read while the board
-        runs, so only complete files (no `.part`), and a name the board
-        renames or deletes between the listing and the copy is left out."""
-        out = subprocess.run(['mdir', '-i', self.sdcard, '-b', '::/snaps'],
-                             capture_output=True, text=True, env=MTOOLS_ENV)
-        if out.returncode != 0 and settled:
-            return {}               # the folder was being extended: ask again
-        if out.returncode != 0:
-            # only a card without the folder yet is empty; anything else (no
-            # image, not FAT, a broken folder) fails the test that asked
-            root = subprocess.run(['mdir', '-i', self.sdcard, '-b', '::/'],
-                                  capture_output=True, text=True, env=MTOOLS_ENV)
-            if root.returncode != 0:
-                raise AssertionError('card image unreadable: %s%s' % (root.stdout, root.stderr))
-            entries = [line.rsplit('/', 1)[-1].lower() for line in root.stdout.split()]
-            if 'snaps' in entries:
-                raise AssertionError('::/snaps unreadable: %s%s' % (out.stdout, out.stderr))
+        """{name: picture} of the snapshots on the card image (in /snaps and
+        its numbered folders), read with mtools; our JPEG comment is taken
+        out unless raw, so a file can be compared with the camera frame it
+        came from. settled: read while the board runs, so only complete
+        files (no `.part`), and a name the board renames or deletes between
+        the listing and the copy is left out."""
+        try:
+            paths = card_paths(self.sdcard, '/snaps')
+        except AssertionError:
+            if settled:
+                return {}           # a folder was being extended: ask again
+            raise
+        if paths is None:
             return {}
-        names = [line.rsplit('/', 1)[-1] for line in out.stdout.split() if line]
-        names = [n for n in names if not n.startswith('.')]
+        paths = [p for p in paths if not p.rsplit('/', 1)[1].startswith('.')]
         if settled:
-            names = [n for n in names if not n.endswith('.part')]
+            paths = [p for p in paths if not p.endswith('.part')]
         files = {}
-        for name in names:
+        for path in paths:
+            name = path.rsplit('/', 1)[1]
+            assert settled or name not in files, 'one name in two places: %s' % path
             try:
-                files[name] = self.card_read('/snaps/' + name)
+                files[name] = self.card_read(path)
             except subprocess.CalledProcessError:
                 if not settled:
                     raise
@@ -375,6 +370,29 @@ class Board:
     def card_read(self, path):
         return subprocess.run(['mcopy', '-i', self.sdcard, '-n', '::' + path, '-'],
                               capture_output=True, check=True, env=MTOOLS_ENV).stdout
+
+
+def card_paths(image, folder):
+    """Paths of the files under folder (and its subfolders) on a card image,
+    read with mtools; None when the card has no such folder yet."""
+    out = subprocess.run(['mdir', '-i', image, '-/', '-b', '::' + folder],
+                         capture_output=True, text=True, env=MTOOLS_ENV)
+    if out.returncode != 0:
+        # mdir -/ fails on an empty folder, where a plain mdir lists nothing
+        out = subprocess.run(['mdir', '-i', image, '-b', '::' + folder],
+                             capture_output=True, text=True, env=MTOOLS_ENV)
+    if out.returncode != 0:
+        # only a card without the folder yet is empty; anything else (no
+        # image, not FAT, a broken folder) fails the test that asked
+        root = subprocess.run(['mdir', '-i', image, '-b', '::/'],
+                              capture_output=True, text=True, env=MTOOLS_ENV)
+        if root.returncode != 0:
+            raise AssertionError('card image unreadable: %s%s' % (root.stdout, root.stderr))
+        entries = [line.rstrip('/').rsplit('/', 1)[-1].lower() for line in root.stdout.split()]
+        if folder.strip('/').lower() in entries:
+            raise AssertionError('::%s unreadable: %s%s' % (folder, out.stdout, out.stderr))
+        return None
+    return [line[2:] for line in out.stdout.split() if line and not line.endswith('/')]
 
 
 def strip_comment(jpeg):

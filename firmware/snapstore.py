@@ -1,4 +1,9 @@
-"""The SD card: snapshot names, crash-safe writes, free space, list/delete.
+"""The snapshot folder on the card: names, crash-safe writes, free space,
+retention, list/delete, start-up recovery.
+
+Snapshots live in numbered folders of at most 100 (cardlayout.py):
+/sdcard/snaps/0042/manual-20261124-101500-4213.jpg, so a save or delete
+reads a small folder whatever the card holds.
 
 A snapshot appears under its final name only when complete: it is written
 as NAME.part in chunks (yielding to the event loop between them), closed,
@@ -10,11 +15,15 @@ saves and deletes update, so listing them reads no directory at all.
 """
 import asyncio
 import os
-import time
 from micropython import const
 from firmware import download
+from firmware.card import unmount_card
+from firmware.cardfiles import copy_now, file_size, remove_quietly
+from firmware.cardlayout import NumberedFolder
+from firmware.cardmigrate import migrate
+from firmware.cardnames import insert_sorted, keep_newest, seq_of, stamp, valid_name
+from firmware.jpegcomment import comment_segment, write_jpeg
 
-_CHUNK = const(4096)
 _RESERVE = const(16384)        # keep this much free for FAT metadata
 _SEQ_BLOCK = const(100)        # sequence numbers reserved per write of .seq
 _SEQ_FILE = '.seq'
@@ -25,39 +34,7 @@ _ENODEV = const(19)
 _WATCH_MS = const(3000)
 _MAX_DELETIONS = const(16)     # per snapshot: keep one save short
 _RECENT = const(100)           # newest snapshots kept in memory for listings
-_YIELD_EVERY = const(32)       # directory entries read between yields to the loop
 _MAX_IN_DOUBT = const(4)       # failed renames remembered until the card is back
-
-
-class SaveError(Exception):
-    """A snapshot could not be saved; args[0] is the reason for the reply."""
-
-
-def valid_name(name, ext='.jpg'):
-    """True for a plain file name (a snapshot's, or another ext): no path,
-    no oddities."""
-    if not (5 <= len(name) <= 64) or not name.endswith(ext):
-        return False
-    for c in name:
-        if not (c.isalpha() or c.isdigit() or c in '-_.'):
-            return False
-    return '..' not in name and name[0] != '.'
-
-
-def _seq_of(name):
-    # manual-YYYYMMDD-HHMMSS-NNNN.jpg -> NNNN
-    try:
-        return int(name[name.rindex('-') + 1:-4])
-    except ValueError:
-        return -1
-
-
-def _stamp(offset_s):
-    # before NTP the clock counts from power-on (2000-01-01): a time zone
-    # means nothing there, and a negative sum wraps to 2136 on some firmware
-    from firmware.clock import is_set
-    t = time.localtime(time.time() + (offset_s if is_set() else 0))
-    return '%04d%02d%02d-%02d%02d%02d' % (t[0], t[1], t[2], t[3], t[4], t[5])
 
 
 def _reason(exc):
@@ -65,6 +42,10 @@ def _reason(exc):
         return 'sd card full'
     return 'write failed: ' + ('I/O error' if exc.args and exc.args[0] == _EIO
                                else str(exc))
+
+
+class SaveError(Exception):
+    """A snapshot could not be saved; args[0] is the reason for the reply."""
 
 
 class SnapshotStore:
@@ -76,7 +57,8 @@ class SnapshotStore:
         self.min_free = min_free
         self.on_delete = on_delete or (lambda names: None)
         self.tz_offset_s = tz_offset_s
-        self.snapshot_dir = mount_point + '/' + folder
+        self.tree = NumberedFolder(mount_point + '/' + folder, '.jpg')
+        self.snapshot_dir = self.tree.root      # .seq lives here
         self.mounted = mounted
         self.on_change = on_change or (lambda store: None)
         self.lock = asyncio.Lock()
@@ -90,44 +72,83 @@ class SnapshotStore:
         # (name, kind) of saves whose rename failed: the card may still have
         # taken it; settled when the card is opened again
         self.in_doubt = []
+        self.moving = False         # migrate() runs
         self.on_recovered = lambda path, kind: None
         self.reclaim = self._no_recordings   # async fn(floor) -> free: recordings go first
 
     def open(self):
-        """Make the folder, repair what a power cut left, find the next number."""
+        """Make the folder, repair what a power cut left, find the next number,
+        index the newest snapshots."""
         if not self.mounted:
             self.on_change(self)
             return
-        try:
-            os.mkdir(self.snapshot_dir)
-        except OSError:
-            pass
-        top = -1
+        tree = self.tree
+        flat = []           # (seq, name, size) of older firmware's files, flat in the top
+        leftovers = []      # (folder, name): a power cut leaves at most a couple
+
         self.seq_part = False
-        leftovers = []      # a power cut leaves at most a couple
-        recent = []
-        capped = False
-        for entry in os.ilistdir(self.snapshot_dir):
+
+        def on_flat(entry):
             name = entry[0]
             if name == _SEQ_FILE + '.part':
                 self.seq_part = True    # may hold the only record: _store_seq drops it
             elif name.endswith('.part') or name.endswith('.fix'):
-                leftovers.append(name)
-            elif name.endswith('.jpg'):
-                item = (_seq_of(name), name, entry[3] if len(entry) > 3 else 0)
-                top = max(top, item[0])
-                capped = _keep_newest(recent, item, _RECENT) or capped
-        leftovers.sort(key=lambda name: not name.endswith('.fix'))
+                leftovers.append((tree.root, name))
+            else:
+                keep_newest(flat, (seq_of(name), name, entry[3] if len(entry) > 3 else 0),
+                            _RECENT)
+        tree.open(on_flat)
+        # a cut inside a save leaves its .part in the newest folder, one
+        # inside a migration's move in any: then every folder is read
+        numbers = tree.numbers if tree.migrating or tree.flat else tree.numbers[-2:]
+        for number in numbers:
+            folder = tree.folder(number)
+            for entry in os.ilistdir(folder):
+                if entry[0].endswith('.part') or entry[0].endswith('.fix'):
+                    leftovers.append((folder, entry[0]))
+        leftovers.sort(key=lambda item: not item[1].endswith('.fix'))
         # a cut inside a migration of .seq (or an older firmware's renewal
         # through .seq.part) can leave the number only there
         seq_part = self._read_reserved(_SEQ_FILE + '.part')
-        for name in leftovers:
-            self._repair(name)
+        for folder, name in leftovers:
+            self._repair(folder, name)
+        recent, capped = self._newest_now(flat)
+        top = recent[-1][0] if recent else -1
         self.next_seq = max(top + 1, self._read_reserved(_SEQ_FILE), seq_part)
         self.reserved_seq = self.next_seq
-        self._set_recent(recent, capped)    # repairs keep names and sizes
+        self._set_recent(recent, capped)
         self._settle_in_doubt()
         self.on_change(self)
+        if (tree.flat or tree.migrating) and not self.moving:
+            self.moving = True
+            asyncio.create_task(self.migrate())
+
+    def _newest_now(self, flat):
+        # the newest _RECENT from the numbered folders, newest first until
+        # they hold enough (a folder's numbers are all below the next one's),
+        # and older firmware's flat files; at once, at open()
+        best = list(flat)
+        capped = len(flat) >= _RECENT
+        for number in self.tree.numbers[::-1]:
+            if len(best) >= _RECENT and best[0][0] >= (number + 1) * 100:
+                capped = True
+                break
+            for entry in os.ilistdir(self.tree.folder(number)):
+                if entry[0].endswith('.jpg'):
+                    item = (seq_of(entry[0]), entry[0], entry[3] if len(entry) > 3 else 0)
+                    capped = keep_newest(best, item, _RECENT) or capped
+        return best, capped
+
+    async def migrate(self):
+        """Move older firmware's snapshots into their numbered folders, a
+        few at a time, yielding; the board serves meanwhile (open() starts
+        it when the card needs it)."""
+        try:
+            await migrate(self.tree, self.lock, download.busy)
+        except OSError as exc:
+            print('sd: moving snapshots into folders stopped:', exc)
+        finally:
+            self.moving = False
 
     def _settle_in_doubt(self):
         # a card pulled inside a rename can keep the new name although the
@@ -135,8 +156,8 @@ class SnapshotStore:
         doubts = self.in_doubt
         self.in_doubt = []
         for name, kind in doubts:
-            path = self.snapshot_dir + '/' + name
-            if _size(path) is not None:
+            path = self.tree.path_of(name)
+            if file_size(path) is not None:
                 self.on_recovered(path, kind)
 
     def _set_recent(self, recent, capped):
@@ -156,26 +177,29 @@ class SnapshotStore:
                     self.recent_valid = False
                 return
 
-    def _repair(self, name):
+    def _repair(self, folder, name):
         # A cut inside FatFs's rename can leave NAME.jpg and NAME.jpg.part as
         # two entries of one cluster chain: deleting either frees clusters the
         # other still uses. Copy the picture out first, then drop both.
-        folder = self.snapshot_dir + '/'
+        # (A move of the migration leaves such a pair across two folders:
+        # the copy's twin is then the flat file; cardmigrate.py.)
+        folder += '/'
         if name.endswith('.fix'):
             final = folder + name[:-4]
-            if _size(final + '.part') is not None:
+            if file_size(final + '.part') is not None \
+                    or file_size(self.tree.root + '/' + name[:-4]) is not None:
                 os.remove(folder + name)        # cut while copying: start again
             else:
-                _remove_quietly(final)          # cut after the copy: finish it
+                remove_quietly(final)          # cut after the copy: finish it
                 os.rename(folder + name, final)
             return
         part = folder + name
         final = part[:-5]
-        if not name.endswith('.jpg.part') or _size(final) is None \
-                or _size(final) != _size(part):
-            _remove_quietly(part)               # an unfinished write
+        if not name.endswith('.jpg.part') or file_size(final) is None \
+                or file_size(final) != file_size(part):
+            remove_quietly(part)               # an unfinished write
             return
-        _copy(final, final + '.fix')
+        copy_now(final, final + '.fix')
         os.remove(part)
         os.remove(final)
         os.rename(final + '.fix', final)
@@ -211,7 +235,7 @@ class SnapshotStore:
         # and keeps .seq.part), then .seq is written whole, then .seq.part goes.
         path = self.snapshot_dir + '/' + _SEQ_FILE
         part = path + '.part'
-        if _size(path) == len(text) and not self.seq_part:
+        if file_size(path) == len(text) and not self.seq_part:
             with open(path, 'r+b') as f:
                 f.write(text)
             return
@@ -221,7 +245,7 @@ class SnapshotStore:
             self.seq_part = True
         with open(path, 'wb') as f:
             f.write(text)
-        _remove_quietly(part)
+        remove_quietly(part)
         self.seq_part = False
 
     def free_bytes(self):
@@ -254,23 +278,23 @@ class SnapshotStore:
             # every open, stat and rename reads the folder: a crowded card
             # makes each slow, so the loop runs between them
             await asyncio.sleep_ms(0)
-            stamp = _stamp(self.tz_offset_s)
-            name = '%s-%s-%04d.jpg' % (kind, stamp, seq)
-            path = self.snapshot_dir + '/' + name
+            when = stamp(self.tz_offset_s)
+            name = '%s-%s-%04d.jpg' % (kind, when, seq)
             text = 'esp32cam time=%s trigger=%s count=%d seq=%d' % (
-                stamp, cause or kind, trigger_count, seq)
+                when, cause or kind, trigger_count, seq)
             comment = comment_segment(text + ' ' + note if note else text)
             renaming = False
+            path = self.tree.folder_for(seq) + '/' + name
             try:
-                size = await _write_chunks(path + '.part', jpeg, comment)
+                size = await write_jpeg(path + '.part', jpeg, comment)
                 await asyncio.sleep_ms(0)
                 renaming = True
                 os.rename(path + '.part', path)
                 self.changes += 1
-                self.recent_capped = _keep_newest(self.recent, (seq, name, size), _RECENT) \
+                self.recent_capped = keep_newest(self.recent, (seq, name, size), _RECENT) \
                     or self.recent_capped
             except OSError as exc:
-                _remove_quietly(path + '.part')
+                remove_quietly(path + '.part')
                 if renaming and len(self.in_doubt) < _MAX_IN_DOUBT:
                     self.in_doubt.append((name, kind))
                 raise self._failure(exc)
@@ -302,9 +326,10 @@ class SnapshotStore:
             oldest = await self._oldest('motion-', _MAX_DELETIONS - len(deleted))
             if not oldest:
                 break
-            for name in oldest:
+            for path in oldest:
                 await asyncio.sleep_ms(0)       # each remove reads the folder
-                os.remove(self.snapshot_dir + '/' + name)
+                os.remove(path)
+                name = path[path.rindex('/') + 1:]
                 self._forget(name)
                 deleted.append(name)
                 free = self.free_bytes()
@@ -316,24 +341,25 @@ class SnapshotStore:
         return free
 
     async def _oldest(self, prefix, limit):
-        """Up to `limit` names starting with prefix, oldest first, bounded
-        memory; yields to the loop while it reads the folder."""
+        """Paths of up to `limit` snapshots whose names start with prefix,
+        oldest first, bounded memory; yields to the loop while it reads the
+        folders (oldest first, removing emptied ones)."""
         best = []
-        count = 0
-        for entry in os.ilistdir(self.snapshot_dir):
-            count += 1
-            if count % _YIELD_EVERY == 0:
-                await asyncio.sleep_ms(0)
+
+        def visit(folder, entry):
             name = entry[0]
-            if name.startswith(prefix) and name.endswith('.jpg') \
-                    and not download.busy(self.snapshot_dir + '/' + name):
-                item = (_seq_of(name), name)    # one being downloaded stays
+            if name.startswith(prefix) and name.endswith('.jpg'):
+                path = folder + '/' + name
+                if download.busy(path):
+                    return              # one being downloaded stays
+                item = (seq_of(name), path)
                 if len(best) < limit:
-                    _insert(best, item)
+                    insert_sorted(best, item)
                 elif item < best[-1]:
                     best.pop()
-                    _insert(best, item)
-        return [name for _, name in best]
+                    insert_sorted(best, item)
+        await self.tree.each(False, visit, lambda: len(best) >= limit, prune=True)
+        return [path for _, path in best]
 
     def _failure(self, exc):
         if exc.args and exc.args[0] in (_EIO, _ENODEV):
@@ -383,19 +409,19 @@ class SnapshotStore:
         # delete happened during the walk (it may or may not have seen it).
         changes = self.changes
         best = []
-        capped = False
-        count = 0
+
+        def visit(folder, entry):
+            name = entry[0]
+            if name.endswith('.jpg'):
+                item = (seq_of(name), name, entry[3] if len(entry) > 3 else 0)
+                if self.tree.flat and item in best:
+                    return      # seen flat, then moved into its folder while the walk yielded
+                keep_newest(best, item, limit)
         try:
-            for entry in os.ilistdir(self.snapshot_dir):
-                count += 1
-                if count % _YIELD_EVERY == 0:
-                    await asyncio.sleep_ms(0)
-                name = entry[0]
-                if name.endswith('.jpg'):
-                    item = (_seq_of(name), name, entry[3] if len(entry) > 3 else 0)
-                    capped = _keep_newest(best, item, limit) or capped
+            await self.tree.each(True, visit, lambda: len(best) >= limit)
         except OSError:
             return None
+        capped = len(best) >= limit     # a folder not read may hold older ones
         if changes == self.changes and self.mounted and limit == _RECENT:
             self._set_recent(best, capped)
         return best
@@ -404,211 +430,19 @@ class SnapshotStore:
         """The board path of an existing snapshot, or None."""
         if not self.mounted or not valid_name(name):
             return None
-        path = self.snapshot_dir + '/' + name
-        try:
-            os.stat(path)
-        except OSError:
-            return None
-        return path
+        return self.tree.find(name)
 
     async def delete(self, name):
         """Delete a snapshot; True if it existed."""
-        path = self.path_of(name)
-        if path is None:
-            return False
-        await asyncio.sleep_ms(0)   # each of the two reads the folder
-        try:
-            os.remove(path)
-        except OSError:
-            return False            # another request deleted it meanwhile
+        async with self.lock:       # a migration's move is not under way
+            path = self.path_of(name)
+            if path is None:
+                return False
+            await asyncio.sleep_ms(0)   # each of the two reads the folder
+            try:
+                os.remove(path)
+            except OSError:
+                return False            # another request deleted it meanwhile
         self._forget(name)
         self.on_change(self)
         return True
-
-
-def _insert(best, item):
-    # into the sorted list `best`, in order: a binary search, no sort
-    lo, hi = 0, len(best)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if best[mid] < item:
-            lo = mid + 1
-        else:
-            hi = mid
-    best.insert(lo, item)
-
-
-def _keep_newest(best, item, limit):
-    """Add item to `best` (oldest first, at most `limit`); True if one was
-    left out, i.e. the folder holds more than `best`."""
-    if len(best) < limit:
-        _insert(best, item)
-        return False
-    if item[0] > best[0][0]:
-        best.pop(0)
-        _insert(best, item)
-    return True
-
-
-def comment_segment(text):
-    """A JPEG COM segment: FF FE, its length (with itself), the text."""
-    body = text.encode()
-    return b'\xff\xfe' + (len(body) + 2).to_bytes(2, 'big') + body
-
-
-_first = bytearray(_CHUNK)     # the first chunk, put together: one block write
-
-
-async def _write_chunks(path, data, comment=b''):
-    # SOI, then our COM segment, then the rest: no re-encoding. The first
-    # chunk (SOI, comment, the start of the picture) is put together in one
-    # buffer, so every write covers whole sectors: one block write each.
-    # No flush before close: a cut leaves a .part that start-up removes and
-    # at worst its clusters orphaned (lost space, never a broken file).
-    view = memoryview(data)
-    size = len(data)
-    with open(path, 'wb') as f:
-        start = 0
-        if comment and len(data) > 2 and data[0] == 0xFF and data[1] == 0xD8 \
-                and len(comment) + 2 < _CHUNK:
-            head = 2 + len(comment)
-            start = min(len(data), _CHUNK - head + 2)
-            _first[:2] = view[:2]
-            _first[2:head] = comment
-            _first[head:head + start - 2] = view[2:start]
-            f.write(memoryview(_first)[:head + start - 2])
-            size += len(comment)
-        else:
-            f.write(view[:_CHUNK])
-            start = _CHUNK
-        while start < len(view):
-            await asyncio.sleep(0)
-            f.write(view[start:start + _CHUNK])
-            start += _CHUNK
-    return size
-
-
-def _size(path):
-    try:
-        return os.stat(path)[6]
-    except OSError:
-        return None
-
-
-def _copy_steps(src, dst):
-    # a generator: one chunk copied per step, so a caller can yield between
-    buf = bytearray(_CHUNK)
-    with open(src, 'rb') as fin, open(dst, 'wb') as fout:
-        while True:
-            n = fin.readinto(buf)
-            if not n:
-                break
-            fout.write(buf[:n] if n < _CHUNK else buf)
-            yield
-
-
-def _copy(src, dst):
-    """Copy a small file (a snapshot) at once."""
-    for _ in _copy_steps(src, dst):
-        pass
-
-
-async def copy_file(src, dst):
-    """Copy a file of any size, the event loop running between chunks."""
-    for _ in _copy_steps(src, dst):
-        await asyncio.sleep_ms(0)
-
-
-def _remove_quietly(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-_card = None    # the one machine.SDCard: the SD host lives as long as the board
-_mount = None   # the _Mount of the card mounted now
-
-
-class _Mount:
-    """The card as one mount sees it. VfsFat keeps an unmounted filesystem
-    alive, so a file left open on a lost card is closed later by the GC,
-    flushing its stale buffers: once lost, this mount fails every transfer
-    (EIO) and lets only such a close finish, writing nowhere, never onto a
-    card inserted since. The driver's own answer (False: a failed transfer)
-    is passed on."""
-
-    def __init__(self, card):
-        self.card = card
-
-    def lose(self):
-        self.card = None
-
-    def readblocks(self, n, buf):
-        card = self.card
-        if card is not None:
-            return card.readblocks(n, buf)
-        return _lost_transfer()
-
-    def writeblocks(self, n, buf):
-        card = self.card
-        if card is not None:
-            return card.writeblocks(n, buf)
-        return _lost_transfer()
-
-    def ioctl(self, op, arg):
-        card = self.card
-        return card.ioctl(op, arg) if card is not None else 0
-
-
-def _lost_transfer():
-    # -EIO (an int: every VfsFat reads ints, not all read bools); 0 for the
-    # GC's close of a stale file, which runs with the heap locked
-    try:
-        bytearray(1)
-    except MemoryError:
-        return 0
-    return -5
-
-
-def mount_card(mount_point, width=1, quiet=False):
-    """Mount the SD card; True when mounted. Never raises.
-
-    The SDCard object is made once and kept: a second live one fails on the
-    ESP32 (ESP_ERR_INVALID_STATE), and a dropped one, when collected,
-    deinits the host under the mount. Remounts reuse it."""
-    global _card, _mount
-    try:
-        import machine
-        import vfs
-        if _card is None:
-            _card = machine.SDCard(slot=1, width=width)
-        _mount = _Mount(_card)
-        vfs.mount(_mount, mount_point)
-    except Exception as exc:
-        if not quiet:
-            print('sd: no card:', exc)
-        return False
-    try:
-        # FatFs counts the free clusters on the first statvfs after a mount
-        # (FAT16 always, FAT32 when the card's FSInfo is not valid, e.g.
-        # after a power cut): seconds on a big card. Here, at mount time,
-        # that happens before the app serves (or when a card is inserted),
-        # not in a save; FatFs then keeps the count as files come and go.
-        os.statvfs(mount_point)
-    except OSError:
-        pass            # a card that fails here is found lost by watch()
-    return True
-
-
-def unmount_card(mount_point):
-    """Forget the mounted card (it stopped answering); never raises."""
-    global _mount
-    if _mount is not None:
-        _mount.lose()
-        _mount = None
-    try:
-        import vfs
-        vfs.umount(mount_point)
-    except Exception:
-        pass
