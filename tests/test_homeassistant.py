@@ -7,7 +7,7 @@ import subprocess
 import time
 
 
-from broker import Listener, board_config
+from tools.broker import Listener, board_config
 from tools.sim.harness import SSE
 from tools import ha_schema_check
 

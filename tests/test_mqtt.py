@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from broker import Broker, Listener, board_config, make_ca, make_cert
+from tools.broker import Broker, Listener, board_config, make_ca, make_cert
 from tools.sim.harness import SSE
 
 ID = 'a0b1c2d3e4f5'
