@@ -332,6 +332,30 @@ def test_a_session_survives_a_restart_but_not_a_new_password(make_board):
     c.close()
 
 
+
+def run_ahead(board, seconds):
+    """Board time passes `seconds` (a running total) in a moment (fault jump_s)."""
+    board.set_faults(jump_s=seconds)
+    deadline = time.monotonic() + 60
+    while 'simulator: %d s ahead' % seconds not in board.output()[board.log_start:]:
+        assert time.monotonic() < deadline, 'the board never got %d s ahead' % seconds
+        time.sleep(0.1)
+
+
+def test_a_session_older_than_session_h_is_refused(make_board):
+    board = make_board(config=sim_config(login={'session_h': 1})).start()
+    c = board.login()
+    try:
+        run_ahead(board, 3600 - 120)
+        assert c.get('/snaps').status_code == 200       # 58 minutes old: still good
+        run_ahead(board, 3600 + 120)
+        assert c.get('/snaps').status_code == 401, 'a session 62 minutes old let in'
+        assert c.post('/login', data={'password': board.password}).status_code == 302
+        assert c.get('/snaps').status_code == 200       # a new one works
+    finally:
+        c.close()
+
+
 # --- a cross-site page in Chromium --------------------------------------------------
 ATTACK = """<!doctype html><title>cute cats</title><script>
 const B = '%(board)s', done = [];
