@@ -446,6 +446,55 @@ print(same(b'ab', b'abc'), same(b'', b''))
     assert lines[10:] == ['False', 'True']
 
 
+
+def test_the_api_token_and_the_ota_mac_are_compared_by_same(tmp_path):
+    # same() reads every byte (above); this shows the token check and the
+    # OTA MAC check go through it, not through ==, which stops at the first
+    # differing byte. auth.same is wrapped by a counter, as a module global.
+    out = subprocess.run([MICROPYTHON, '-c', """
+import sys
+sys.path.insert(0, %r)
+import asyncio, binascii, os
+from firmware import auth, ota
+calls = []
+real = auth.same
+def counting(a, b):
+    calls.append((bytes(a), bytes(b)))
+    return real(a, b)
+auth.same = counting
+token = auth.new_token()
+credentials = auth.Credentials(auth.record(b'salt', bytes(32), token))
+for given in (token, 'x' + token[1:]):
+    calls.clear()
+    print('token', credentials.token_ok(given), any(auth.token_digest(given) in c for c in calls))
+os.mkdir('ota')
+with open('ota/key', 'w') as f:
+    f.write('00' * 32)
+class State:
+    def update(self, **fields):
+        pass
+class Stream:
+    def __init__(self, data):
+        self.data = data
+    async def read(self, n):
+        chunk, self.data = self.data[:n], self.data[n:]
+        return chunk
+updater = ota.Updater(State(), 60)
+manifest = b'{"version":"9","files":[]}'
+right = binascii.hexlify(ota.hmac_sha256(bytes(32), manifest))
+for mac in (right, b'0' + right[1:]):
+    calls.clear()
+    data = b'ESP32CAM-OTA1 ' + mac + b' ' + str(len(manifest)).encode() + b'\\n' + manifest
+    reply, status = asyncio.run(updater.receive(Stream(data), len(data)))
+    print('mac', status, any(mac in c or binascii.unhexlify(mac) in c for c in calls))
+""" % REPO], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr + out.stdout
+    # the token: right, then wrong, each through same(); the MAC: right (then
+    # refused for having no firmware: 400), wrong (403), each through same()
+    assert out.stdout.split('\n')[:4] == [
+        'token True True', 'token False True', 'mac 400 True', 'mac 403 True'], out.stdout
+
+
 def test_the_password_hash_is_standard_pbkdf2_and_no_secret_is_on_flash(tmp_path):
     import hashlib
     cases = [(b'passwd', b'salt', 1), (b'Password', b'NaCl', 1000), (b'p' * 100, b's' * 16, 1600)]
