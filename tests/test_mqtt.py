@@ -83,7 +83,8 @@ def test_the_state_is_retained_for_a_late_subscriber(make_board, broker, listene
     late = Listener(broker, topics=[BASE + 'state'])
     try:
         topic, payload = late.wait(lambda t, p: t == BASE + 'state', timeout=5)
-        assert json.loads(payload)['mqtt'] == 'connected'
+        state = json.loads(payload)
+        assert state['mqtt'] == 'connected' and 'rssi' in state
         assert late.messages[0][2] is True, 'the state came live, not from the retained store'
     finally:
         late.close()

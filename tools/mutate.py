@@ -97,6 +97,7 @@ TESTS = {
     'mqttlink': ['tests/test_mqtt.py::test_online_state_and_commands_as_over_the_websocket',
                  'tests/test_mqtt.py::test_a_snapshot_goes_out_whole_as_it_is_on_the_card',
                  'tests/test_mqtt.py::test_the_state_is_retained_for_a_late_subscriber',
+                 'tests/test_mqtt.py::test_tls_to_the_broker_verified_against_the_configured_ca',
                  'tests/test_mqtt.py::test_power_cut_leaves_offline_within_one_and_a_half_keepalives',
                  'tests/test_homeassistant.py::test_every_control_works_as_home_assistant_uses_it',
                  'tests/test_homeassistant.py::test_motion_turns_the_binary_sensor_on_then_off_and_disarmed_ignores_it'],
