@@ -45,7 +45,7 @@ DEFAULTS = {
     'allowed_hosts': [],        # extra Host names, e.g. a DNS name you gave the board
     'allowed_origins': [],      # extra page origins allowed to open /control
     'tls': {'cert': None, 'key': None},   # DER files on flash: serve HTTPS/WSS
-    'snapshot_rate': {'burst': 30, 'per_s': 2},
+    'snapshot_rate': {'burst': 30, 'per_s': 2.0},
     'limits': {'max_connections': 7, 'head_timeout_s': 10, 'write_timeout_s': 10,
                'ws_ping_s': 10, 'dead_peer_s': 30, 'max_body': 16384,
                'max_ws_message': 4096, 'heartbeat_s': 5},
@@ -68,6 +68,8 @@ def _merge(defaults, given, path, problems):
             else:
                 problems.append(path + key + ' must be an object')
                 out[key] = default
+        elif type(default) is float and type(value) is int:
+            out[key] = float(value)     # a whole number where a fraction may go
         elif default is not None and type(value) is not type(default):
             problems.append(path + key + ' has the wrong type')
             out[key] = default
