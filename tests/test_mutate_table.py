@@ -20,12 +20,13 @@ def test_every_board_module_has_its_tests_and_every_named_test_exists():
     modules = sorted(name[:-3] for name in os.listdir(os.path.join(REPO, 'firmware'))
                      if name.endswith('.py') and name != '__init__.py')
     assert sorted(table) == modules
+    defined = {}                # test file -> the functions it defines
     for module, tests in table.items():
         assert tests, module
         for test in tests:
             path, _, name = test.partition('::')
             assert os.path.exists(os.path.join(REPO, path)), (module, test)
-            if name:
-                defined = [n.name for n in ast.parse(open(os.path.join(REPO, path)).read()).body
-                           if isinstance(n, ast.FunctionDef)]
-                assert name in defined, (module, test)
+            if path not in defined:
+                tree = ast.parse(open(os.path.join(REPO, path)).read())
+                defined[path] = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+            assert not name or name in defined[path], (module, test)
