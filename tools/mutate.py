@@ -32,6 +32,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # an HTTP one covers the same code: each mutant runs the whole list.
 TESTS = {
     'app': ['tests/test_http.py', 'tests/test_snapshots.py::test_snaps_list_get_and_delete',
+            'tests/test_downloads.py',
             'tests/test_auth.py::test_without_credentials_every_route_is_refused'],
     'assets': ['tests/test_http.py'],
     'auth': ['tests/test_auth.py::test_same_reads_every_byte_wherever_the_inputs_differ',
