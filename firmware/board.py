@@ -13,6 +13,7 @@ from firmware.led import FlashLed
 from firmware.motion import Motion
 from firmware.snapshots import SnapshotService
 from firmware.storage import SnapshotStore, mount_card
+from firmware.timeline import MotionTimeline
 
 
 class Board:
@@ -38,6 +39,7 @@ class Board:
                                  config['camera']['fps'])
         self.store.reclaim = self.recorder.reclaim     # clips go before motion snapshots
         self.led = FlashLed(config['flash_pin'])
+        self.timeline = MotionTimeline(state, self.store, config['tz_offset_min'] * 60)
         self.guard = Guard(config, ip, auth.load(), self.tls, SESSIONS_FILE)
         values = settings_module.defaults(settings_module.LED)
         for owner in (settings_module.CAMERA, settings_module.MOTION):
@@ -66,6 +68,7 @@ class Board:
         self.camera.start()
         self.motion.start()
         self.recorder.start()
+        self.timeline.start()
         motion = config['motion']
         if motion['pir_pin'] >= 0:
             self.pir_pin = self.motion.start_pir(motion['pir_pin'], motion['pir_debounce_ms'])

@@ -36,6 +36,7 @@ DEFAULTS = {
              'user': None, 'password': None, 'client_id': None,
              'tls': False, 'ca': None,        # ca: a DER file on flash to verify the broker
              'keepalive_s': 30, 'backoff_max_s': 60, 'state_s': 60,
+             'camera_s': 10,          # the camera topic's live frame; 0: none
              'discovery': True, 'discovery_prefix': 'homeassistant'},
     'auth': 'on',               # "off": no password anywhere (the dashboard warns)
     'login': {'session_h': 168, 'max_sessions': 8,   # browser sessions (cookies)

@@ -65,9 +65,10 @@ class Motion:
                 continue
             seen = camera.frame_count
             jpeg, slot = camera.hold()
+            taken = ticks.now_ms()      # the detector's timing is in seconds, not frames
             try:
                 luma = await self._luma(jpeg)
-                event = self.detector.feed(luma)
+                event = self.detector.feed(luma, taken)
             except ValueError as exc:        # JpegError: a frame we cannot read
                 camera.release(slot)
                 self.state.update(motion_error=str(exc))

@@ -33,13 +33,22 @@ def frame(blob_x=None, add=0, blob_y=10):
                     f[y * C + x] = 240
     return f
 
-def run(det, frames):
+def run(det, frames, ms=None):
     out = []
     for t, f in enumerate(frames):
-        ev = det.feed(f)
+        ev = det.feed(f) if ms is None else det.feed(f, t * ms)
         if ev:
             out.append((t, ev))
     return out
+
+def shaded(f, edge, gain):
+    # a soft shadow edge at column edge (10 columns of ramp), gain left of it
+    for x in range(C):
+        g = gain if x < edge - 5 else 1.0 if x > edge + 5 else \
+            gain + (1.0 - gain) * (x - edge + 5) / 10
+        for y in range(R):
+            f[y * C + x] = int(f[y * C + x] * g)
+    return f
 ''' % os.path.join(REPO, 'firmware')
 
 
@@ -88,6 +97,80 @@ assert events and events[0][1] == md.STARTED, events
 ''')
 
 
+def test_timing_is_in_seconds_at_three_frames_a_second():
+    micropython('''
+det = md.Detector(C, R)
+# 3 s still at 3 fps (9 frames), then a blob walks in: found within 1 s
+frames = [frame() for _ in range(9)] + [frame(x) for x in range(0, C, 3)]
+events = run(det, frames, ms=333)
+assert events and events[0] == (10, md.STARTED), events
+# and it ends 0.5 s (2 frames at 3 fps) after the blob is gone, not 5 frames
+events = run(det, [frame() for _ in range(6)], ms=333)
+assert events == [(1, md.ENDED)], events
+''')
+
+
+def test_a_second_arrival_while_moving_is_a_new_trigger():
+    micropython('''
+det = md.Detector(C, R)
+run(det, [frame() for _ in range(30)])
+def two(a, b):
+    f = frame(a)
+    for y in range(20, 28):
+        for x in range(b, b + 5):
+            if 0 <= x < C:
+                f[y * C + x] = 20
+    return f
+first = [frame(x) for x in range(0, 10)]
+events = run(det, first)
+assert [e for _, e in events] == [md.STARTED], events
+# the first blob moves on; a second one comes in at the far side
+events = []
+for k in range(6):
+    ev = det.feed(two(10 + k, C - 1 - k))
+    if ev:
+        events.append((ev, det.region['box']))
+assert [e for e, _ in events] == [md.STARTED], events
+assert events[0][1][0] >= C - 8, events      # the newcomer's box
+''')
+
+
+def test_a_shadow_sweeping_over_part_of_the_frame_does_not_trigger():
+    micropython('''
+for sens in (50,):              # the default; at 80 it still fires (README)
+    det = md.Detector(C, R, sensitivity=sens)
+    still = [frame() for _ in range(30)]
+    # a soft edge sweeps to column 20 in 2 s and holds 3 s (leaving: see README)
+    sweep = [shaded(frame(), e, 0.6) for e in range(0, 21)]
+    hold = [shaded(frame(), 20, 0.6) for _ in range(30)]
+    events = run(det, still + sweep + hold)
+    assert events == [], (sens, events)
+''')
+
+
+def test_leaves_swaying_on_the_spot_neither_trigger_nor_hold_the_flag():
+    micropython('''
+import math
+LEAVES = [40 + random.getrandbits(8) % 200 for _ in range(12 * 10)]
+def sway(t):
+    # a 12 x 10 patch of leaves, 2 blocks each way, 1.5 s a sway, from the start
+    f = frame()
+    dx = int(round(2 * math.sin(2 * math.pi * t / 15)))
+    for y in range(10):
+        for x in range(12):
+            f[(5 + y) * C + 10 + x + dx] = LEAVES[y * 12 + x]
+    return f
+det = md.Detector(C, R)
+events, on = [], 0
+for t in range(200):
+    ev = det.feed(sway(t), t * 100)
+    if ev:
+        events.append((t, ev))
+    on += 1 if det.moving else 0
+assert events == [] and on == 0, (events, on)
+''')
+
+
 def test_parse_mask_rejects_bad_strings():
     micropython('''
 assert md.parse_mask('f' + '0' * 47)[0] == 0xf0
@@ -111,10 +194,11 @@ CI_SCENES = ['still', 'lamp', 'flicker', 'person3', 'foliage_masked']
 
 @pytest.mark.parametrize('split', ['tuning', 'heldout'])
 def test_offline_subset_meets_targets(split):
-    results = offline.evaluate(split, CI_SCENES, sens=(50,))
-    bad = offline.targets(results, 50)
+    # at the camera's 10 fps and at the 3 fps a board analyses
+    results = offline.evaluate(split, CI_SCENES, sens=(50,), rates=offline.TARGET_RATES)
+    bad = offline.targets(results, 50, offline.TARGET_RATES, 'rate')
     assert not bad, bad
-    assert results['person3']['new'][50]['found'] == 3
+    assert results['person3']['rate'][(50, 3)]['found'] == 3
 
 
 def test_a_change_in_one_frame_alone_never_triggers():

@@ -131,6 +131,7 @@ TESTS = {
     'stream': ['tests/test_stream.py'],
     'text': ['tests/test_websocket_strict.py', 'tests/test_properties.py'],
     'ticks': ['tests/test_uptime.py'],
+    'timeline': ['tests/test_timeline.py'],
     'watchdog': ['tests/test_boot.py::test_watchdog_resets_a_stalled_board_and_not_a_healthy_one'],
     'wsock': ['tests/test_websocket_strict.py', 'tests/test_control.py'],
 }

@@ -2,12 +2,15 @@
 """Replay a maps file through firmware/motiondetect.py and through the old
 JPEG-size detector, print one JSON line of events.
 
-    micropython harness.py REPO MAPS MASK|- SENS[,SENS...] [--bench]
+    micropython harness.py REPO MAPS MASK|- SENS[,SENS...] [--rates FPS[,FPS...]] [--bench]
 
 MAPS: b'LMAP', u16 cols, u16 rows, u32 frames, then per frame a u32 JPEG
 size and cols*rows luma bytes (little endian).
-Output: {"new": {"50": [[frame, event], ...]}, "old": {"50": [frame, ...]},
-         "us": {"50": mean microseconds per feed()}}
+Frames are 100 ms apart (the scenes' 10 fps). At an analysed rate below
+that the detector sees only the frames the board would analyse: after each
+analysis the newest frame, i.e. frame ceil(k * 10 / rate) for k = 0, 1, ...
+Output: {"new": {"50@10": [[frame, event], ...]}, "old": {"50": [frame, ...]},
+         "us": {"50": mean microseconds per feed() at 10 fps}}
 """
 import json
 import struct
@@ -48,6 +51,9 @@ class OldDetector:
 def main():
     repo, path, mask, sens = sys.argv[1:5]
     bench = '--bench' in sys.argv
+    rates = [10]
+    if '--rates' in sys.argv:
+        rates = [int(r) for r in sys.argv[sys.argv.index('--rates') + 1].split(',')]
     sys.path.insert(0, repo + '/firmware')
     import motiondetect
     sens = [int(s) for s in sens.split(',')]
@@ -59,10 +65,14 @@ def main():
         small = bytearray((cols // 2) * (rows // 2))
     new = {}
     old = {}
+    keys = [(s, r) for r in rates for s in sens]
     for s in sens:
-        new[s] = motiondetect.Detector(cols, rows, s, mask)
         old[s] = OldDetector(s)
-    events = dict((s, []) for s in sens)
+    for key in keys:
+        new[key] = motiondetect.Detector(cols, rows, key[0], mask)
+    events = dict((key, []) for key in keys)
+    nxt = dict((r, 0) for r in rates)     # the next frame each rate analyses
+    done = dict((r, 0) for r in rates)
     triggers = dict((s, []) for s in sens)
     spent = dict((s, 0) for s in sens)
     half = motiondetect.Detector(cols // 2, rows // 2, 50, mask) if bench else None
@@ -73,12 +83,19 @@ def main():
         f.readinto(head)
         f.readinto(luma)
         size = struct.unpack('<I', head)[0]
+        for r in rates:
+            if i < nxt[r]:
+                continue
+            done[r] += 1
+            nxt[r] = (done[r] * 10 + r - 1) // r
+            for s in sens:
+                t0 = time.ticks_us()
+                ev = new[(s, r)].feed(luma, i * 100)
+                if r == 10:
+                    spent[s] += time.ticks_diff(time.ticks_us(), t0)
+                if ev:
+                    events[(s, r)].append([i, ev])
         for s in sens:
-            t0 = time.ticks_us()
-            ev = new[s].feed(luma)
-            spent[s] += time.ticks_diff(time.ticks_us(), t0)
-            if ev:
-                events[s].append([i, ev])
             if old[s].frame(size):
                 triggers[s].append(i)
         if bench:
@@ -87,9 +104,9 @@ def main():
                 for x in range(w):
                     small[y * w + x] = luma[2 * y * cols + 2 * x]
             t0 = time.ticks_us()
-            half.feed(small)
+            half.feed(small, i * 100)
             spent_half += time.ticks_diff(time.ticks_us(), t0)
-    out = {'new': dict((str(s), events[s]) for s in sens),
+    out = {'new': dict(('%d@%d' % key, events[key]) for key in keys),
            'old': dict((str(s), triggers[s]) for s in sens),
            'us': dict((str(s), spent[s] / max(1, count)) for s in sens),
            'cols': cols, 'rows': rows}

@@ -32,11 +32,16 @@ SPLITS = {'tuning': 1000, 'heldout': 5000}
 SCENES = [
     'still', 'lamp', 'flicker', 'small', 'person3', 'large', 'slow',
     'foliage', 'foliage_masked', 'combo',
+    'shadow_fast', 'shadow_mid', 'shadow_slow', 'shadow_walk', 'trees', 'arrival2',
 ]
+# no figure anywhere: the time the motion flag stays on is scored
+STILL_SCENES = ('still', 'lamp', 'flicker', 'shadow_fast', 'shadow_mid', 'shadow_slow',
+                'trees')
 
 
 def background(rng):
-    """A textured garden: sky, ground, houses, trees, fine grain."""
+    """A textured garden: sky, ground, houses, trees, fine grain; and the
+    horizon (y of the first ground row)."""
     img = Image.new('RGB', (W, H))
     d = ImageDraw.Draw(img)
     horizon = rng.randrange(H // 3, H // 2)
@@ -65,7 +70,22 @@ def background(rng):
             d.line([(0, y), (W, y)], fill=tuple(max(0, c - 15) for c in ground), width=2)
     grain = Image.frombytes('L', (W, H), rng.randbytes(W * H)).point(
         lambda v: 128 + (v - 128) // 6).filter(ImageFilter.BoxBlur(1))
-    return ImageChops.add(img, Image.merge('RGB', (grain,) * 3), 1, -128)
+    return ImageChops.add(img, Image.merge('RGB', (grain,) * 3), 1, -128), horizon
+
+
+def shadow_ramp(rng):
+    """A cloud's shadow edge: (strip, depth). strip is an L image 4W + H
+    wide: 255 (shade) left of 2W, a soft ramp 100-200 px wide, 0 to the
+    right; slanted 10-35 degrees from vertical (each row shifted 0..H)."""
+    soft = rng.randrange(100, 200)
+    slant = math.tan(math.radians(rng.uniform(10, 35))) * rng.choice((-1, 1))
+    wide = 4 * W + H
+    row = bytes(255 if x < 2 * W else max(0, 255 - (x - 2 * W) * 255 // soft)
+                for x in range(wide))
+    ramp = Image.frombytes('L', (wide, 1), row).resize((wide, H))
+    sheared = ramp.transform((wide, H), Image.AFFINE,
+                             (1, slant, -slant * H if slant < 0 else 0, 0, 1, 0))
+    return sheared, rng.uniform(0.35, 0.55), soft
 
 
 def foliage(rng):
@@ -131,6 +151,7 @@ class Walk:
     def __init__(self, rng, start, seconds, area, band=(0.6, 1.0)):
         self.start, self.frames = start, int(seconds * FPS)
         self.area = area
+        self.seen = []          # per rendered frame: 1 when some pixel is in the frame
         self.height = height_for(area)
         self.look = figure_template(rng)
         lo, hi = band
@@ -207,14 +228,57 @@ def plan(name, seed):
         if name == 'foliage_masked':
             img, (x, y) = p['foliage']
             p['mask'] = mask_for((x - 10, y, x + img.width + 10, y + img.height))
+    elif name.startswith('shadow_'):
+        # a cloud's shadow sweeps over the ground (not the sky), holds, leaves
+        sweep = {'shadow_fast': (2, 4), 'shadow_mid': (6, 10), 'shadow_slow': (14, 20),
+                 'shadow_walk': (5, 8)}[name]
+        t_in, t_out = rng.uniform(*sweep), rng.uniform(*sweep)
+        p['shadow'] = (LEAD, LEAD + int(t_in * FPS), int(4 * FPS), int(t_out * FPS))
+        p['frames'] = LEAD + int((t_in + 4 + t_out + 2) * FPS)
+        if name == 'shadow_walk':       # a walker while the shade comes in
+            p['walks'] = [Walk(rng, LEAD + int(t_in * FPS / 3), speed(), 0.05)]
+    elif name == 'trees':
+        # wind in two canopies from the first frame, in gusts: 2-12 px, 1.2-2 s
+        p['frames'] = 300
+        p['trees'] = [foliage(rng) for _ in range(2)]
+        p['gusts'] = [(rng.uniform(1.2, 2.0), rng.uniform(0, 6.3)) for _ in range(2)]
+    elif name == 'arrival2':
+        # a slow walker still in the picture when a second one comes in from
+        # the other side lower down: each is its own episode
+        first = Walk(rng, LEAD + 10, 14.0, 0.04, band=(0.55, 0.7))
+        second = Walk(rng, LEAD + 10 + rng.randrange(40, 60), speed(), 0.05, band=(0.9, 1.0))
+        second.x0, second.x1 = first.x1, first.x0
+        p['frames'] = LEAD + 170
+        p['walks'] = [first, second]
+        p['separate'] = True
     return p
+
+
+def shade(p, i, strip, soft):
+    """The shadow's mask (L, 255 = full shade) at frame i, or None."""
+    t0, t1, hold, leave = p['shadow']
+    clear, full = 2 * W + soft, W - H       # crop offsets: no shade, all shade
+    if i < t0:
+        return None
+    if i < t1:
+        x = clear + (full - clear) * (i - t0) / (t1 - t0)
+    elif i < t1 + hold:
+        x = full
+    elif i < t1 + hold + leave:
+        x = full + (clear - full) * (i - t1 - hold) / leave    # it leaves the way it came
+    else:
+        return None
+    x = int(x)
+    return strip.crop((x, 0, x + W, H))
 
 
 def render(name, seed, out):
     """Write the scene's frames and labels.json into out/."""
     p = plan(name, seed)
     rng = random.Random('%s-%d-noise' % (name, seed))
-    base = background(random.Random('bg-%s-%d' % (name, seed)))
+    base, horizon = background(random.Random('bg-%s-%d' % (name, seed)))
+    if 'shadow' in p:
+        strip, depth, soft = shadow_ramp(random.Random('shade-%s-%d' % (name, seed)))
     lampx, lampy = rng.randrange(W), rng.randrange(H // 2)
     pool = Image.radial_gradient('L').resize((W * 2, H * 2)).crop(
         (W - lampx, H - lampy, 2 * W - lampx, 2 * H - lampy))   # 0 at the lamp, 255 far
@@ -232,7 +296,24 @@ def render(name, seed, out):
             leaves, (fx, fy) = p['foliage']
             sway = int(8 * math.sin((i - LEAD) * 2 * math.pi / 17)) if i >= LEAD else 0
             img.paste(leaves, (fx + sway, fy), leaves)
-        masks = [m for m in (w.draw(img, i) for w in p['walks']) if m is not None]
+        for k, (leaves, (fx, fy)) in enumerate(p.get('trees', ())):
+            period, phase = p['gusts'][k]
+            t = i / FPS
+            amp = 2 + 5 * (1 + math.sin(t * 2 * math.pi / 9 + phase))    # gusts every 9 s
+            sway = int(amp * math.sin(t * 2 * math.pi / period + phase))
+            img.paste(leaves, (fx + sway, fy + int(sway / 4)), leaves)
+        masks = []
+        for w in p['walks']:
+            m = w.draw(img, i)
+            w.seen.append(1 if m is not None and m.getbbox() else 0)
+            masks.append(m)
+        masks = [m for m in masks if m is not None]
+        if 'shadow' in p:              # on the ground and whoever walks there
+            mask = shade(p, i, strip, soft)
+            if mask is not None:
+                mask.paste(0, (0, 0, W, horizon))      # the sky takes no shade
+                dark = img.point(lambda v: int(v * (1 - depth)))
+                img = Image.composite(dark, img, mask)
         if lamp:
             # a lamp: +35 % overall, +60 % near it
             boost = pool.point(lambda v: int(255 * (1.35 + 0.25 * (1 - v / 255)) / 1.6))
@@ -245,7 +326,11 @@ def render(name, seed, out):
         img.save(os.path.join(out, 'frame-%04d.jpg' % i), quality=QUALITY)
         present.append(1 if any(m.getbbox() for m in masks) else 0)
     episodes, start = [], None
-    for i, v in enumerate(present + [0]):
+    if p.get('separate'):       # one episode per walker, even when they overlap
+        for w in p['walks']:
+            seen = [i for i, v in enumerate(w.seen) if v]
+            episodes.append([seen[0], seen[-1]])
+    for i, v in enumerate([] if p.get('separate') else present + [0]):
         if v and start is None:
             start = i
         elif not v and start is not None:
