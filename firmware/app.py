@@ -20,7 +20,22 @@ def create_app(board):
     state.gauges['connections'] = lambda: len(app.connections)
     state.gauges['frames'] = lambda: camera.frame_count
     guard = board.guard
-    app.before_request(guard.before_request)
+    # the guard's checks, with the recorder login let in where it may look
+    soap_paths = ()
+    if board.onvif is not None:
+        from firmware.onvif import CONTENT_TYPE, DEVICE_PATH, MEDIA_PATH
+        soap_paths = (DEVICE_PATH, MEDIA_PATH)
+
+        @app.post(DEVICE_PATH)
+        async def onvif_device(request):
+            reply, status = board.onvif.answer(DEVICE_PATH, request)
+            return reply, status, {'Content-Type': CONTENT_TYPE}
+
+        @app.post(MEDIA_PATH)
+        async def onvif_media(request):
+            reply, status = board.onvif.answer(MEDIA_PATH, request)
+            return reply, status, {'Content-Type': CONTENT_TYPE}
+    app.before_request(board.nvr.before_request(guard, soap_paths))
 
     @app.get('/login')
     async def login_form(request):
@@ -51,6 +66,21 @@ def create_app(board):
     async def ota_upload(request):
         reply, status = await board.ota.receive(request.stream, request.content_length)
         return reply, status
+
+    @app.get('/nvr')
+    async def nvr_login(request):
+        return nvr_view()
+
+    @app.post('/nvr')
+    async def nvr_renew(request):
+        board.nvr.renew()       # the owner's: the recorder login opens no POST
+        return nvr_view()
+
+    def nvr_view():
+        view = board.nvr.view()
+        view['onvif'] = board.onvif is not None
+        view['rtsp'] = board.rtsp is not None
+        return view
 
     @app.get('/ota')
     async def ota_status(request):

@@ -5,6 +5,8 @@ written with hashlib.sha256, as MicroPython has no hmac or pbkdf2) and the
 API token as its SHA-256: the token is 128 random bits, so one hash already
 makes a flash dump useless, and checking it costs one hash per request.
 Neither is ever stored in clear. Both are compared in constant time.
+For RTSP Digest it also keeps MD5(admin:realm:token): a fast hash, harmless
+for a 128-bit random token, never made of the password (README.md, RTSP).
 """
 import binascii
 import hashlib
@@ -16,6 +18,9 @@ CREDENTIALS_FILE = 'auth.json'
 ITERATIONS = 1600
 _SLICE = 64                     # iterations between two yields to the event loop
 _TOKEN_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'   # 31 letters, none confusable
+# RTSP Digest's fixed name and realm; its password is the API token (README.md)
+RTSP_USER = 'admin'
+RTSP_REALM = 'esp32cam'
 
 
 def same(a, b):
@@ -82,11 +87,20 @@ def new_token():
     return ''.join(_TOKEN_ALPHABET[b % len(_TOKEN_ALPHABET)] for b in os.urandom(26))
 
 
+def rtsp_ha1(token):
+    """RTSP Digest's HA1, MD5(user:realm:token), hex: what the board keeps to
+    check Digest answers without the token itself."""
+    text = '%s:%s:%s' % (RTSP_USER, RTSP_REALM, token)
+    return binascii.hexlify(hashlib.md5(text.encode()).digest()).decode()
+
+
 def record(salt, key, token, iterations=ITERATIONS):
-    """The credentials file's object: salt, PBKDF2 key, the token's digest."""
+    """The credentials file's object: salt, PBKDF2 key, the token's digest
+    and its RTSP Digest HA1."""
     return {'kdf': 'pbkdf2-sha256', 'iterations': iterations,
             'salt': binascii.hexlify(salt).decode(), 'hash': binascii.hexlify(key).decode(),
-            'token_sha256': binascii.hexlify(token_digest(token)).decode()}
+            'token_sha256': binascii.hexlify(token_digest(token)).decode(),
+            'rtsp_ha1': rtsp_ha1(token)}
 
 
 async def save(password, token, path=CREDENTIALS_FILE):
@@ -106,6 +120,11 @@ class Credentials:
         self.salt = binascii.unhexlify(saved['salt'])
         self.hash = binascii.unhexlify(saved['hash'])
         self.token_hash = binascii.unhexlify(saved['token_sha256'])
+        # None in a file written before RTSP: Digest waits for a new token
+        self.rtsp_ha1 = saved.get('rtsp_ha1')
+        if self.rtsp_ha1 is not None and (not isinstance(self.rtsp_ha1, str)
+                                          or len(self.rtsp_ha1) != 32):
+            raise ValueError('bad credentials')
         if (saved.get('kdf') != 'pbkdf2-sha256' or not 1 <= self.iterations <= 1000000
                 or len(self.hash) != 32 or len(self.token_hash) != 32):
             raise ValueError('bad credentials')

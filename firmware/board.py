@@ -11,13 +11,15 @@ from firmware.clips import Recorder
 from firmware.guard import SESSIONS_FILE, Guard
 from firmware.led import FlashLed
 from firmware.motion import Motion
+from firmware.nvr import RecorderLogin
 from firmware.snapshots import SnapshotService
 from firmware.storage import SnapshotStore, mount_card
 from firmware.timeline import MotionTimeline
 
 
 class Board:
-    """config, state, store, camera, snapshots, motion, led, guard, settings."""
+    """config, state, store, camera, snapshots, motion, led, guard, settings,
+    nvr (the recorder login), and rtsp, onvif, discovery when on."""
 
     def __init__(self, config, card_mounted, camera_module, ip='127.0.0.1'):
         self.config = config
@@ -54,6 +56,17 @@ class Board:
                            feed_watchdog=config['watchdog_s'] <= 0)
         self.pir_pin = None
         self.mqtt = None
+        # the view-only login for recorders (RTSP, ONVIF, snapshots), made on first boot
+        self.nvr = RecorderLogin().load()
+        self.rtsp = None
+        self.onvif = None
+        self.discovery = None
+        if config['rtsp']['on']:
+            from firmware.rtsp import RtspServer
+            self.rtsp = RtspServer(config['rtsp'], self.camera, self.guard, ip,
+                                   config['stream_max_fps'], config['limits'], self.nvr)
+        if config['onvif']['on']:
+            self._make_onvif()
         if config['mqtt']['host']:
             from firmware.mqttlink import MqttLink
             self.mqtt = MqttLink(self, config['mqtt'])
@@ -80,11 +93,36 @@ class Board:
         asyncio.create_task(clock.keep_time(lambda ok: self.state.update(clock_set=ok)))
         if self.mqtt:
             self.mqtt.start()
+        if self.rtsp:
+            asyncio.create_task(self.rtsp.serve())
+        if self.discovery:
+            self.discovery.start()
+
+    def _make_onvif(self):
+        from firmware.mqttlink import board_id
+        from firmware.onvif import DEVICE_PATH, Onvif
+        config = self.config
+        hex_id = board_id()
+        mac = ':'.join(hex_id[i:i + 2] for i in range(0, len(hex_id), 2))
+
+        def facts():
+            values = self.settings.values()
+            return {'hostname': config['hostname'], 'ip': self.ip,
+                    'http_port': config['http_port'], 'rtsp_port': config['rtsp']['port'],
+                    'mac': mac, 'framesize': values.get('framesize', 'VGA'),
+                    'quality': values.get('quality', 12),
+                    'fps': min(config['camera']['fps'], config['stream_max_fps'])}
+        self.onvif = Onvif(facts, self.nvr, self.guard)
+        if config['onvif']['discovery']:
+            from firmware.discovery import Discovery
+            self.discovery = Discovery(self.nvr.uuid, config['hostname'], 'http://%s:%d%s' % (
+                self.ip, config['http_port'], DEVICE_PATH))
 
     def _start_loop_monitor(self):
         from firmware.loopmon import LoopMonitor
-        monitor = LoopMonitor()
+        monitor = LoopMonitor(lambda: self.state.free_heap(True))
         self.state.gauges['loop_stall_ms'] = lambda: monitor.worst_stall_ms
+        self.state.gauges['loop_stall_p99_ms'] = monitor.stall_p99_ms
         self.state.gauges['lowest_free_heap'] = lambda: monitor.lowest_free
         self.state.on_reset.append(monitor.clear)
         # how long one capture() held the loop: the camera's share of the stall

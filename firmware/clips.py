@@ -21,6 +21,7 @@ _RECENT = const(100)
 _YIELD_EVERY = const(32)
 _CHECK_MS = const(1000)     # free space looked at this often while recording
 _WAIT_MS = const(500)       # the writer looks round this often without frames
+_IDLE_MS = const(100)       # how soon a wanted clip begins
 _LAPSE_FRAMES = const(4096)  # frames in one time-lapse clip (16 KB of index)
 
 
@@ -219,6 +220,11 @@ class Recorder:
             except OSError as exc:
                 print('clips: write failed:', exc)
                 await self._abandon(repair=store.free_bytes() is not None)
+                continue
+            if self.clip is None and self.want is None:
+                # idle: a look every _IDLE_MS, not a wait_for task per frame
+                # (each costs the board about a millisecond)
+                await asyncio.sleep_ms(_IDLE_MS)
                 continue
             try:
                 await asyncio.wait_for_ms(self.camera.wait_frame(), _WAIT_MS)

@@ -46,6 +46,13 @@ DEFAULTS = {
     'allowed_hosts': [],        # extra Host names, e.g. a DNS name you gave the board
     'allowed_origins': [],      # extra page origins allowed to open /control
     'tls': {'cert': None, 'key': None},   # DER files on flash: serve HTTPS/WSS
+    # RTSP for recorders (README.md, "RTSP and ONVIF"): off unless turned on, as
+    # its listener and viewers take sockets from the dashboard's; `sockets` is
+    # what viewers may hold (TCP viewer 1, UDP viewer 3), RTP/RTCP from rtp_port up
+    'rtsp': {'on': False, 'port': 554, 'rtp_port': 6970, 'sockets': 2},
+    # ONVIF for recorders (README.md, "ONVIF"): needs RTSP on; its discovery
+    # takes one more socket (UDP 3702, the multicast group)
+    'onvif': {'on': False, 'discovery': True},
     'snapshot_rate': {'burst': 30, 'per_s': 2.0},
     'limits': {'max_connections': 7, 'head_timeout_s': 10, 'write_timeout_s': 10,
                'ws_ping_s': 10, 'dead_peer_s': 30, 'max_body': 16384,
@@ -80,6 +87,7 @@ def _merge(defaults, given, path, problems):
 
 
 _DAY_S = 86400
+_RTSP_MAX_SOCKETS = 3       # the dashboard keeps at least two clients, with MQTT
 
 
 def parse(text):
@@ -99,10 +107,33 @@ def parse(text):
         # one clip a day; and asyncio.sleep_ms() is only right within 6.2 days
         problems.append('clips.timelapse_s must be 0 to %d (a day)' % _DAY_S)
         config['clips']['timelapse_s'] = 0
+    rtsp = config['rtsp']
+    if not 1 <= rtsp['sockets'] <= _RTSP_MAX_SOCKETS:
+        problems.append('rtsp.sockets must be 1 to %d' % _RTSP_MAX_SOCKETS)
+        rtsp['sockets'] = DEFAULTS['rtsp']['sockets']
+    for key in ('port', 'rtp_port'):
+        if not 1 <= rtsp[key] <= 65534:
+            problems.append('rtsp.%s must be 1 to 65534' % key)
+            rtsp[key] = DEFAULTS['rtsp'][key]
+    onvif = config['onvif']
+    if onvif['on'] and not rtsp['on']:
+        problems.append('onvif.on needs rtsp.on (its stream is the RTSP one)')
+        onvif['on'] = False
+    discovery = 1 if onvif['on'] and onvif['discovery'] else 0
+    if discovery and rtsp['sockets'] + discovery > _RTSP_MAX_SOCKETS:
+        rtsp['sockets'] = _RTSP_MAX_SOCKETS - discovery     # the dashboard keeps two
+        problems.append('rtsp.sockets is %d at most with ONVIF discovery on' % rtsp['sockets'])
+    # lwIP's 10 sockets: listener + 7 clients + DNS + NTP leave none for
+    # MQTT, RTSP or discovery; they take theirs from the dashboard's clients
+    room = DEFAULTS['limits']['max_connections'] - (1 if config['mqtt']['host'] else 0) - (
+        1 + rtsp['sockets'] if rtsp['on'] else 0) - discovery
     limits = given.get('limits')
-    if config['mqtt']['host'] and not (isinstance(limits, dict) and 'max_connections' in limits):
-        # lwIP's 10 sockets: listener + 7 clients + DNS + NTP leave none for MQTT
-        config['limits']['max_connections'] = 6
+    if not (isinstance(limits, dict) and 'max_connections' in limits):
+        config['limits']['max_connections'] = room
+    elif rtsp['on'] and config['limits']['max_connections'] > room:
+        problems.append('limits.max_connections is %d at most with RTSP on (lwIP has 10 sockets)'
+                        % room)
+        config['limits']['max_connections'] = room
     return config, problems
 
 

@@ -10,11 +10,14 @@ detector, its knobs and how well it does.
 """
 import asyncio
 import binascii
+import time
 from micropython import const
 from firmware import jpegluma, ticks
 from firmware.motiondetect import STARTED, Detector
 
-_SLICE_MCUS = const(64)     # MCUs decoded between two yields to the loop
+_SLICE_US = const(20000)    # one slice of decoding holds the loop about this long
+_SLICE_MIN = const(16)      # MCUs in a slice, learnt as the board runs
+_SLICE_MAX = const(4096)
 _PIR_HOLD_MS = const(10000)  # motion stays on this long after the last PIR edge
 
 
@@ -32,6 +35,7 @@ class Motion:
         self.last_trigger_ms = None
         self.pir_ms = None          # the last PIR edge that counted (ticks.now_ms)
         self.decoder = None
+        self.slice_mcus = 64        # MCUs in the next slice (see _luma)
         self.detector = None
         self.frame_size = None      # (width, height) of the analysed frames
         self.analysed = 0
@@ -104,8 +108,18 @@ class Motion:
             decoder = self.decoder = jpegluma.LumaDecoder(jpeg)
         else:
             decoder.reset(jpeg)
-        while not decoder.step(_SLICE_MCUS):
+        # slices as long as _SLICE_US on this board (an ESP32 decodes ~100x
+        # slower than a PC): few yields where decoding is fast, short stalls
+        # where it is slow
+        mcus = self.slice_mcus
+        while True:
+            started = time.ticks_us()
+            if decoder.step(mcus):
+                break
+            took = max(1, time.ticks_diff(time.ticks_us(), started))
+            mcus = max(_SLICE_MIN, min(_SLICE_MAX, mcus * 2, mcus * _SLICE_US // took))
             await asyncio.sleep_ms(0)
+        self.slice_mcus = mcus
         size = (decoder.width, decoder.height)
         if size != self.frame_size:
             self.frame_size = size

@@ -4,7 +4,7 @@ MicroPython unix port, with the stand-ins of tools/sim/ for the hardware.
 
     python tools/simulate.py [--port 8080] [--sdcard IMG | --no-sdcard]
         [--frames DIR] [--frames-once] [--fps N] [--camera-api lemariva|cnadler86]
-        [--heap SIZE] [--flash IMG] [--serial]
+        [--heap SIZE] [--flash IMG] [--serial] [--board-speed]
 
 The board's files come from SIM_BOARD_ROOT (default: this repository; the
 deploy bundle build/board/ works too). Its config.json is SIM_CONFIG (a file,
@@ -21,6 +21,10 @@ board does: put files there with `make deploy` or mpremote.
 --serial: the board gets a USB serial port, a pseudo-terminal whose path is
 printed ("Serial: /dev/pts/N"): its console, Ctrl-C, the REPL and raw REPL
 for mpremote, Ctrl-D soft reset.
+--board-speed (or SIM_BOARD_SPEED=1): the firmware runs at the ESP32-CAM's
+speed, calibrated against this PC at start (tools/sim/calibrate.py, printed
+as "board speed: 1/N of this PC"; tools/sim/boardspeed.py holds each task
+step for its board time). README: How fast on a real board.
 """
 import argparse
 import json
@@ -66,6 +70,9 @@ def parse_args(argv=None):
                         'the board boots from it')
     p.add_argument('--serial', action='store_true',
                    help='a pseudo-terminal as the USB serial port (console, REPL, mpremote)')
+    p.add_argument('--board-speed', action='store_true',
+                   default=os.environ.get('SIM_BOARD_SPEED') == '1',
+                   help="run at the ESP32-CAM's speed (calibrated against this PC at start)")
     return p.parse_args(argv)
 
 
@@ -166,6 +173,9 @@ def board_env(args, flash):
     })
     if os.environ.get('SIM_FAULTS'):
         env['SIM_FAULTS'] = os.path.abspath(os.environ['SIM_FAULTS'])
+    env.pop('SIM_BOARD_COST', None)
+    if args.board_cost:
+        env['SIM_BOARD_COST'] = args.board_cost
     return env
 
 
@@ -196,6 +206,24 @@ def serve_ntp():
     return sock.getsockname()[1]
 
 
+def print_recorder_login(flash):
+    """Print the recorder login the board made on its flash (firmware/nvr.py),
+    once it is there (the board writes it as its app starts)."""
+    if not flash:
+        return                      # a flash image: GET /nvr shows it
+    path = os.path.join(flash, 'nvr.json')
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            print('Recorders (RTSP, ONVIF, snapshots; view only): user %s, password %s'
+                  % (record['user'], record['password']), flush=True)
+            return
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.1)
+
+
 def wait_for_port(port, proc, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
@@ -220,6 +248,15 @@ def main(argv=None):
     args.ntp_port = serve_ntp()
     cmd = [micropython_binary(), '-X', 'heapsize=' + args.heap,
            os.path.join(SIM_DIR, 'run_board.py')]
+    args.board_cost = None
+    if args.board_speed:
+        from sim import calibrate       # tools/sim/calibrate.py (this is CPython)
+        measured = calibrate.from_env() or calibrate.calibrate(micropython_binary())
+        for line in calibrate.describe(measured):
+            print(line, flush=True)
+        args.board_cost = calibrate.cost_value(measured)
+        # real-time priority: this machine's other work is not board time
+        cmd = (calibrate.realtime_prefix() if measured['realtime'] else []) + cmd
     port = None
     if args.serial:
         sys.path.insert(0, SIM_DIR)
@@ -260,6 +297,7 @@ def main(argv=None):
                 if credentials:
                     print('Log in with the password %s (scripts: Authorization: Bearer %s)'
                           % credentials, flush=True)
+                    print_recorder_login(flash)
                     credentials = None      # once: setup shows them once too
                 elif flash and not os.path.exists(os.path.join(flash, 'auth.json')):
                     print('Not set up: open http://127.0.0.1:%d/setup' % args.port,

@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests use when they are missing:
 # mtools (read the card image), dosfstools (fsck.vfat), chromium (browser
 # tests, at /usr/bin/chromium where they look), ffmpeg and cjpeg (reference
-# JPEGs for the decoder), mosquitto (the MQTT broker of the MQTT tests). `system-deps.sh motion-eval` adds opencv-doc (the
+# JPEGs for the decoder), mosquitto (the MQTT broker of the MQTT tests),
+# GStreamer's rtspsrc (the second RTSP client of the RTSP tests). `system-deps.sh motion-eval` adds opencv-doc (the
 # real clips of `make motion-eval`; 270 MB, so not for `make test`).
 set -euo pipefail
 need=()
@@ -12,6 +13,8 @@ command -v fsck.vfat >/dev/null 2>&1 || [ -x /usr/sbin/fsck.vfat ] || need+=(dos
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v cjpeg >/dev/null 2>&1 || need+=(libjpeg-turbo-progs)
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+command -v gst-launch-1.0 >/dev/null 2>&1 || need+=(gstreamer1.0-tools)
+gst-inspect-1.0 rtspsrc >/dev/null 2>&1 || need+=(gstreamer1.0-plugins-good)
 if [ "${1:-}" = motion-eval ]; then
   [ -d /usr/share/doc/opencv-doc/examples/data ] || need+=(opencv-doc)
 fi

@@ -59,9 +59,51 @@ def free_udp_port():
     return _free(socket.SOCK_DGRAM)
 
 
+def free_udp_run(count):
+    """The first of `count` consecutive free loopback UDP ports."""
+    for _ in range(50):
+        first = free_udp_port()
+        if first + count > 65535:
+            continue
+        held = []
+        try:
+            for port in range(first, first + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(s)
+                s.bind(('127.0.0.1', port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise RuntimeError('no run of %d free UDP ports' % count)
+
+
+def sim_config():
+    """The simulated board's default config.json, as a dict."""
+    with open(os.path.join(REPO, 'tools', 'sim', 'config.json')) as f:
+        return json.load(f)
+
+
 def free_port():
     """A free TCP port on 127.0.0.1 that no other test worker hands out."""
     return _free(socket.SOCK_STREAM)
+
+
+_calibration = []
+
+
+def board_calibration():
+    """This PC against the ESP32-CAM (tools/sim/calibrate.py), measured once
+    for all the boards a test run starts at board speed."""
+    if os.environ.get('SIM_BOARD_CALIBRATION'):
+        return os.environ['SIM_BOARD_CALIBRATION']
+    if not _calibration:
+        from tools.sim import calibrate     # not tools/sim on sys.path: its stand-ins shadow the stdlib
+        micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
+        _calibration.append(json.dumps(calibrate.calibrate(micropython)))
+    return _calibration[0]
 
 
 class Board:
@@ -70,9 +112,31 @@ class Board:
     def __init__(self, tmp_path, sdcard='default', frames=FRAMES, fps=10,
                  camera_api='cnadler86', heap=None, config=None, port=None,
                  board_root=None, frames_once=False, sockets=None, board_id=None,
-                 setup=True, flash=None, serial=False, credentials=None):
+                 setup=True, flash=None, serial=False, credentials=None, rtsp=None,
+                 onvif=False, board_speed=None):
         self.tmp = tmp_path
+        self.rtsp_port = None
+        port_map = {}
+        if rtsp is not None:
+            # RTSP on, at free loopback ports the board itself names (its
+            # listener and the RTP/RTCP pairs it binds, reported to clients)
+            config = dict(config if isinstance(config, dict) else sim_config())
+            self.rtsp_port = free_port()
+            rtp_port = free_udp_run(8)
+            config['rtsp'] = dict({'on': True, 'port': self.rtsp_port, 'rtp_port': rtp_port},
+                                  **rtsp)
+            port_map[self.rtsp_port] = self.rtsp_port
+            for port in range(rtp_port, rtp_port + 8):
+                port_map[port] = port
         self.port = port or free_port()
+        self.discovery_port = None
+        if onvif:
+            # ONVIF on (it needs RTSP); the board names its own HTTP port in
+            # discovery replies, and WS-Discovery's 3702 is a free UDP port here
+            config['onvif'] = {'on': True}
+            config['http_port'] = self.port
+            self.discovery_port = free_udp_port()
+            port_map[3702] = self.discovery_port
         self.url = 'http://127.0.0.1:%d' % self.port
         self.ws_url = 'ws://127.0.0.1:%d/control' % self.port
         self.sdcard = str(tmp_path / 'sdcard.img') if sdcard == 'default' else sdcard
@@ -88,6 +152,13 @@ class Board:
             self.args += ['--flash', flash]
         if serial:
             self.args += ['--serial']
+        # at the ESP32-CAM's speed (README: How fast on a real board);
+        # SIM_BOARD_SPEED=1 runs every board of a test run so
+        if board_speed is None:
+            board_speed = os.environ.get('SIM_BOARD_SPEED') == '1'
+        self.board_speed = board_speed
+        if board_speed:
+            self.args += ['--board-speed']
         self.serial_port = None             # its path once started
         self.sensor_path = str(tmp_path / 'sensor.json')
         self.env = dict(os.environ, SIM_FAULTS=self.faults_path,
@@ -100,6 +171,10 @@ class Board:
             self.env['SIM_CONFIG'] = str(path)
         if board_root:
             self.env['SIM_BOARD_ROOT'] = board_root
+        if port_map:
+            self.env['SIM_PORT_MAP'] = ','.join('%d:%d' % item for item in port_map.items())
+        if board_speed:
+            self.env['SIM_BOARD_CALIBRATION'] = board_calibration()
         if sockets is not None:
             self.env['SIM_SOCKETS'] = str(sockets)     # lwIP's budget; 0: none
         if board_id is not None:
@@ -121,6 +196,11 @@ class Board:
         self.proc = None
         self.log_start = 0
 
+    def rtsp_url(self, token=True, path='/stream'):
+        """The board's RTSP URL, with the API token in it unless token=False."""
+        url = 'rtsp://127.0.0.1:%d%s' % (self.rtsp_port, path)
+        return url + '?token=' + self.token if token and self.token else url
+
     def start(self, timeout=30, serving=True):
         """Boot; wait until it serves (or, serving=False, until its serial
         port is there: a blank or safe-mode flash serves nothing)."""
@@ -133,7 +213,10 @@ class Board:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError('board exited:\n' + self.output())
-            if ready in self.output()[self.log_start:]:
+            if ready in self.output()[self.log_start:] and (
+                    self.rtsp_port is None or 'rtsp: serving' in self.output()[self.log_start:]) and (
+                    self.discovery_port is None
+                    or 'onvif: discovery' in self.output()[self.log_start:]):
                 if '--serial' in self.args:
                     self.serial_port = self.output()[self.log_start:].split(
                         'Serial: ', 1)[1].split()[0]

@@ -328,8 +328,16 @@ class RTC:
         time.sim_set_clock()
 
 
+_freq = 160000000       # the esp32 port's clock at power-on
+
+
 def freq(hz=None):
-    return 240000000
+    global _freq
+    if hz is None:
+        return _freq
+    if hz not in (20000000, 40000000, 80000000, 160000000, 240000000):
+        raise ValueError('frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz')
+    _freq = hz
 
 
 def unique_id():

@@ -43,6 +43,8 @@ if card:
 
 
 import camera  # noqa: E402,F401  the driver takes its frame memory at power-on
+import boardspeed  # noqa: E402
+boardspeed.install()        # at the ESP32's speed (--board-speed), else nothing
 
 _namespace = {'__name__': '__main__'}     # boot.py, main.py and the REPL share it
 

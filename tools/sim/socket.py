@@ -16,12 +16,26 @@ def getaddrinfo(host, port, *args):
         # the setup portal's DNS responder: a free loopback port instead
         return usocket.getaddrinfo('127.0.0.1', int(simctl.env('SIM_DNS_PORT')), *args)
     if host in ('0.0.0.0', '', '::'):
+        mapped = _port_map().get(port)
+        if mapped is not None:      # RTSP, RTP: a free loopback port the harness chose
+            return usocket.getaddrinfo('127.0.0.1', mapped, *args)
         return usocket.getaddrinfo('127.0.0.1', int(simctl.env('SIM_PORT', '8080')), *args)
     if host in ('127.0.0.1', 'localhost'):
         return usocket.getaddrinfo(host, port, *args)
     import network              # names: the simulated DNS (pool.ntp.org only)
     addr = network.sim_resolve(host, port)
     return usocket.getaddrinfo(addr[0], addr[1], *args)
+
+
+def _port_map():
+    """SIM_PORT_MAP "554:41234,6970:41236": the board's port -> the loopback
+    port it gets here (every other port the board listens on is SIM_PORT)."""
+    ports = {}
+    for pair in simctl.env('SIM_PORT_MAP', '').split(','):
+        if pair:
+            board, _, here = pair.partition(':')
+            ports[int(board)] = int(here)
+    return ports
 
 
 _SO_SNDBUF = 7                  # Linux's numbers; MicroPython does not name them
@@ -39,6 +53,8 @@ _GET_FILENO = 10                # MP_STREAM_GET_FILENO: select.poll uses the fd
 _POLL = 3                       # MP_STREAM_POLL; its flags are poll()'s
 _CLOSE = 4                      # MP_STREAM_CLOSE
 _open = []                      # the native sockets that hold a slot
+_LWIP_IPPROTO_IP = 0
+_LWIP_IP_ADD_MEMBERSHIP = 3
 
 
 # Linux's errno numbers (what the unix port's sockets raise) that newlib, and
@@ -178,6 +194,22 @@ class _Socket(io.IOBase):
 
     def close(self):
         self._sock.close()
+
+    def setsockopt(self, level, name, value):
+        # lwIP's IPPROTO_IP / IP_ADD_MEMBERSHIP (0, 3; Linux's 3 is IP_HDRINCL):
+        # checked as lwIP checks it, never joined: no test may reach a real
+        # multicast group (directed probes reach the board instead)
+        if level == _LWIP_IPPROTO_IP and name == _LWIP_IP_ADD_MEMBERSHIP:
+            if not isinstance(value, (bytes, bytearray)) or len(value) != 8 or \
+                    not 224 <= value[0] <= 239:
+                raise OSError(22)       # EINVAL
+            print('sim: multicast group %d.%d.%d.%d joined (in name only: not on this machine)'
+                  % tuple(value[:4]))
+            return
+        try:
+            return self._sock.setsockopt(level, name, value)
+        except OSError as exc:
+            raise self._error(exc)
 
     def __getattr__(self, name):
         attr = getattr(self._sock, name)

@@ -30,12 +30,15 @@ _host_us0 = utime.ticks_us()
 _read_ms = _host_ms0            # the host's ticks at the last reading
 _ahead_ms = 0                   # how far the board has been run ahead
 _running_ahead = False
+sim_board_debt_us = None        # at board speed: how far a step's board time is ahead
 
 
 def _loop_ms():
     """The host's ms ticks plus the run-ahead (62-bit: it never wraps)."""
     global _read_ms, _ahead_ms, _running_ahead
     host = utime.ticks_ms()
+    if sim_board_debt_us:
+        host += sim_board_debt_us() // 1000
     target = int((simctl.fault('jump_s') or 0) * 1000)
     _running_ahead = target > _ahead_ms
     if _running_ahead:
@@ -66,8 +69,9 @@ def ticks_ms():
 
 def ticks_us():
     _loop_ms()
+    debt = sim_board_debt_us() if sim_board_debt_us else 0
     return (_START_US + utime.ticks_diff(utime.ticks_us(), _host_us0)
-            + _ahead_ms * 1000) & _MASK
+            + _ahead_ms * 1000 + debt) & _MASK
 
 
 ticks_cpu = ticks_us

@@ -1,0 +1,185 @@
+"""The recorder login: a view-only credential for NVRs (user "recorder").
+
+ONVIF's WS-UsernameToken digest is SHA-1(nonce + created + password), so
+the board must hold that password in clear; it keeps neither the dashboard
+password nor the API token so. Recorders get their own random password
+instead (NVR_FILE, made on first boot, renewable by the owner), which lets
+them only look: ONVIF queries, the RTSP stream, and GET /snapshot.jpg and
+/stream over HTTP Basic or Digest. Wrong answers count toward the same
+per-address lockout as every other login (guard.Backoff).
+"""
+import binascii
+import json
+import os
+
+from firmware import auth, digest
+from firmware.guard import client_address, locked_reply
+
+NVR_FILE = 'nvr.json'
+USER = 'recorder'
+VIEW_PATHS = ('/snapshot.jpg', '/stream')      # what the login opens over HTTP
+_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'   # 31 letters, none confusable
+_LENGTH = 20                                    # about 99 bits
+
+
+def _new_password():
+    return ''.join(_ALPHABET[b % len(_ALPHABET)] for b in os.urandom(_LENGTH))
+
+
+def _save(record, path):
+    with open(path + '.part', 'w') as f:
+        json.dump(record, f)
+    os.rename(path + '.part', path)
+
+
+class RecorderLogin:
+    """The recorder's password (in clear: see the module's docstring), its
+    Digest HA1, and the board's ONVIF device id; load() makes them."""
+
+    def __init__(self, path=NVR_FILE):
+        self.path = path
+        self.password = ''
+        self.ha1 = ''
+        self.uuid = ''
+        self.nonce = binascii.hexlify(os.urandom(12)).decode()   # HTTP Digest's, per boot
+
+    def load(self):
+        """Read NVR_FILE; a missing or damaged one is made anew."""
+        record = None
+        try:
+            with open(self.path) as f:
+                record = json.load(f)
+            if not (isinstance(record, dict) and isinstance(record.get('password'), str)
+                    and len(record['password']) >= 12 and isinstance(record.get('uuid'), str)):
+                print('nvr: %s is damaged; a new recorder password is made' % self.path)
+                record = None
+        except OSError:
+            pass                        # set up before recorders had a login
+        except ValueError:
+            print('nvr: %s is damaged; a new recorder password is made' % self.path)
+        if record is None:
+            record = {'user': USER, 'password': _new_password(), 'uuid': new_uuid()}
+            try:
+                _save(record, self.path)
+            except OSError as exc:
+                print('nvr: recorder login not saved:', exc)
+        self._use(record)
+        return self
+
+    def renew(self):
+        """A new password (the old one stops working now); returns it."""
+        record = {'user': USER, 'password': _new_password(), 'uuid': self.uuid}
+        _save(record, self.path)
+        self._use(record)
+        return self.password
+
+    def _use(self, record):
+        self.password = record['password']
+        self.uuid = record['uuid']
+        self.ha1 = digest.ha1(USER, auth.RTSP_REALM, self.password)
+
+    def view(self):
+        """What the owner sees: user and password, and where they work."""
+        return {'user': USER, 'password': self.password,
+                'grants': 'view only: ONVIF, RTSP, /snapshot.jpg, /stream'}
+
+    # --- HTTP ---------------------------------------------------------------
+    def basic_ok(self, value):
+        """Whether an 'Authorization: Basic ...' value names the recorder."""
+        try:
+            text = binascii.a2b_base64(value[6:].strip()).decode()
+        except (ValueError, UnicodeError):
+            return False
+        user, sep, password = text.partition(':')
+        return bool(sep) and user == USER and auth.same(password.encode(),
+                                                       self.password.encode())
+
+    def challenge(self):
+        """The WWW-Authenticate header of a refusal on a view path."""
+        return 'Digest realm="%s", qop="auth", nonce="%s", algorithm=MD5' % (
+            auth.RTSP_REALM, self.nonce)
+
+    def http_check(self, request, guard):
+        """For GET of a view path with Basic or Digest: None (let in) or a
+        refusal; 'guard' when the guard decides (anything else)."""
+        value = request.headers.get('Authorization', '')
+        if (request.method not in ('GET', 'HEAD') or request.path not in VIEW_PATHS
+                or not (value.startswith('Basic ') or value.startswith('Digest '))):
+            return 'guard'
+        if not guard.host_ok(request):
+            return 'Unknown host', 421
+        address = client_address(request)
+        locked = guard.backoff.locked_s(address)
+        if locked:
+            return locked_reply(locked)
+        if value.startswith('Basic '):
+            ok = self.basic_ok(value)
+        else:
+            given = digest.fields(value)
+            if given is None:
+                return 'Bad Authorization header', 400
+            if given.get('nonce') != self.nonce:    # stale (an old boot's): not a guess
+                return self.refusal()
+            ok = (given.get('username') == USER and given.get('realm') == auth.RTSP_REALM
+                  and given.get('uri', '').split('?')[0] == request.path
+                  and digest.answer_ok(given, request.method, self.nonce, self.ha1))
+        if ok:
+            guard.backoff.succeeded(address)
+            return None
+        guard.backoff.failed(address)
+        return self.refusal()
+
+    def refusal(self):
+        return 'Unauthorized', 401, {'WWW-Authenticate': self.challenge()}
+
+    def before_request(self, guard, soap_paths=()):
+        """guard.before_request, with the recorder let in on the view paths
+        (and a Digest challenge there, which NVRs need to answer); the
+        soap_paths (ONVIF's) pass on to handlers that check WS-Security."""
+        def check(request):
+            if request.path in soap_paths:
+                return None if guard.host_ok(request) else ('Unknown host', 421)
+            refusal = self.http_check(request, guard)
+            if refusal != 'guard':
+                return refusal
+            refusal = guard.before_request(request)
+            # (not to browsers: a dashboard whose session ran out must not pop a login box)
+            if (isinstance(refusal, tuple) and len(refusal) == 3 and refusal[1] == 401
+                    and request.path in VIEW_PATHS and 'Sec-Fetch-Mode' not in request.headers):
+                return self.refusal()
+            return refusal
+        return check
+
+    # --- ONVIF (WS-Security UsernameToken) --------------------------------------
+    def username_token_ok(self, body):
+        """Whether a SOAP request's UsernameToken is the recorder's: the
+        password digest SHA-1(nonce + created + password), or the password."""
+        from firmware import soap
+        import hashlib
+        if soap.text(body, b'Username') != USER.encode():
+            return False
+        password = soap.text(body, b'Password')
+        if password is None:
+            return False
+        if b'#PasswordText' in soap.tag(body, b'Password'):
+            return auth.same(password, self.password.encode())
+        nonce = soap.text(body, b'Nonce')
+        created = soap.text(body, b'Created')
+        if nonce is None or created is None:
+            return False
+        try:
+            nonce = binascii.a2b_base64(nonce)
+        except ValueError:
+            return False
+        expected = binascii.b2a_base64(
+            hashlib.sha1(nonce + created + self.password.encode()).digest()).strip()
+        return auth.same(expected, password)
+
+
+def new_uuid():
+    """A random (version 4) UUID: the board's ONVIF endpoint address."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    h = binascii.hexlify(raw).decode()
+    return '%s-%s-%s-%s-%s' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])

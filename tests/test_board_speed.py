@@ -1,0 +1,82 @@
+"""The simulated board at the ESP32-CAM's speed (tools/simulate.py
+--board-speed; README "How fast on a real board"): the dashboard stays
+usable, and the time a request takes is the board's, not this PC's."""
+import json
+import re
+import time
+
+import pytest
+
+from tools.sim.harness import frame_set, read_mjpeg
+
+
+@pytest.fixture
+def slow_board(make_board):
+    board = make_board(board_speed=True).start(timeout=60)
+    board.wait_frame()
+    return board
+
+
+def test_the_board_speed_is_calibrated_and_printed(slow_board):
+    found = re.search(r'board speed: 1/(\d+) of this PC', slow_board.output())
+    assert found, slow_board.output()[:2000]
+    # pystone here against ~1,100 on the board: two orders of magnitude
+    assert 50 <= int(found.group(1)) <= 1000
+
+
+def test_the_dashboard_is_usable_at_board_speed(slow_board):
+    page = slow_board.login()
+    reply = page.get('/')
+    assert reply.status_code == 200 and '<html' in reply.text.lower()
+    # the live picture: frames of the camera's scene on /stream
+    frames = []
+    read_mjpeg(slow_board, 5, frames)
+    assert frames and set(frames) <= frame_set()
+    # the status, over the WebSocket
+    status = slow_board.status()
+    assert status['camera'] == 'ok'
+    # Save snapshot: answered, and on the card
+    with slow_board.ws() as ws:
+        reply = slow_board.command(ws, cmd='snapshot_now')
+    assert reply['ok'], reply
+    name = reply['path'].rsplit('/', 1)[1] if 'path' in reply else None
+    deadline = time.monotonic() + 20
+    while not slow_board.card_files():
+        assert time.monotonic() < deadline, 'no snapshot on the card'
+        time.sleep(0.5)
+    if name:
+        assert name in slow_board.card_files()
+
+
+def test_a_command_takes_the_boards_time_not_the_pcs(slow_board):
+    """A `status` round trip is ~1 ms of Python on this PC: at board speed it
+    takes the board's tens of milliseconds (it would not, were the steps not
+    held for their board time)."""
+    times = []
+    with slow_board.ws() as ws:
+        for _ in range(5):
+            t = time.perf_counter()
+            ws.send(json.dumps({'cmd': 'status'}))
+            ws.recv(timeout=30)
+            times.append(time.perf_counter() - t)
+    assert sorted(times)[2] >= 0.015, times
+
+
+def test_a_person_crossing_is_found_at_board_speed(tmp_path, monkeypatch):
+    """The motion CI subset's crossing (tests/test_motion_eval.py, tuning
+    split), played into a board at the ESP32's speed: the analysis keeps
+    up well enough to find it within a second, and nothing else."""
+    from tools.motion_eval import board as through_board
+    from tools.motion_eval import scenes
+    monkeypatch.setenv('SIM_BOARD_SPEED', '1')      # every board it boots
+    folder = str(tmp_path / 'scene')
+    scenes.render('small', scenes.SPLITS['tuning'], folder)
+    result = through_board.evaluate_scene(folder, str(tmp_path / 'boards'), (50,))
+    run, score = result['runs'][50], result['board'][50]
+    assert 'board speed: 1/' in open(
+        next((tmp_path / 'boards').rglob('board.log'))).read()
+    assert run['unknown'] == 0
+    assert score['episodes'] == 1 and score['in_time'] == 1, (score, run['starts'])
+    assert score['false'] == 0, run['starts']
+    # it ran slowly: the board analysed fewer frames than the camera gave
+    print('captured', run['captured'], 'analysed', run['analysed'])

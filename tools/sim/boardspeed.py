@@ -1,0 +1,328 @@
+# Simulator only, never goes onto a board: runs the firmware at the
+# ESP32-CAM's speed (tools/simulate.py --board-speed sets SIM_BOARD_COST).
+#
+# Every step of every asyncio task (one coro.send) is timed on the host and
+# then held until it has taken as long as the board would take for it:
+#   host time of Python bytecode x the bytecode ratio (pystone here / ESP32),
+#   host time inside viper functions x the viper ratio,
+#   a GC collection as the board's PSRAM collect of the live heap,
+#   the stand-ins for the board's C drivers (sockets, card, camera) as they
+#   took (the card already spins for a card's time), and
+#   the event loop's own work for each step x the bytecode ratio.
+# The hold is a sleep: the whole board waits, as a slow CPU makes it wait,
+# so the loop's stalls, the frames a second and every reply's latency are
+# the board's, measured by the clock as they happen. The simulator runs
+# under real-time priority so that this machine's load does not count as
+# board time (tools/sim/calibrate.py).
+import gc
+import os
+import sys
+import utime
+
+_cost = os.getenv('SIM_BOARD_COST')
+enabled = bool(_cost)
+# integers only (a float is a heap object here): ratios in thousandths,
+# the event loop's step in ns
+if enabled:
+    _values = [float(v) for v in _cost.split(',')]
+    BYTECODE_M, VIPER_M, GC_US_PER_KB = (int(v * 1000) for v in _values[:3])
+    GC_US_PER_KB //= 1000
+    STEP_NS = int(_values[3] * 1000)
+else:
+    BYTECODE_M = VIPER_M = 1000
+    GC_US_PER_KB = STEP_NS = 0
+
+_step_start = 0         # host ticks_us when this step began
+_inner_start = 0        # ... and when the stand-in or viper call under way began
+_inner_viper = False
+_depth = 0              # inside a timed step (nested sends are part of it)
+_exempt_us = 0          # host time in a driver stand-in during this step
+_viper_us = 0           # host time in viper code during this step
+_WRAP_NS = 0            # host cost of one wrapper around a call
+_calls = 0              # wrapped calls during this step
+_inner = 0              # nesting of exempt/viper calls (only the outermost counts)
+_gc_host_us = 0         # what one collect takes on the host (measured at install)
+_last_alloc = 0         # gc.mem_alloc() at the last look
+_machine = None         # its _freq: machine.freq() scales the CPU's time
+_MHZ_CALIBRATED = 240
+_ticks_us = utime.ticks_us
+_diff = utime.ticks_diff
+_sleep_us = utime.sleep_us
+
+# what the simulator adds up, for the bench and the console
+stats = {'steps': 0, 'board_us': 0, 'host_us': 0, 'gcs': 0, 'gc_board_us': 0,
+         'worst_gc_us': 0, 'viper_host_us': 0, 'viper_board_us': 0, 'exempt_us': 0}
+
+
+def _off_heap():
+    # the camera stand-in keeps its frame buffer on the heap; a board's
+    # driver has it in its own PSRAM, which the GC never scans
+    cam = sys.modules.get('camera')
+    buf = getattr(cam, '_frame_buffer', None) if cam else None
+    return len(buf) if buf else 0
+
+
+def _collected(step_us):
+    """Board time of a collection during this step, or 0: a step that took
+    at least half a host collect and after which less is allocated than at
+    the last look held one."""
+    global _last_alloc
+    if step_us < _gc_host_us // 2:
+        return 0
+    alloc = gc.mem_alloc()
+    dropped = alloc < _last_alloc - 16384
+    _last_alloc = alloc
+    if not dropped:
+        return 0
+    live_kb = max(0, alloc - _off_heap()) // 1024
+    board = live_kb * GC_US_PER_KB
+    stats['gcs'] += 1
+    stats['gc_board_us'] += board
+    if board > stats['worst_gc_us']:
+        stats['worst_gc_us'] = board
+    print('board speed: GC %.1f ms (%d KB live)' % (board / 1000, live_kb))
+    return board
+
+
+def _settle(start, name):
+    """Hold the board until this step has taken its board time."""
+    global _exempt_us, _viper_us, _calls
+    host = _diff(_ticks_us(), start)
+    gc_board = _collected(host)
+    exempt = _exempt_us + _calls * _WRAP_NS // 1000
+    python = host - exempt - _viper_us
+    if gc_board:
+        python -= _gc_host_us
+    cpu = (max(0, python) * 1000 + STEP_NS) * BYTECODE_M // 1000000 \
+        + _viper_us * VIPER_M // 1000
+    # the ratios are for 240 MHz; machine.freq() sets the clock
+    board = cpu * _MHZ_CALIBRATED // (_machine._freq // 1000000) + exempt + gc_board
+    stats['steps'] += 1
+    stats['host_us'] += host
+    stats['board_us'] += board
+    stats['viper_host_us'] += _viper_us
+    stats['viper_board_us'] += _viper_us * VIPER_M // 1000
+    stats['exempt_us'] += exempt
+    if _PROFILE:
+        _account(name, host, board, exempt, _viper_us, gc_board)
+    _exempt_us = _viper_us = _calls = 0
+    wait = board - _diff(_ticks_us(), start)
+    if wait > 0:
+        _sleep_us(wait)
+
+
+def debt_us():
+    """How far the board's clock is ahead of the host's inside this step:
+    the board time it has cost so far, less the host time it took. The sim's
+    ticks add it, so the firmware's own clock readings are board time
+    within a step too (its sleep at the end pays the debt)."""
+    if not _depth:
+        return 0
+    now = _ticks_us()
+    host = _diff(now, _step_start)
+    exempt = _exempt_us + _calls * _WRAP_NS // 1000
+    viper_us = _viper_us
+    if _inner:      # inside a stand-in or viper call: its time so far too
+        if _inner_viper:
+            viper_us += _diff(now, _inner_start)
+        else:
+            exempt += _diff(now, _inner_start)
+    python = max(0, host - exempt - viper_us)
+    cpu = (python * 1000 + STEP_NS) * BYTECODE_M // 1000000 + viper_us * VIPER_M // 1000
+    return max(0, cpu * _MHZ_CALIBRATED // (_machine._freq // 1000000) + exempt - host)
+
+
+def _timed(call, arg, name):
+    global _depth, _step_start
+    if _depth:
+        return call(arg)
+    _depth = 1
+    start = _step_start = _ticks_us()
+    try:
+        return call(arg)
+    finally:
+        _depth = 0
+        _settle(start, name)
+
+
+_PROFILE = os.getenv('SIM_BOARD_PROFILE') == '1'
+_profile = {}           # coroutine name: [steps, host us, board us]
+_profile_ms = [0]
+
+
+def _account(name, host, board, exempt, viper_us, gc_us):
+    entry = _profile.get(name)
+    if entry is None:
+        entry = _profile[name] = [0, 0, 0, 0, 0, 0]
+    entry[0] += 1
+    entry[1] += host
+    entry[2] += board
+    entry[3] += exempt
+    entry[4] += viper_us
+    entry[5] += gc_us
+    now = utime.ticks_ms()
+    if utime.ticks_diff(now, _profile_ms[0]) > 5000:
+        _profile_ms[0] = now
+        for key, (steps, host_us, board_us, ex, vi, gcs) in sorted(
+                _profile.items(), key=lambda kv: -kv[1][2]):
+            print('board speed profile: %-22s %5d steps, host %7d us (drivers %7d, viper %6d);'
+                  ' board %8d us (GC %7d)' % (key, steps, host_us, ex, vi, board_us, gcs))
+        _profile.clear()
+
+
+class _Step:
+    """A task's coroutine as asyncio sees it: each send/throw is one step."""
+
+    def __init__(self, coro):
+        self.coro = coro
+        self.name = str(coro).split("'")[1] if _PROFILE and "'" in str(coro) else '?'
+
+    def send(self, value):
+        return _timed(self.coro.send, value, self.name)
+
+    def throw(self, exc):
+        return _timed(self.coro.throw, exc, self.name)
+
+    def close(self):
+        return self.coro.close()
+
+
+def _accounted(fn, viper):
+    # a stand-in's (or viper function's) host time, counted apart from the
+    # bytecode around it; only the outermost call counts
+    def call(*args, **kwargs):
+        global _inner, _exempt_us, _viper_us, _calls, _inner_start, _inner_viper
+        if _inner or not _depth:
+            return fn(*args, **kwargs)
+        _inner = 1
+        _inner_viper = viper
+        _calls += 1
+        start = _inner_start = _ticks_us()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            took = _diff(_ticks_us(), start)
+            if viper:
+                _viper_us += took
+            else:
+                _exempt_us += took
+            _inner = 0
+    return call
+
+
+def _wrap_cost():
+    """What a wrapped call costs the host beyond the call it wraps, measured
+    here: it is the simulator's, never the board's."""
+    global _depth, _exempt_us, _WRAP_NS, _calls
+    def noop(*args, **kwargs):
+        pass
+    wrapped = _accounted(noop, False)
+    best = 1 << 30
+    _depth = 1
+    for _ in range(5):
+        _exempt_us = 0
+        start = _ticks_us()
+        for _ in range(200):
+            noop(1)
+        direct = _diff(_ticks_us(), start)
+        start = _ticks_us()
+        for _ in range(200):
+            wrapped(1)
+        best = min(best, _diff(_ticks_us(), start) - direct - _exempt_us)
+    _depth = 0
+    _exempt_us = _calls = 0
+    _WRAP_NS = max(0, best * 1000 // 200)
+
+
+_STAND_INS = ('time', 'simctl', 'machine', 'network', 'socket', 'camera', 'ntptime')
+
+
+_wrapped = {}           # id: wrapper (a function is wrapped once)
+
+
+def exempt_module(module):
+    """Every function of a simulator stand-in module, and every method of
+    its classes, runs as C: not scaled."""
+    for name in dir(module):
+        if name.startswith('__'):
+            continue
+        value = getattr(module, name)
+        if isinstance(value, type):
+            try:
+                exempt(value, [n for n in dir(value) if not n.startswith('__')
+                               and _is_function(getattr(value, n))])
+            except (AttributeError, TypeError):
+                pass            # a built-in type: C already
+        elif _is_function(value):
+            exempt(module, (name,))
+
+
+def _is_function(value):
+    return type(value) in (type(_is_function), type(len), type(_accounted(len, False)))
+
+
+def exempt(owner, names):
+    """owner.NAME (a class or module) runs as a board's C driver would: its
+    host time is not scaled (the card's spin is already a card's time)."""
+    for name in names:
+        fn = getattr(owner, name, None)
+        if fn is not None and id(fn) not in _wrapped:
+            call = _accounted(fn, False)
+            _wrapped[id(call)] = call
+            setattr(owner, name, call)
+
+
+def compiled(module, names):
+    """module.NAME is compiled code (viper, or a call that is all C such as
+    gc.mem_free()): its host time is scaled by the viper ratio."""
+    for name in names:
+        fn = getattr(module, name, None)
+        if fn is not None:
+            setattr(module, name, _accounted(fn, True))
+
+
+# firmware functions that are compiled code, wrapped once their module is
+# imported (never imported here: boot.py may pick an OTA slot's copy)
+_pending = {'firmware.jpegluma': ('_decode', '_same', '_fill16', '_store_words'),
+            'firmware.state': ('free_heap',)}
+
+
+def _wrap_imported():
+    for name in list(_pending):
+        module = sys.modules.get(name)
+        if module is not None:
+            compiled(module, _pending.pop(name))
+
+
+def install():
+    """Time every task's steps from now on (before boot.py runs)."""
+    global _gc_host_us, _last_alloc, _machine
+    if not enabled:
+        return
+    import asyncio
+    import asyncio.core as core
+    create = core.create_task
+
+    def create_task(coro):
+        if _pending:
+            _wrap_imported()
+        return create(coro if isinstance(coro, _Step) else _Step(coro))
+    core.create_task = create_task
+    asyncio.create_task = create_task
+    for _ in range(3):
+        start = _ticks_us()
+        gc.collect()
+        took = _diff(_ticks_us(), start)
+        _gc_host_us = took if not _gc_host_us else min(_gc_host_us, took)
+    _last_alloc = gc.mem_alloc()
+    _wrap_cost()
+    # the stand-ins for the board's C modules and drivers (and the waits
+    # inside them) run as the C they stand for: not scaled
+    import time
+    for name in _STAND_INS:
+        __import__(name)
+        exempt_module(sys.modules[name])
+    _machine = sys.modules['machine']
+    core.ticks = time._loop_ms          # the loop's clock: C on the board
+    time.sim_board_debt_us = debt_us
+    core.ticks_diff = time._loop_diff
