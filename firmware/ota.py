@@ -24,7 +24,7 @@ import json
 import os
 from micropython import const
 
-from firmware import VERSION, build_number
+from firmware import VERSION, auth, build_number
 
 POINTER = 'ota/slot'
 KEY = 'ota/key'
@@ -231,7 +231,9 @@ class Updater:
         if size > _MAX_MANIFEST:
             raise Refused(400, 'manifest too large')
         manifest_bytes = await reader.exactly(size)
-        if binascii.hexlify(hmac_sha256(key, manifest_bytes)) != parts[1]:
+        # in constant time: a compare that stops at the first wrong byte lets
+        # a client find a valid MAC byte by byte from the reply times
+        if not auth.same(binascii.hexlify(hmac_sha256(key, manifest_bytes)), parts[1]):
             raise Refused(403, 'bad signature: not made with this board\'s key')
         files, version, build, downgrade = _parse_manifest(manifest_bytes)
         running = _running_build()

@@ -10,7 +10,7 @@ from playwright.sync_api import expect, sync_playwright
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tools.sim.harness import REPO, Board  # noqa: E402
 from chromium import ARGS, CHROMIUM  # noqa: E402
-from broker import Broker, Listener  # noqa: E402  (tests/broker.py: mosquitto + paho)
+from tools.broker import Broker, Listener  # noqa: E402  (mosquitto + paho)
 
 
 @pytest.hookimpl(hookwrapper=True)

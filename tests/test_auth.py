@@ -332,6 +332,30 @@ def test_a_session_survives_a_restart_but_not_a_new_password(make_board):
     c.close()
 
 
+
+def run_ahead(board, seconds):
+    """Board time passes `seconds` (a running total) in a moment (fault jump_s)."""
+    board.set_faults(jump_s=seconds)
+    deadline = time.monotonic() + 60
+    while 'simulator: %d s ahead' % seconds not in board.output()[board.log_start:]:
+        assert time.monotonic() < deadline, 'the board never got %d s ahead' % seconds
+        time.sleep(0.1)
+
+
+def test_a_session_older_than_session_h_is_refused(make_board):
+    board = make_board(config=sim_config(login={'session_h': 1})).start()
+    c = board.login()
+    try:
+        run_ahead(board, 3600 - 120)
+        assert c.get('/snaps').status_code == 200       # 58 minutes old: still good
+        run_ahead(board, 3600 + 120)
+        assert c.get('/snaps').status_code == 401, 'a session 62 minutes old let in'
+        assert c.post('/login', data={'password': board.password}).status_code == 302
+        assert c.get('/snaps').status_code == 200       # a new one works
+    finally:
+        c.close()
+
+
 # --- a cross-site page in Chromium --------------------------------------------------
 ATTACK = """<!doctype html><title>cute cats</title><script>
 const B = '%(board)s', done = [];
@@ -420,6 +444,55 @@ print(same(b'ab', b'abc'), same(b'', b''))
     lines = out.split()
     assert lines[:10] == ['True', '64', 'False', '64', 'False', '64', 'False', '64', 'False', '64']
     assert lines[10:] == ['False', 'True']
+
+
+
+def test_the_api_token_and_the_ota_mac_are_compared_by_same(tmp_path):
+    # same() reads every byte (above); this shows the token check and the
+    # OTA MAC check go through it, not through ==, which stops at the first
+    # differing byte. auth.same is wrapped by a counter, as a module global.
+    out = subprocess.run([MICROPYTHON, '-c', """
+import sys
+sys.path.insert(0, %r)
+import asyncio, binascii, os
+from firmware import auth, ota
+calls = []
+real = auth.same
+def counting(a, b):
+    calls.append((bytes(a), bytes(b)))
+    return real(a, b)
+auth.same = counting
+token = auth.new_token()
+credentials = auth.Credentials(auth.record(b'salt', bytes(32), token))
+for given in (token, 'x' + token[1:]):
+    calls.clear()
+    print('token', credentials.token_ok(given), any(auth.token_digest(given) in c for c in calls))
+os.mkdir('ota')
+with open('ota/key', 'w') as f:
+    f.write('00' * 32)
+class State:
+    def update(self, **fields):
+        pass
+class Stream:
+    def __init__(self, data):
+        self.data = data
+    async def read(self, n):
+        chunk, self.data = self.data[:n], self.data[n:]
+        return chunk
+updater = ota.Updater(State(), 60)
+manifest = b'{"version":"9","files":[]}'
+right = binascii.hexlify(ota.hmac_sha256(bytes(32), manifest))
+for mac in (right, b'0' + right[1:]):
+    calls.clear()
+    data = b'ESP32CAM-OTA1 ' + mac + b' ' + str(len(manifest)).encode() + b'\\n' + manifest
+    reply, status = asyncio.run(updater.receive(Stream(data), len(data)))
+    print('mac', status, any(mac in c or binascii.unhexlify(mac) in c for c in calls))
+""" % REPO], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr + out.stdout
+    # the token: right, then wrong, each through same(); the MAC: right (then
+    # refused for having no firmware: 400), wrong (403), each through same()
+    assert out.stdout.split('\n')[:4] == [
+        'token True True', 'token False True', 'mac 400 True', 'mac 403 True'], out.stdout
 
 
 def test_the_password_hash_is_standard_pbkdf2_and_no_secret_is_on_flash(tmp_path):

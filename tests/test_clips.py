@@ -358,7 +358,7 @@ def test_frames_of_a_clip_are_not_touched_by_ffmpeg_remux(board, tmp_path):
 
 
 def test_record_start_and_stop_over_mqtt(make_board, broker, listener, tmp_path):
-    from broker import board_config
+    from tools.broker import board_config
     board_id = 'c1d2e3f4a5b6'
     base = 'esp32cam/%s/' % board_id
     cfg = board_config(broker)

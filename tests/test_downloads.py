@@ -129,3 +129,22 @@ def test_too_many_readers_are_told_to_come_back(board):
     with board.http() as client:
         assert client.get('/clips/' + name).status_code == 200
 
+
+
+def test_a_range_past_the_end_of_the_file_is_clamped_to_it(board):
+    with board.ws() as ws:
+        saved = board.command(ws, cmd='snapshot_now')['saved']
+    name = saved.rsplit('/', 1)[1]
+    with board.http() as client:
+        r = client.get('/snaps/' + name)
+        assert r.headers['accept-ranges'] == 'bytes'
+        whole = r.content
+        size = len(whole)
+        for first in (0, 10):
+            asked = {'Range': 'bytes=%d-%d' % (first, size * 10)}
+            with client.stream('GET', '/snaps/' + name, headers=asked) as r:
+                # the head first: an unclamped range promises bytes the file lacks
+                assert r.status_code == 206
+                assert r.headers['content-range'] == 'bytes %d-%d/%d' % (first, size - 1, size)
+                assert r.headers['content-length'] == str(size - first)
+                assert r.read() == whole[first:]

@@ -7,7 +7,7 @@ import subprocess
 import time
 
 
-from broker import Listener, board_config
+from tools.broker import Listener, board_config
 from tools.sim.harness import SSE
 from tools import ha_schema_check
 
@@ -78,6 +78,19 @@ def test_discovery_passes_home_assistants_own_schemas(make_board, broker, listen
     assert sensors['snapshot_count']['state_class'] == 'total_increasing'
     assert all(sensors[o]['entity_category'] == 'diagnostic'
                for o in ('sd_free', 'free_heap', 'uptime', 'wifi_signal'))
+
+
+
+def test_the_sensitivity_slider_goes_down_to_0(make_board, broker, listener):
+    # Home Assistant's number defaults to min 1, max 100: without "min": 0
+    # its slider could never switch motion detection off (sensitivity 0)
+    board = make_board(config=board_config(broker), board_id=ID).start()
+    number = discovery(listener)[('number', 'sensitivity')]
+    assert (number.get('min', 1), number.get('max', 100)) == (0, 100), number
+    mark = listener.mark()
+    listener.publish(number['command_topic'], render(number['command_template'], value=0.0))
+    assert listener.wait_json(BASE + 'results', start=mark)['ok'] is True
+    assert board.status()['settings']['sensitivity'] == 0
 
 
 def test_every_control_works_as_home_assistant_uses_it(make_board, broker, listener):

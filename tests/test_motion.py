@@ -297,6 +297,54 @@ def test_retention_deletes_only_motion_snapshots_oldest_first(make_board, crowde
     assert len([n for n in files if n.startswith('manual-')]) == 4     # 3 old + the new one
 
 
+
+def mtools_free(path):
+    out = subprocess.run(['mdir', '-i', path, '::/'], capture_output=True, text=True,
+                         check=True, env=MTOOLS_ENV).stdout
+    return int(re.search(r'([\d ]+) bytes free', out).group(1).replace(' ', ''))
+
+
+def test_retention_deletes_clips_then_motion_and_never_manual_even_the_oldest(make_board,
+                                                                               tmp_path):
+    # the manual snapshots are the oldest on the card (first names, first
+    # numbers), the clips the newest: retention still takes the clips
+    # first, then the oldest motion snapshots, and never a manual one
+    path = str(tmp_path / 'mixed.img')
+    subprocess.run(['mformat', '-C', '-i', path, '-f', '1440', '::'], check=True, env=MTOOLS_ENV)
+    subprocess.run(['mmd', '-i', path, '::/snaps', '::/clips'], check=True, env=MTOOLS_ENV)
+    picture = tmp_path / 'frame.jpg'
+    picture.write_bytes(sorted(frame_set(), key=len)[-1])
+    clip = tmp_path / 'clip.avi'
+    clip.write_bytes(os.urandom(100 * 1024))
+    manual = ['manual-20250101-0000%02d-%04d.jpg' % (i, i) for i in range(3)]
+    motion = ['motion-20260101-0000%02d-%04d.jpg' % (i, 3 + i) for i in range(20)]
+    clips = ['motion-20260102-0000%02d-%04d.avi' % (i, 23 + i) for i in range(3)]
+    for name in manual + motion:
+        subprocess.run(['mcopy', '-i', path, str(picture), '::/snaps/' + name], check=True,
+                       env=MTOOLS_ENV)
+    for name in clips:
+        subprocess.run(['mcopy', '-i', path, str(clip), '::/clips/' + name], check=True,
+                       env=MTOOLS_ENV)
+    # a floor that the three clips alone cannot reach: some motion snapshots go too
+    floor = mtools_free(path) + 3 * len(clip.read_bytes()) + 5 * len(picture.read_bytes()) // 2
+    config = sim_config(sensitivity=0)
+    config['sd'] = {'min_free_bytes': floor}
+    board = make_board(sdcard=path, config=config).start()
+    board.wait_frame()
+    with board.ws() as ws:
+        assert board.command(ws, cmd='snapshot_now')['ok'] is True
+    board.stop()
+    left_clips = subprocess.run(['mdir', '-i', path, '-b', '::/clips'], capture_output=True,
+                                text=True, env=MTOOLS_ENV).stdout.split()
+    assert left_clips == [], 'clips left while motion snapshots went: %r' % left_clips
+    files = board.card_files()
+    assert [n for n in manual if n not in files] == [], 'a manual snapshot was deleted'
+    assert len([n for n in files if n.startswith('manual-')]) == 4     # 3 old + the new one
+    gone = [n for n in motion if n not in files]
+    print('motion snapshots deleted:', gone)
+    assert gone and gone == motion[:len(gone)] and len(gone) <= 4, gone
+
+
 def test_retention_keeps_a_snapshot_while_it_is_downloaded(make_board, tmp_path):
     from test_downloads import slow_get
     picture = io.BytesIO()      # noise: about 200 KB, far more than the socket buffers hold

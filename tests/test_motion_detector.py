@@ -199,3 +199,23 @@ def test_offline_subset_meets_targets(split):
     bad = offline.targets(results, 50, offline.TARGET_RATES, 'rate')
     assert not bad, bad
     assert results['person3']['rate'][(50, 3)]['found'] == 3
+
+
+def test_a_change_in_one_frame_alone_never_triggers():
+    # motion is confirmed by two frames in a row: single-frame blobs (a
+    # glitch, an insect across the lens) never start it, however many there
+    # are; the same blob held for a second frame does
+    out = micropython('''
+det = md.Detector(C, R, sensitivity=100)
+frames = [frame() for _ in range(30)]
+for x in (2, 12, 22, 32, 7, 17, 27):
+    frames += [frame(x), frame(), frame()]
+single = run(det, frames)
+det2 = md.Detector(C, R, sensitivity=100)
+held = run(det2, [frame() for _ in range(30)] + [frame(12), frame(12)] + [frame()] * 10)
+print(single)
+print(held)
+''')
+    single, held = out.splitlines()
+    assert single == '[]', 'a change in one frame alone started motion: ' + single
+    assert held.startswith('[(31, 1)'), 'the second frame of a change did not: ' + held

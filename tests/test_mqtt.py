@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from broker import Broker, Listener, board_config, make_ca, make_cert
+from tools.broker import Broker, Listener, board_config, make_ca, make_cert
 from tools.sim.harness import SSE
 
 ID = 'a0b1c2d3e4f5'
@@ -75,6 +75,21 @@ def test_a_snapshot_goes_out_whole_as_it_is_on_the_card(make_board, broker, list
     assert frame[:2] == b'\xff\xd8' and frame[-2:] == b'\xff\xd9'
 
 
+def test_the_state_is_retained_for_a_late_subscriber(make_board, broker, listener):
+    # Home Assistant restarting (or any late subscriber) gets the state at
+    # once from the broker, without waiting for the next change
+    make_board(config=board_config(broker, state_s=3600), board_id=ID).start()
+    listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected')
+    late = Listener(broker, topics=[BASE + 'state'])
+    try:
+        topic, payload = late.wait(lambda t, p: t == BASE + 'state', timeout=5)
+        state = json.loads(payload)
+        assert state['mqtt'] == 'connected' and 'rssi' in state
+        assert late.messages[0][2] is True, 'the state came live, not from the retained store'
+    finally:
+        late.close()
+
+
 def test_the_camera_topic_shows_what_the_camera_sees_now(make_board, broker, listener):
     """Home Assistant's camera shows the last image on the topic: a live
     frame comes every camera_s, with no snapshot saved, and no faster."""
@@ -99,6 +114,39 @@ def test_the_camera_topic_shows_what_the_camera_sees_now(make_board, broker, lis
         assert late.messages[0][2] is True and jpeg[:2] == b'\xff\xd8'
     finally:
         late.close()
+
+
+def kick(broker, client_id):
+    """Connect with the board's client id: the broker drops the board's
+    connection (MQTT session takeover), as a broker restart or a lost
+    Wi-Fi link would, while the broker itself stays up."""
+    import paho.mqtt.client as paho
+    kicker = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id)
+    kicker.connect('127.0.0.1', broker.port, keepalive=30)
+    kicker.loop_start()
+    time.sleep(0.3)
+    kicker.loop_stop()
+    kicker.disconnect()
+
+
+def test_the_reconnect_backoff_starts_again_after_a_good_connection(make_board, broker, listener):
+    # each drop comes after a connection that worked, so each reconnect
+    # waits the first backoff step (1 s), never 2, 4, 8 s as after failures
+    make_board(config=board_config(broker, keepalive_s=2, backoff_max_s=30),
+               board_id=ID).start()
+    listener.wait(online)
+    waits = []
+    for _ in range(4):
+        mark = listener.mark()
+        dropped = time.monotonic()
+        kick(broker, 'esp32cam-' + ID)
+        listener.wait(online, timeout=20, start=mark)
+        waits.append(round(time.monotonic() - dropped, 1))
+    # a drop is seen within keepalive_s / 2, then 1 s of backoff; a backoff
+    # that kept growing waits 4 s at the third drop, 8 s at the fourth (2 s
+    # each here; 2, 3, 5, 9 s with the backoff never reset)
+    print('reconnect waits:', waits)
+    assert max(waits) < 4.5, 'seconds to reconnect after each drop: %r' % waits
 
 
 def test_power_cut_leaves_offline_within_one_and_a_half_keepalives(make_board, broker, listener):

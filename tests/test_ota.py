@@ -169,6 +169,33 @@ def test_a_tampered_file_is_refused_and_nothing_changes(ota_board, deployed, tmp
     assert not [n for n in files if n.startswith('ota/a')]
 
 
+
+def test_every_file_is_checked_against_its_sha256_lib_included(ota_board, deployed, tmp_path):
+    path, repo = update_file(deployed, tmp_path, '0.3.3')
+    data = open(path, 'rb').read()
+    head, rest = data.split(b'\n', 1)
+    size = int(head.split()[2])
+    files = json.loads(rest[:size])['files']
+    offset = len(head) + 1 + size
+    first_of = {}               # folder -> (name, offset) of its first file in the bundle
+    for name, length, _ in files:
+        if length:
+            first_of.setdefault(name.split('/', 1)[0], (name, offset))
+        offset += length
+    assert sorted(first_of) == ['firmware', 'lib', 'static'], sorted(first_of)
+    for folder in ('lib', 'firmware', 'static'):
+        name, at = first_of[folder]
+        tampered = bytearray(data)
+        tampered[at] ^= 0x01    # the MAC still holds: only this file's SHA-256 can tell
+        reply = post(ota_board, bytes(tampered))
+        assert reply.status_code == 400, (name, reply.status_code, reply.text)
+        assert reply.json()['error'] == '%s does not match its SHA-256' % name
+    assert ota_status(ota_board)['version'] == OLD
+    ota_board.stop()
+    assert slot_pointer(ota_board.flash) is None
+    assert not [n for n in flash_files(ota_board.flash) if n.startswith('ota/a')]
+
+
 def test_an_upload_cut_midway_changes_nothing_and_the_next_works(ota_board, deployed, tmp_path):
     path, repo = update_file(deployed, tmp_path, '0.3.2')
     data = open(path, 'rb').read()

@@ -142,6 +142,9 @@ def test_setup_on_the_home_network_refuses_bad_forms_and_other_sites(make_board)
     with httpx.Client(base_url=board.url, timeout=10) as c:
         page = c.get('/setup')
         assert page.status_code == 200 and 'required' not in page.text.split('id="ssid"')[1][:60]
+        # a network name is anyone's choice: escaped, in the list and the choices
+        assert '&lt;b&gt;cafe&lt;/b&gt; &amp; &quot;free&quot;' in page.text
+        assert '<b>cafe' not in page.text
         bad = [setup_form(board, password2='something else'), setup_form(board, password='short',
                password2='short'), setup_form(board, wifi_password='1234'), {}]
         for form in bad:

@@ -22,7 +22,6 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, 'tests'))
 from tools.sim.harness import Board, read_mjpeg  # noqa: E402
 from tools.sim import calibrate  # noqa: E402
 
@@ -179,7 +178,7 @@ def gc_pauses(board):
 
 def measure(tmp, vga, qvga, board_speed, broker):
     """Every figure on one scenario set, at host or board speed."""
-    from broker import board_config
+    from tools.broker import board_config
     out = {}
     board = boot(tmp, 'qvga', board_speed, frames=qvga, config=config())
     try:
@@ -208,7 +207,7 @@ def measure(tmp, vga, qvga, board_speed, broker):
 
 
 def bench(row, tmp):
-    from broker import Broker
+    from tools.broker import Broker
     micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
     measured = calibrate.from_env()
     kept = measured is not None

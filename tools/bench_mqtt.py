@@ -17,10 +17,8 @@ from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tests'))
 
-
-from broker import Broker, Listener, board_config  # noqa: E402
+from tools.broker import Broker, Listener, board_config  # noqa: E402
 from tools.sim.harness import Board  # noqa: E402
 
 ID = 'b0b1b2b3b4b5'

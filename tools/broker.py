@@ -1,6 +1,7 @@
-"""A real MQTT broker (Debian's mosquitto) on a free loopback port, and a
-real client (paho-mqtt) that records what it receives. Shared by
-tests/test_mqtt.py, tests/test_homeassistant.py and tools/bench_mqtt.py."""
+"""Host side only, never goes onto a board: a real MQTT broker (Debian's
+mosquitto) on a free loopback port, and a real client (paho-mqtt) that
+records what it receives. Shared by the tests (tests/conftest.py,
+test_mqtt.py, test_homeassistant.py, test_clips.py) and tools/bench_mqtt.py."""
 import getpass
 import json
 import os
