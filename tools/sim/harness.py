@@ -307,8 +307,10 @@ class Board:
         while True:
             try:
                 status = self.status()
-            except (OSError, ConnectionError, WebSocketException):
-                pass            # rebooting, or full for a moment: ask again
+            except (OSError, ConnectionError, WebSocketException, AssertionError):
+                # rebooting, or full for a moment: ask again (a handshake the
+                # board refuses can trip an assert inside websockets' sync client)
+                pass
             else:
                 if predicate(status):
                     return status
