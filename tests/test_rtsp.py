@@ -531,3 +531,28 @@ def test_connections_while_full_leave_the_dashboard_its_sockets(one_viewer_board
         for sock in crowd:
             sock.close()
         holder.close()
+
+
+def test_a_truncated_or_garbled_jpeg_head_is_skipped_not_raised():
+    # a frame whose SOF0 or DRI segment is short must not end every viewer
+    import sys
+    from tools.sim.harness import REPO
+    code = """import sys
+sys.path.insert(0, %r)
+from firmware import rtpjpeg
+jpeg = open(%r, 'rb').read()
+sos = jpeg.find(b'\\xff\\xda')
+short = [b'\\xff\\xd8\\xff\\xc0\\x00\\x02', b'\\xff\\xd8\\xff\\xdd\\x00\\x02',
+         b'\\xff\\xd8\\xff\\xc0\\x00\\x05\\x08\\x00']
+short += [jpeg[:n] for n in range(2, sos + 4)]     # every cut of the head
+print(rtpjpeg.parse(jpeg) is not None, all(rtpjpeg.parse(b) is None for b in short))
+for i in range(2, sos):                            # each head byte garbled: no exception
+    garbled = bytearray(jpeg)
+    garbled[i] ^= 0xff
+    rtpjpeg.parse(bytes(garbled))
+print('done')
+""" % (REPO, os.path.join(FRAMES, 'frame-000.jpg'))
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'micropython'), '-c', code],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert out.stdout.split() == ['True', 'True', 'done']
