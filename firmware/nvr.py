@@ -201,10 +201,18 @@ def _fresh(created):
         return True
     try:
         c = created.decode()
-        if not c.endswith('Z') or c[4] != '-' or c[10] != 'T':
+        if c[4] != '-' or c[10] != 'T' or c[13] != ':':
+            return False
+        zone = c[19:]
+        if zone[:1] == '.':                     # a fraction of a second
+            zone = zone[1:].lstrip('0123456789')
+        offset = 0                              # 'Z' (or no zone: taken as UTC)
+        if len(zone) == 6 and zone[0] in '+-' and zone[3] == ':':   # +01:00
+            offset = (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * (1 if zone[0] == '+' else -1)
+        elif zone not in ('Z', ''):
             return False
         stamp = time.mktime((int(c[:4]), int(c[5:7]), int(c[8:10]), int(c[11:13]),
-                             int(c[14:16]), int(c[17:19]), 0, 0))
+                             int(c[14:16]), int(c[17:19]), 0, 0)) - offset
     except (ValueError, IndexError, UnicodeError, OverflowError):
         return False
     now = time.mktime(time.gmtime()[:8])        # the same conversion: no time zone between

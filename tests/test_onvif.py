@@ -335,13 +335,19 @@ def stamp(offset):
 print(login.username_token_ok(token(stamp(0))), login.username_token_ok(token(stamp(-200))),
       login.username_token_ok(token(stamp(-600))), login.username_token_ok(token(stamp(600))),
       login.username_token_ok(token(b'yesterday')))
+# zeep's form (+00:00), a fraction, another zone: the same moment
+print(login.username_token_ok(token(stamp(0)[:-1] + b'+00:00')),
+      login.username_token_ok(token(stamp(0)[:-1] + b'.250Z')),
+      login.username_token_ok(token(stamp(3600)[:-1] + b'+01:00')),
+      login.username_token_ok(token(stamp(0)[:-1] + b'+01:00')))
 first = login.current_nonce()
 print(login.current_nonce() == first, 'stale=true' in login.challenge(True))
 login.nonce_s -= 3601                       # an hour on
 second = login.current_nonce()
 print(second != first, login.old_nonce == first)
 """ % str(tmp_path / 'nvr.json'))
-    assert out.split() == ['True', 'True', 'False', 'False', 'False', 'True', 'True', 'True', 'True']
+    assert out.split() == ['True', 'True', 'False', 'False', 'False', 'True', 'True', 'True',
+                           'False', 'True', 'True', 'True', 'True']
 
 
 def test_discovery_reads_only_when_a_datagram_is_there():
