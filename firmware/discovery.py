@@ -6,6 +6,7 @@ non-blocking and the task yields after each datagram; what is not a Probe
 is ignored."""
 import asyncio
 import os
+import select
 import socket
 from micropython import const
 
@@ -102,11 +103,21 @@ class Discovery:
         print('onvif: discovery on udp %d' % self.port)
 
     async def _serve(self):
+        # recvfrom only when poll saw a datagram: on the ESP32 a recvfrom
+        # that fails (EAGAIN) has allocated its buffer all the same
+        waiting = select.poll()
+        waiting.register(self.sock, select.POLLIN)
         while True:
+            ready = False
+            for _ in waiting.ipoll(0):
+                ready = True
+            if not ready:
+                await asyncio.sleep_ms(_POLL_MS)
+                continue
             try:
                 datagram, peer = self.sock.recvfrom(_MAX_DATAGRAM)
             except OSError:
-                await asyncio.sleep_ms(_POLL_MS)     # nothing waiting (EAGAIN)
+                await asyncio.sleep_ms(_POLL_MS)
                 continue
             answer = None
             try:

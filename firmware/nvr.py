@@ -11,6 +11,7 @@ per-address lockout as every other login (guard.Backoff).
 import binascii
 import json
 import os
+import time
 
 from firmware import auth, digest
 from firmware.guard import client_address, locked_reply
@@ -20,6 +21,8 @@ USER = 'recorder'
 VIEW_PATHS = ('/snapshot.jpg', '/stream')      # what the login opens over HTTP
 _ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'   # 31 letters, none confusable
 _LENGTH = 20                                    # about 99 bits
+_NONCE_S = 3600                 # HTTP Digest's nonce lives this long (and as long again as the old one)
+_CREATED_S = 300                # a UsernameToken's Created this far from board time is refused
 
 
 def _new_password():
@@ -41,7 +44,8 @@ class RecorderLogin:
         self.password = ''
         self.ha1 = ''
         self.uuid = ''
-        self.nonce = binascii.hexlify(os.urandom(12)).decode()   # HTTP Digest's, per boot
+        self.nonce = self.old_nonce = _new_nonce()      # HTTP Digest's, renewed hourly
+        self.nonce_s = time.time()
 
     def load(self):
         """Read NVR_FILE; a missing or damaged one is made anew."""
@@ -94,10 +98,18 @@ class RecorderLogin:
         return bool(sep) and user == USER and auth.same(password.encode(),
                                                        self.password.encode())
 
-    def challenge(self):
+    def challenge(self, stale=False):
         """The WWW-Authenticate header of a refusal on a view path."""
-        return 'Digest realm="%s", qop="auth", nonce="%s", algorithm=MD5' % (
-            auth.RTSP_REALM, self.nonce)
+        return 'Digest realm="%s", qop="auth", nonce="%s", algorithm=MD5%s' % (
+            auth.RTSP_REALM, self.current_nonce(), ', stale=true' if stale else '')
+
+    def current_nonce(self):
+        """HTTP Digest's nonce, renewed each hour (the one before stays
+        good for another hour): a sniffed answer is not replayable for long."""
+        now = time.time()
+        if not 0 <= now - self.nonce_s < _NONCE_S:      # an hour on, or the clock was set
+            self.old_nonce, self.nonce, self.nonce_s = self.nonce, _new_nonce(), now
+        return self.nonce
 
     def http_check(self, request, guard):
         """For GET of a view path with Basic or Digest: None (let in) or a
@@ -118,11 +130,12 @@ class RecorderLogin:
             given = digest.fields(value)
             if given is None:
                 return 'Bad Authorization header', 400
-            if given.get('nonce') != self.nonce:    # stale (an old boot's): not a guess
-                return self.refusal()
+            nonce = given.get('nonce')
+            if nonce not in (self.current_nonce(), self.old_nonce):
+                return self.refusal(stale=True)     # an old hour's or boot's: not a guess
             ok = (given.get('username') == USER and given.get('realm') == auth.RTSP_REALM
                   and given.get('uri', '').split('?')[0] == request.path
-                  and digest.answer_ok(given, request.method, self.nonce, self.ha1))
+                  and digest.answer_ok(given, request.method, nonce, self.ha1))
         if ok:
             guard.backoff.succeeded(address)
             request.g.credential = 'recorder'      # its slot is kept (guard.keep_connection)
@@ -130,8 +143,8 @@ class RecorderLogin:
         guard.backoff.failed(address)
         return self.refusal()
 
-    def refusal(self):
-        return 'Unauthorized', 401, {'WWW-Authenticate': self.challenge()}
+    def refusal(self, stale=False):
+        return 'Unauthorized', 401, {'WWW-Authenticate': self.challenge(stale)}
 
     def before_request(self, guard, soap_paths=()):
         """guard.before_request, with the recorder let in on the view paths
@@ -166,7 +179,7 @@ class RecorderLogin:
             return auth.same(password, self.password.encode())
         nonce = soap.text(body, b'Nonce')
         created = soap.text(body, b'Created')
-        if nonce is None or created is None:
+        if nonce is None or created is None or not _fresh(created):
             return False
         try:
             nonce = binascii.a2b_base64(nonce)
@@ -175,6 +188,36 @@ class RecorderLogin:
         expected = binascii.b2a_base64(
             hashlib.sha1(nonce + created + self.password.encode()).digest()).strip()
         return auth.same(expected, password)
+
+
+def _new_nonce():
+    return binascii.hexlify(os.urandom(12)).decode()
+
+
+def _fresh(created):
+    """Whether a UsernameToken's Created (xs:dateTime, UTC) is within
+    _CREATED_S of board time; any is, until the clock is set."""
+    from firmware import clock
+    if not clock.is_set():
+        return True
+    try:
+        c = created.decode()
+        if c[4] != '-' or c[10] != 'T' or c[13] != ':':
+            return False
+        zone = c[19:]
+        if zone[:1] == '.':                     # a fraction of a second
+            zone = zone[1:].lstrip('0123456789')
+        offset = 0                              # 'Z' (or no zone: taken as UTC)
+        if len(zone) == 6 and zone[0] in '+-' and zone[3] == ':':   # +01:00
+            offset = (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * (1 if zone[0] == '+' else -1)
+        elif zone not in ('Z', ''):
+            return False
+        stamp = time.mktime((int(c[:4]), int(c[5:7]), int(c[8:10]), int(c[11:13]),
+                             int(c[14:16]), int(c[17:19]), 0, 0)) - offset
+    except (ValueError, IndexError, UnicodeError, OverflowError):
+        return False
+    now = time.mktime(time.gmtime()[:8])        # the same conversion: no time zone between
+    return abs(now - stamp) <= _CREATED_S
 
 
 def new_uuid():

@@ -145,7 +145,7 @@ class Onvif:
 
     def _device_service_capabilities(self, facts, body):
         return ('<tds:GetServiceCapabilitiesResponse><tds:Capabilities><tds:Network/>'
-                '<tds:Security UsernameToken="true" HttpDigest="true"/><tds:System/>'
+                '<tds:Security UsernameToken="true" HttpDigest="false"/><tds:System/>'
                 '</tds:Capabilities></tds:GetServiceCapabilitiesResponse>')
 
     def _scopes(self, facts, body):

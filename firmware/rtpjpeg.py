@@ -34,7 +34,15 @@ class Frame:
 
 def parse(jpeg):
     """A Frame, or None for a JPEG RTP/JPEG cannot carry (progressive,
-    16-bit tables, odd sampling, bigger than 2040 pixels, truncated)."""
+    16-bit tables, odd sampling, bigger than 2040 pixels, truncated or
+    garbled)."""
+    try:
+        return _parse(jpeg)
+    except IndexError:              # a segment shorter than its kind needs: skip the frame
+        return None
+
+
+def _parse(jpeg):
     n = len(jpeg)
     if n < 4 or jpeg[0] != 0xFF or jpeg[1] != 0xD8:
         return None

@@ -19,6 +19,7 @@ import binascii
 import errno
 import hashlib
 import os
+import select
 import socket
 import struct
 import time
@@ -30,7 +31,6 @@ _MAX_HEAD = const(2048)
 _MAX_BODY = const(512)
 _SESSION_S = const(60)          # a UDP viewer's keep-alive period (Session: timeout)
 _REFUSE_MS = const(2000)
-_PLAYING_TCP_MS = const(3600000)
 _DRAIN_BYTES = const(4096)      # written between two drains (lwIP's send buffer ~5.7 KB)
 _UDP_BURST = const(8)           # UDP packets between two yields to the loop
 _INTERLEAVED = const(0x24)      # '$'
@@ -114,6 +114,7 @@ class RtspServer:
         self.write_ms = limits['write_timeout_s'] * 1000
         self.head_ms = limits['head_timeout_s'] * 1000
         self.used = 0                           # sockets held by viewers
+        self.refusing = False                   # one refusal at a time waits for its request
         self.udp_slots = [False] * (self.sockets // (1 + _SOCKETS_UDP) + 1)
         self.fps = max_fps
         self.server = None
@@ -126,7 +127,14 @@ class RtspServer:
     async def _client(self, reader, writer):
         viewer = Viewer(self, reader, writer)
         if self.used + 1 > self.sockets:
-            await viewer.refuse(453)
+            if self.refusing:                   # a retry storm or a scan: no socket waits
+                await viewer.refuse(None)
+                return
+            self.refusing = True
+            try:
+                await viewer.refuse(453)
+            finally:
+                self.refusing = False
             return
         self.used += 1
         try:
@@ -190,34 +198,65 @@ class Viewer:
         self.channel = 0
         self.slot = None
         self.rtp = self.rtcp = None
+        self.reports = None                 # select.poll of rtcp: recv only what is there
         self.dest = None
         self.packetiser = None
         self.sender = None
         self.heard_ms = time.ticks_ms()     # the last sign of life of a UDP viewer
+        self.born_ms = self.heard_ms        # until authed: the whole unauthenticated phase
         self.base = ''
 
     # --- reading ----------------------------------------------------------
-    async def _fill(self, timeout_ms):
-        data = await asyncio.wait_for_ms(self.reader.read(512), timeout_ms)
+    async def _fill(self, started):
+        """Read more, or raise TimeoutError once the request's time is up;
+        a read never buys more time (a byte every few seconds must not hold
+        a slot)."""
+        left = self._left_ms(started)
+        if left is None:
+            # playing over TCP: its writes judge it. A read timeout here would
+            # unregister the socket, and with it the sender waiting in drain()
+            data = await self.reader.read(512)
+        else:
+            try:
+                data = await asyncio.wait_for_ms(self.reader.read(512), left)
+            except asyncio.TimeoutError:
+                return                      # the caller asks again; _left_ms decides
         if not data:
             raise OSError(errno.ECONNRESET)
         self.buffered += data
 
+    def _left_ms(self, started):
+        """ms left to read the request begun at `started`, None for no limit."""
+        now = time.ticks_ms()
+        if self.session is None:
+            # set-up: one head timeout per request, never re-armed by a read
+            left = self.server.head_ms - time.ticks_diff(now, started)
+        elif self.transport == 'tcp' and self.sender is not None:
+            return None
+        else:
+            # UDP, or paused: keep-alives (or RTCP reports) within the session timeout
+            left = _SESSION_S * 1000 - time.ticks_diff(now, self.heard_ms)
+        if not self.authed:
+            left = min(left, self.server.head_ms - time.ticks_diff(now, self.born_ms))
+        if left <= 0:
+            raise asyncio.TimeoutError
+        return left
+
     async def _next_request(self):
         """(method, url, headers, body) of the next request; interleaved
         data from the client (RTCP reports) is skipped."""
+        started = time.ticks_ms()
         while True:
-            timeout = self._read_timeout_ms()
             buf = self.buffered
             if buf[:1] == b'$':
                 if len(buf) < 4:
-                    await self._fill(timeout)
+                    await self._fill(started)
                     continue
                 skip = 4 + (buf[2] << 8 | buf[3])
                 while len(self.buffered) < skip:
                     skip -= len(self.buffered)
                     self.buffered = b''
-                    await self._fill(timeout)
+                    await self._fill(started)
                 self.buffered = self.buffered[skip:]
                 self.heard_ms = time.ticks_ms()
                 continue
@@ -225,13 +264,7 @@ class Viewer:
             if end < 0:
                 if len(buf) > _MAX_HEAD:
                     raise BadRequest(400)
-                try:
-                    await self._fill(timeout)
-                except asyncio.TimeoutError:
-                    if timeout == _PLAYING_TCP_MS or time.ticks_diff(
-                            time.ticks_ms(), self.heard_ms) < timeout:
-                        continue            # playing over TCP, or RTCP reports came
-                    raise
+                await self._fill(started)
                 continue
             head = buf[:end]
             self.buffered = buf[end + 4:]
@@ -240,18 +273,11 @@ class Viewer:
             if not length.isdigit() or int(length) > _MAX_BODY:
                 raise BadRequest(413 if length.isdigit() else 400)
             while len(self.buffered) < int(length):
-                await self._fill(timeout)
+                await self._fill(started)
             body = self.buffered[:int(length)]
             self.buffered = self.buffered[int(length):]
             self.heard_ms = time.ticks_ms()
             return method, url, headers, body
-
-    def _read_timeout_ms(self):
-        if self.session is None:
-            return self.server.head_ms      # set-up: as long as an HTTP head may take
-        if self.transport == 'tcp' and self.sender is not None:
-            return _PLAYING_TCP_MS          # judged by its writes, not its keep-alives
-        return _SESSION_S * 1000            # UDP, or paused: keep-alives (or RTCP)
 
     # --- the conversation ---------------------------------------------------
     async def run(self):
@@ -309,6 +335,8 @@ class Viewer:
         fields = digest.fields(headers.get('authorization', ''))
         if token is None and fields is None:
             return self._challenge()
+        if token is None and fields.get('nonce') != self.nonce:
+            return self._challenge(True)        # an old connection's nonce: not a guess
         credentials = guard.credentials
         ok = False
         if token is not None:
@@ -328,9 +356,9 @@ class Viewer:
         guard.backoff.failed(self.address)
         return self._challenge()
 
-    def _challenge(self):
-        return 401, 'WWW-Authenticate: Digest realm="%s", nonce="%s"\r\n' % (
-            auth.RTSP_REALM, self.nonce), None
+    def _challenge(self, stale=False):
+        return 401, 'WWW-Authenticate: Digest realm="%s", nonce="%s"%s\r\n' % (
+            auth.RTSP_REALM, self.nonce, ', stale=true' if stale else ''), None
 
     def _describe(self, url):
         path, _ = _split_url(url)
@@ -363,6 +391,8 @@ class Viewer:
             try:
                 self.rtp = _udp_socket(port)
                 self.rtcp = _udp_socket(port + 1)
+                self.reports = select.poll()
+                self.reports.register(self.rtcp, select.POLLIN)
             except OSError:
                 self._close_udp()
                 self.server.give_udp(slot)
@@ -401,10 +431,12 @@ class Viewer:
             self.lock.release()
 
     async def refuse(self, status):
-        """Answer the first request with `status`, then close (no budget left)."""
+        """Answer the first request with `status`, then close (no budget
+        left); status None: close at once."""
         try:
-            _, _, headers, _ = await asyncio.wait_for_ms(self._next_request(), _REFUSE_MS)
-            await self.reply(status, headers.get('cseq'))
+            if status is not None:
+                _, _, headers, _ = await asyncio.wait_for_ms(self._next_request(), _REFUSE_MS)
+                await self.reply(status, headers.get('cseq'))
         except Exception:
             pass
         try:
@@ -490,7 +522,10 @@ class Viewer:
             if count % _UDP_BURST == 0:
                 await asyncio.sleep_ms(0)
         try:
-            while self.rtcp.recv(512):  # receiver reports: the viewer is alive
+            # receiver reports: the viewer is alive. recv only when poll saw one:
+            # a recv that fails still allocates its buffer on the ESP32
+            for _ in self.reports.ipoll(0):
+                self.rtcp.recv(512)
                 self.heard_ms = time.ticks_ms()
         except OSError:
             pass
@@ -502,10 +537,12 @@ class Viewer:
             self.sender = None
 
     def _close_udp(self):
+        if self.reports is not None and self.rtcp is not None:
+            self.reports.unregister(self.rtcp)
         for sock in (self.rtp, self.rtcp):
             if sock is not None:
                 sock.close()
-        self.rtp = self.rtcp = None
+        self.rtp = self.rtcp = self.reports = None
 
     def _end_session(self):
         self._stop_sending()

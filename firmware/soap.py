@@ -5,6 +5,7 @@ caller; nothing here grows with the input beyond one slice."""
 
 ENV = 'http://www.w3.org/2003/05/soap-envelope'
 _NAME_END = b'> \t\r\n/'
+_MAX_PREFIX = 32                    # a namespace prefix longer than this is no match
 
 
 def _start(body, name, start=0):
@@ -18,10 +19,12 @@ def _start(body, name, start=0):
         if after and after in _NAME_END:
             lt = i - 1
             if before == 58:                        # ':' : skip the prefix back to '<'
-                lt = body.rfind(b'<', 0, i)
-                prefix = body[lt + 1:i - 1]
-                if lt < 0 or not prefix or b' ' in prefix or b'/' in prefix or b'>' in prefix:
-                    lt = -1
+                # bounded look-back: `<x a:Name a:Name ...` must not cost quadratic time
+                lt = body.rfind(b'<', max(0, i - 2 - _MAX_PREFIX), i)
+                if lt >= 0:
+                    prefix = body[lt + 1:i - 1]
+                    if not prefix or b' ' in prefix or b'/' in prefix or b'>' in prefix:
+                        lt = -1
             elif before != 60:                      # '<'
                 lt = -1
             if lt >= 0:

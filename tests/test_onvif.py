@@ -285,3 +285,109 @@ def test_discovery_takes_its_socket_from_the_dashboards_and_onvif_needs_rtsp(mak
     reply = httpx.post(board.url + '/onvif/device_service', timeout=10,
                        content=soap('<tds:GetSystemDateAndTime/>'))
     assert reply.status_code == 404                 # no ONVIF service there
+
+
+# --- board-side units under the MicroPython unix port --------------------------------
+def micropython(code):
+    from tools.sim.harness import REPO
+    import sys
+    binary = os.path.join(os.path.dirname(sys.executable), 'micropython')
+    out = subprocess.run([binary, '-c', 'import sys\nsys.path.insert(0, %r)\n' % REPO + code],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr + out.stdout
+    return out.stdout
+
+
+def test_finding_an_element_costs_time_linear_in_the_body():
+    # `<x a:Username a:Username ...>`: each near-match must not look back to the start
+    out = micropython("""
+import time
+from firmware import soap
+def cost(size):
+    body = b'<x ' + b'a:Username ' * (size // 11)
+    times = []
+    for _ in range(5):
+        t = time.ticks_us()
+        soap.text(body, b'Username')
+        times.append(time.ticks_diff(time.ticks_us(), t))
+    return sorted(times)[2]
+print(cost(2000), cost(16000))
+""")
+    small, big = (int(x) for x in out.split())
+    assert big < 20 * max(small, 50), (small, big)      # 8x the body; quadratic is 64x
+
+
+def test_username_tokens_must_be_fresh_and_the_http_nonce_is_renewed(tmp_path):
+    out = micropython("""
+import binascii, hashlib, time
+from firmware import nvr
+login = nvr.RecorderLogin(%r).load()
+def token(created):
+    nonce = b'0123456789abcdef'
+    digest = binascii.b2a_base64(hashlib.sha1(nonce + created + login.password.encode())
+                                 .digest()).strip()
+    return (b'<Username>recorder</Username><Password>' + digest + b'</Password><Nonce>'
+            + binascii.b2a_base64(nonce).strip() + b'</Nonce><Created>' + created
+            + b'</Created>')
+def stamp(offset):
+    t = time.gmtime(time.time() + offset)
+    return ('%%04d-%%02d-%%02dT%%02d:%%02d:%%02dZ' %% t[:6]).encode()
+print(login.username_token_ok(token(stamp(0))), login.username_token_ok(token(stamp(-200))),
+      login.username_token_ok(token(stamp(-600))), login.username_token_ok(token(stamp(600))),
+      login.username_token_ok(token(b'yesterday')))
+# zeep's form (+00:00), a fraction, another zone: the same moment
+print(login.username_token_ok(token(stamp(0)[:-1] + b'+00:00')),
+      login.username_token_ok(token(stamp(0)[:-1] + b'.250Z')),
+      login.username_token_ok(token(stamp(3600)[:-1] + b'+01:00')),
+      login.username_token_ok(token(stamp(0)[:-1] + b'+01:00')))
+first = login.current_nonce()
+print(login.current_nonce() == first, 'stale=true' in login.challenge(True))
+login.nonce_s -= 3601                       # an hour on
+second = login.current_nonce()
+print(second != first, login.old_nonce == first)
+""" % str(tmp_path / 'nvr.json'))
+    assert out.split() == ['True', 'True', 'False', 'False', 'False', 'True', 'True', 'True',
+                           'False', 'True', 'True', 'True', 'True']
+
+
+def test_discovery_reads_only_when_a_datagram_is_there():
+    # on the ESP32 a recvfrom that finds nothing has allocated its buffer all the same
+    from tools.sim.harness import free_port
+    out = micropython("""
+import asyncio, io, socket
+from firmware.discovery import Discovery
+class Counting(io.IOBase):
+    def __init__(self, sock):
+        self.sock, self.calls = sock, 0
+    def ioctl(self, request, arg):
+        return self.sock.fileno() if request == 10 else -1      # MP_STREAM_GET_FILENO
+    def recvfrom(self, size):
+        self.calls += 1
+        return self.sock.recvfrom(size)
+    def sendto(self, data, peer):
+        return self.sock.sendto(data, peer)
+address = socket.getaddrinfo('127.0.0.1', %d)[0][-1]
+raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+raw.bind(address)
+raw.setblocking(False)
+d = Discovery('uuid', 'cam', 'http://x/onvif/device_service')
+d.sock = Counting(raw)
+async def main():
+    task = asyncio.create_task(d._serve())
+    await asyncio.sleep_ms(600)
+    idle = d.sock.calls
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'not a probe', address)
+    await asyncio.sleep_ms(300)
+    task.cancel()
+    print(idle, d.sock.calls)
+asyncio.run(main())
+""" % free_port())
+    assert out.split() == ['0', '1']
+
+
+def test_the_device_advertises_only_the_security_it_checks(board):
+    # the ONVIF services check WS-Security alone: no HTTP Digest promised there
+    reply = httpx.post(board.url + '/onvif/device_service', timeout=10, content=soap(
+        '<tds:GetServiceCapabilities/>', username_token(recorder_password(board))))
+    assert reply.status_code == 200, reply.text
+    assert b'UsernameToken="true"' in reply.content and b'HttpDigest="false"' in reply.content

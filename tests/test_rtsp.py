@@ -425,3 +425,134 @@ def test_a_viewer_that_vanishes_mid_stream_frees_its_socket(one_viewer_board):
     # and it plays as before
     probe = ffprobe_stream(board.rtsp_url())
     assert probe.returncode == 0 and probe.stdout.startswith('mjpeg'), probe.stderr
+
+
+def test_a_digest_answer_to_an_old_nonce_is_challenged_again_not_counted(rtsp_board):
+    board = rtsp_board
+    uri = board.rtsp_url(token=False)
+
+    def md5(text):
+        return hashlib.md5(text.encode()).hexdigest()
+
+    def answer(nonce):
+        return ('Authorization: Digest username="admin", realm="esp32cam", nonce="%s", '
+                'uri="%s", response="%s"\r\n' % (nonce, uri, md5('%s:%s:%s' % (
+                    md5('admin:esp32cam:' + board.token), nonce, md5('DESCRIBE:' + uri)))))
+    sock = connect(board, '127.0.0.24')
+    reader = Reader(sock)
+    headers = ask(sock, reader, 'DESCRIBE', uri, 1)[2]
+    old = headers['www-authenticate'].split('nonce="')[1].split('"')[0]
+    sock.close()
+    # a client that kept an earlier connection's nonce, more often than lock_after
+    for _ in range(5):
+        sock = connect(board, '127.0.0.24')
+        reader = Reader(sock)
+        status, _, headers, _ = ask(sock, reader, 'DESCRIBE', uri, 1, answer(old))
+        assert status == 401 and 'stale=true' in headers['www-authenticate'], headers
+        nonce = headers['www-authenticate'].split('nonce="')[1].split('"')[0]
+        assert nonce != old
+        sock.close()
+    # no lockout: the answer to the fresh nonce is let in
+    sock = connect(board, '127.0.0.24')
+    reader = Reader(sock)
+    headers = ask(sock, reader, 'DESCRIBE', uri, 2)[2]
+    nonce = headers['www-authenticate'].split('nonce="')[1].split('"')[0]
+    status, _, _, body = ask(sock, reader, 'DESCRIBE', uri, 3, answer(nonce))
+    assert status == 200 and b'a=rtpmap:26 JPEG/90000' in body
+    sock.close()
+
+
+@pytest.fixture
+def slow_head_board(make_board):
+    """Auth on, a 2 s head timeout, room for two RTSP viewers."""
+    from tools.sim.harness import sim_config
+    config = sim_config()
+    config['limits'] = {'head_timeout_s': 2, 'max_connections': 4}
+    return make_board(rtsp={'sockets': 2}, config=config).start()
+
+
+def seconds_until_closed(sock, drip, every, limit=8):
+    """Send `drip` piece by piece, one each `every` s (cycling), until the
+    board closes the connection; the seconds that took."""
+    start = time.monotonic()
+    sock.settimeout(every)
+    i = 0
+    while time.monotonic() - start < limit:
+        try:
+            sock.sendall(drip[i % len(drip)])
+            data = sock.recv(4096)
+            while data:                             # replies: read on until quiet
+                data = sock.recv(4096)
+            return time.monotonic() - start         # closed
+        except socket.timeout:
+            pass
+        except (ConnectionError, OSError):
+            return time.monotonic() - start
+        i += 1
+    raise AssertionError('the slow client still holds its socket after %d s' % limit)
+
+
+def test_a_slow_client_is_dropped_within_the_head_timeout(slow_head_board):
+    board = slow_head_board
+    # one byte of a head every 0.5 s: each read must not buy another 2 s
+    head = b'OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n'
+    assert seconds_until_closed(connect(board), [head[i:i + 1] for i in range(len(head))],
+                                0.5) < 4
+    # a whole OPTIONS (no credentials needed) every second: the unauthenticated
+    # phase as a whole gets one head timeout
+    assert seconds_until_closed(connect(board), [head], 1.0) < 4
+
+
+def test_connections_while_full_leave_the_dashboard_its_sockets(one_viewer_board):
+    board = one_viewer_board
+    holder = connect(board)                         # the one viewer slot, set up and idle
+    reader = Reader(holder)
+    assert ask(holder, reader, 'DESCRIBE', board.rtsp_url(), 1)[0] == 200
+    # a recorder retrying, or a port scan: eight connections that say nothing
+    crowd = [connect(board) for _ in range(8)]
+    try:
+        time.sleep(0.3)
+        # one may wait for its request (to answer 453); the others are closed at once
+        closed = 0
+        for sock in crowd:
+            sock.settimeout(0.3)
+            try:
+                closed += sock.recv(100) == b''
+            except socket.timeout:
+                pass
+            except OSError:
+                closed += 1
+        assert closed >= 7, closed
+        # and the dashboard has its sockets meanwhile
+        assert board.status()['camera'] == 'ok'
+        with board.http() as http:
+            assert http.get('/snapshot.jpg').status_code == 200
+    finally:
+        for sock in crowd:
+            sock.close()
+        holder.close()
+
+
+def test_a_truncated_or_garbled_jpeg_head_is_skipped_not_raised():
+    # a frame whose SOF0 or DRI segment is short must not end every viewer
+    import sys
+    from tools.sim.harness import REPO
+    code = """import sys
+sys.path.insert(0, %r)
+from firmware import rtpjpeg
+jpeg = open(%r, 'rb').read()
+sos = jpeg.find(b'\\xff\\xda')
+short = [b'\\xff\\xd8\\xff\\xc0\\x00\\x02', b'\\xff\\xd8\\xff\\xdd\\x00\\x02',
+         b'\\xff\\xd8\\xff\\xc0\\x00\\x05\\x08\\x00']
+short += [jpeg[:n] for n in range(2, sos + 4)]     # every cut of the head
+print(rtpjpeg.parse(jpeg) is not None, all(rtpjpeg.parse(b) is None for b in short))
+for i in range(2, sos):                            # each head byte garbled: no exception
+    garbled = bytearray(jpeg)
+    garbled[i] ^= 0xff
+    rtpjpeg.parse(bytes(garbled))
+print('done')
+""" % (REPO, os.path.join(FRAMES, 'frame-000.jpg'))
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'micropython'), '-c', code],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert out.stdout.split() == ['True', 'True', 'done']
