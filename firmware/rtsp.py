@@ -16,7 +16,7 @@ for `write_timeout_s` is dropped.
 """
 import asyncio
 import binascii
-import errno
+from errno import ECONNRESET
 import hashlib
 import os
 import select
@@ -222,7 +222,7 @@ class Viewer:
             except asyncio.TimeoutError:
                 return                      # the caller asks again; _left_ms decides
         if not data:
-            raise OSError(errno.ECONNRESET)
+            raise OSError(ECONNRESET)
         self.buffered += data
 
     def _left_ms(self, started):
