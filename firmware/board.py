@@ -11,6 +11,7 @@ from firmware.clips import Recorder
 from firmware.guard import SESSIONS_FILE, Guard
 from firmware.led import FlashLed
 from firmware.motion import Motion
+from firmware.settingsfile import SettingsFile
 from firmware.snapshots import SnapshotService
 from firmware.storage import SnapshotStore, mount_card
 
@@ -22,7 +23,20 @@ class Board:
         self.config = config
         self.ip = ip
         self.tls = bool(config['tls']['cert'])
+        self.url = url(ip, config['http_port'], self.tls)     # the dashboard's address
         self.state = state = state_module
+        # the settings changed at run time come back: the parts below are
+        # built from the config with them
+        configured = settings_module.defaults(settings_module.LED)
+        for owner in (settings_module.CAMERA, settings_module.MOTION):
+            for name in settings_module.defaults(owner):
+                configured[name] = config[owner][name]
+        self.settings_file = SettingsFile(configured)
+        values = self.settings_file.load()
+        for name, value in values.items():
+            owner = settings_module.TABLE[name][2]
+            if owner != settings_module.LED:
+                config[owner][name] = value
         sd = config['sd']
         self.store = SnapshotStore(
             sd['mount'], sd['folder'], card_mounted,
@@ -39,14 +53,10 @@ class Board:
         self.store.reclaim = self.recorder.reclaim     # clips go before motion snapshots
         self.led = FlashLed(config['flash_pin'])
         self.guard = Guard(config, ip, auth.load(), self.tls, SESSIONS_FILE)
-        values = settings_module.defaults(settings_module.LED)
-        for owner in (settings_module.CAMERA, settings_module.MOTION):
-            for name in settings_module.defaults(owner):
-                values[name] = config[owner][name]
         self.settings = settings_module.Settings(state, {
             settings_module.CAMERA: self.camera.apply,
             settings_module.MOTION: self.motion.apply,
-            settings_module.LED: self.led.apply}, values)
+            settings_module.LED: self.led.apply}, values, self.settings_file.changed)
         from firmware.ota import Updater
         self.ota = Updater(state, config['ota_health_s'],
                            feed_watchdog=config['watchdog_s'] <= 0)
@@ -61,6 +71,10 @@ class Board:
         config = self.config
         sd = config['sd']
         self.store.open()
+        flash = self.settings.values()['flash']
+        if flash:
+            self.led.set(flash)         # kept from before the restart
+        asyncio.create_task(self.settings_file.run(self.settings.values))
         asyncio.create_task(self.store.watch(
             lambda: mount_card(sd['mount'], sd['width'], quiet=True)))
         self.camera.start()
@@ -101,6 +115,15 @@ class Board:
         await app.start_server(host='0.0.0.0', port=port, ssl=_tls_context(self.config['tls']))
 
 
+def url(ip, port, tls):
+    """The dashboard's URL as a person types it: no port when it is the
+    scheme's own (80 for http, 443 for https)."""
+    scheme = 'https' if tls else 'http'
+    if port == (443 if tls else 80):
+        return '%s://%s/' % (scheme, ip)
+    return '%s://%s:%d/' % (scheme, ip, port)
+
+
 def _tls_context(tls):
     """An SSLContext from the DER files named in the config, or None."""
     if not tls['cert']:
@@ -123,5 +146,22 @@ def main():
         setup.run(started)          # ends in a restart
         return
     board = Board(started.config, started.card_mounted, camera, started.ip)
-    print('app: serving on http://%s:%d/' % (started.ip, started.config['http_port']))
-    asyncio.run(board.serve(started.config['http_port']))
+    print('app: serving on', board.url)
+    try:
+        asyncio.run(board.serve(started.config['http_port']))
+    except KeyboardInterrupt:
+        print(_stopped_by_hand(started.config, board.ota.pointer[2] == 'trial'))
+        raise
+
+
+def _stopped_by_hand(config, on_trial):
+    """What the console says when Ctrl-C (mpremote, make repl) stops the app:
+    nothing feeds the watchdog at the REPL, so it resets the board."""
+    limit_s = config['watchdog_s'] if config['watchdog_s'] > 0 else \
+        config['ota_health_s'] if on_trial else 0
+    if limit_s:
+        then = 'the watchdog resets the board within %d s and the app starts again' % limit_s
+    else:
+        then = 'it stays stopped until the board is reset'
+    return ('app: stopped by Ctrl-C (the REPL has the board): %s; machine.reset() '
+            'restarts it now, a SAFE file keeps it stopped (README: Safe mode)' % then)

@@ -90,9 +90,10 @@ class Settings:
     """The current values: validated, applied by their owner, then kept and
     announced in state['settings']. A value the owner refuses changes nothing."""
 
-    def __init__(self, state, appliers, values):
+    def __init__(self, state, appliers, values, on_change=None):
         self.state = state
         self.appliers = appliers        # owner -> function(name, value)
+        self.on_change = on_change      # called after each change (kept on flash)
         state.update(settings=dict(values))
 
     def values(self):
@@ -113,5 +114,6 @@ class Settings:
                     'reason': str(exc)}
         values = dict(self.values())
         values[name] = value
-        self.state.update(settings=values)
+        if self.state.update(settings=values) and self.on_change:
+            self.on_change()
         return {'ok': True, 'key': name, 'value': value}
