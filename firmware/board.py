@@ -19,12 +19,13 @@ from firmware.storage import SnapshotStore, mount_card
 class Board:
     """config, state, store, camera, snapshots, motion, led, guard, settings."""
 
-    def __init__(self, config, card_mounted, camera_module, ip='127.0.0.1'):
+    def __init__(self, config, card_mounted, camera_module, ip='127.0.0.1', problems=()):
         self.config = config
         self.ip = ip
         self.tls = bool(config['tls']['cert'])
         self.url = url(ip, config['http_port'], self.tls)     # the dashboard's address
         self.state = state = state_module
+        state.update(config_problems=list(problems))   # also on the console (startup)
         # the settings changed at run time come back: the parts below are
         # built from the config with them
         configured = settings_module.defaults(settings_module.LED)
@@ -145,7 +146,7 @@ def main():
         from firmware import setup
         setup.run(started)          # ends in a restart
         return
-    board = Board(started.config, started.card_mounted, camera, started.ip)
+    board = Board(started.config, started.card_mounted, camera, started.ip, started.problems)
     print('app: serving on', board.url)
     try:
         asyncio.run(board.serve(started.config['http_port']))

@@ -52,6 +52,17 @@ def valid(values, value):
     return type(value) is int and values[0] <= value <= values[1]
 
 
+def describe(values):
+    """The values a setting takes, in words (for config errors)."""
+    if values is BOOL:
+        return 'true or false'
+    if values is MASK:
+        return '48 hex digits'
+    if isinstance(values, dict):
+        return 'one of ' + ', '.join(values[n] for n in sorted(values))
+    return '%d to %d' % values
+
+
 def to_api(values, value):
     """Our value as the CameraWebServer API's number."""
     if values is BOOL:

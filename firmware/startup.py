@@ -16,8 +16,10 @@ class Started:
     """What start-up brought up: the config, the address, the card, and
     why the app must not start (safe mode), if it must not."""
 
-    def __init__(self, config, ip, card_mounted, safe, access_point=False, setup=False):
+    def __init__(self, config, ip, card_mounted, safe, access_point=False, setup=False,
+                 problems=()):
         self.config = config
+        self.problems = problems            # what config.json got wrong (reported)
         self.ip = ip
         self.card_mounted = card_mounted
         self.safe = safe
@@ -131,5 +133,5 @@ def run(config_path=None):
     if safe:
         print('safe mode (%s): the app will not start. Fix the board over USB, '
               'then remove SAFE (mpremote rm :SAFE) and reset.' % safe)
-    started = Started(config, ip, card_mounted, safe, access_point, setup_needed)
+    started = Started(config, ip, card_mounted, safe, access_point, setup_needed, problems)
     return started
