@@ -107,9 +107,8 @@ class MqttLink:
     async def _discovery(self):
         client = self.client
         if self.config['discovery']:
-            url = '%s://%s:%d/' % ('https' if self.board.tls else 'http', self.board.ip,
-                                   self.board.config['http_port'])
-            for topic, payload in homeassistant.configs(self.id, self.base, VERSION, url,
+            for topic, payload in homeassistant.configs(self.id, self.base, VERSION,
+                                                        self.board.url,
                                                         self.prefix):
                 await client.publish(topic, payload, retain=True, qos=1)
         else:
