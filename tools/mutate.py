@@ -37,6 +37,8 @@ TESTS = {
               'tests/test_motion.py::test_last_event_id_ring_keeps_the_last_16',
               'tests/test_motion.py::test_an_event_id_from_before_a_restart_replays_what_this_boot_kept'],
     'settings': ['tests/test_control.py', 'tests/test_compat.py'],
+    'settingsfile': ['tests/test_settings_kept.py'],
+    'config': ['tests/test_boot.py'],
     'camera': ['tests/test_control.py', 'tests/test_camera_motion.py',
                'tests/test_camera_api.py'],
     'snapshots': ['tests/test_snapshots.py',
