@@ -13,6 +13,7 @@ from firmware.led import FlashLed
 from firmware.motion import Motion
 from firmware.settingsfile import SettingsFile
 from firmware.snapshots import SnapshotService
+from firmware.startup import url
 from firmware.storage import SnapshotStore, mount_card
 
 
@@ -114,15 +115,6 @@ class Board:
         asyncio.create_task(self.ota.confirm_when_healthy(
             lambda: app.server is not None and self.state.state['camera'] == 'ok'))
         await app.start_server(host='0.0.0.0', port=port, ssl=_tls_context(self.config['tls']))
-
-
-def url(ip, port, tls):
-    """The dashboard's URL as a person types it: no port when it is the
-    scheme's own (80 for http, 443 for https)."""
-    scheme = 'https' if tls else 'http'
-    if port == (443 if tls else 80):
-        return '%s://%s/' % (scheme, ip)
-    return '%s://%s:%d/' % (scheme, ip, port)
 
 
 def _tls_context(tls):

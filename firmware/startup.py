@@ -27,6 +27,15 @@ class Started:
         self.setup = setup                  # no dashboard password yet: setup only
 
 
+def url(ip, port, tls=False):
+    """The board's URL as a person types it: no port when it is the
+    scheme's own (80 for http, 443 for https)."""
+    scheme = 'https' if tls else 'http'
+    if port == (443 if tls else 80):
+        return '%s://%s/' % (scheme, ip)
+    return '%s://%s:%d/' % (scheme, ip, port)
+
+
 def _connect_wifi(config):
     import network
     try:
