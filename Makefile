@@ -18,10 +18,12 @@ $(VENV_OK): requirements.txt
 sim: setup
 	$(PY) tools/simulate.py $(SIM_ARGS)
 
-# mtools, dosfstools and chromium come from Debian when missing.
+# mtools, dosfstools and chromium come from Debian when missing. The boards
+# mostly wait, so more workers than cores (JOBS); a test hung past 15 min fails.
+JOBS ?= 4
 test: setup compile check
 	bash tools/system-deps.sh
-	$(PY) -m pytest --durations=15 tests
+	$(PY) -m pytest -n $(JOBS) --dist worksteal --timeout 900 --durations=15 tests
 
 # The board files against the MicroPython ESP32 API: pyright with the pinned
 # micropython-esp32-stubs and microdot; exceptions are listed in tools/check.py.

@@ -96,6 +96,10 @@ def create_app(board):
     async def motion_view(request):
         return board.motion.view()
 
+    @app.get('/timeline')
+    async def timeline(request):
+        return board.timeline.view()
+
     @app.get('/snaps')
     async def snaps(request):
         items = await store.newest(_SNAPS_LIMIT)

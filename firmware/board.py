@@ -15,6 +15,7 @@ from firmware.settingsfile import SettingsFile
 from firmware.snapshots import SnapshotService
 from firmware.startup import url
 from firmware.storage import SnapshotStore, mount_card
+from firmware.timeline import MotionTimeline
 
 
 class Board:
@@ -54,6 +55,7 @@ class Board:
                                  config['camera']['fps'])
         self.store.reclaim = self.recorder.reclaim     # clips go before motion snapshots
         self.led = FlashLed(config['flash_pin'])
+        self.timeline = MotionTimeline(state, self.store, config['tz_offset_min'] * 60)
         self.guard = Guard(config, ip, auth.load(), self.tls, SESSIONS_FILE)
         self.settings = settings_module.Settings(state, {
             settings_module.CAMERA: self.camera.apply,
@@ -82,6 +84,7 @@ class Board:
         self.camera.start()
         self.motion.start()
         self.recorder.start()
+        self.timeline.start()
         motion = config['motion']
         if motion['pir_pin'] >= 0:
             self.pir_pin = self.motion.start_pir(motion['pir_pin'], motion['pir_debounce_ms'])

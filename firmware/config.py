@@ -36,6 +36,7 @@ DEFAULTS = {
              'user': None, 'password': None, 'client_id': None,
              'tls': False, 'ca': None,        # ca: a DER file on flash to verify the broker
              'keepalive_s': 30, 'backoff_max_s': 60, 'state_s': 60,
+             'camera_s': 10,          # the camera topic's live frame; 0: none
              'discovery': True, 'discovery_prefix': 'homeassistant'},
     'auth': 'on',               # "off": no password anywhere (the dashboard warns)
     'login': {'session_h': 168, 'max_sessions': 8,   # browser sessions (cookies)
@@ -45,7 +46,7 @@ DEFAULTS = {
     'allowed_hosts': [],        # extra Host names, e.g. a DNS name you gave the board
     'allowed_origins': [],      # extra page origins allowed to open /control
     'tls': {'cert': None, 'key': None},   # DER files on flash: serve HTTPS/WSS
-    'snapshot_rate': {'burst': 30, 'per_s': 2},
+    'snapshot_rate': {'burst': 30, 'per_s': 2.0},
     'limits': {'max_connections': 7, 'head_timeout_s': 10, 'write_timeout_s': 10,
                'ws_ping_s': 10, 'dead_peer_s': 30, 'max_body': 16384,
                'max_ws_message': 4096, 'heartbeat_s': 5},
@@ -74,11 +75,11 @@ RANGES = {
     'flash_pin': _PIN, 'safe_pin': _PIN, 'watchdog_s': (0, 3600), 'ota_health_s': (5, 3600),
     'stream_max_fps': (1, 60),
     'mqtt.port': (0, 65535), 'mqtt.keepalive_s': (1, 65535), 'mqtt.backoff_max_s': (1, 3600),
-    'mqtt.state_s': (1, _DAY_S),
+    'mqtt.state_s': (1, _DAY_S), 'mqtt.camera_s': (0, _DAY_S),
     'login.session_h': (1, 8760), 'login.max_sessions': (1, 32), 'login.lock_after': (1, 100),
     'login.backoff_s': (1, 3600), 'login.backoff_max_s': (1, _DAY_S), 'login.clients': (1, 64),
     'setup.dns_port': _PORT,
-    'snapshot_rate.burst': (1, 100000), 'snapshot_rate.per_s': (1, 100000),
+    'snapshot_rate.burst': (1, 100000), 'snapshot_rate.per_s': (0.001, 100000),
     'limits.max_connections': (1, 32), 'limits.head_timeout_s': (1, 300),
     'limits.write_timeout_s': (1, 300), 'limits.ws_ping_s': (1, 3600),
     'limits.dead_peer_s': (1, 3600), 'limits.max_body': (1024, 1048576),
@@ -120,6 +121,8 @@ def _merge(defaults, given, path, problems):
             else:
                 problems.append(path + key + ' must be an object')
                 out[key] = default
+        elif type(default) is float and type(value) is int:
+            out[key] = float(value)     # a whole number where a fraction may go
         elif default is not None and type(value) is not type(default):
             problems.append(path + key + ' has the wrong type')
             out[key] = default
@@ -140,7 +143,7 @@ def _check_ranges(config, problems):
             ok, wanted = value in limits, ' or '.join(str(v) for v in limits)
         else:
             ok = limits[0] <= value <= limits[1]
-            wanted = '%d to %d' % limits[:2] + (limits[2] if len(limits) > 2 else '')
+            wanted = '%s to %s' % limits[:2] + (limits[2] if len(limits) > 2 else '')
         if not ok:
             problems.append('%s must be %s; %r used' % (path, wanted, default[keys[-1]]))
             parent[keys[-1]] = default[keys[-1]]

@@ -4,9 +4,10 @@
   state         the status object of SSE, retained; coalesced like SSE: the
                 newest state goes out, never a backlog (and every state_s)
   events        snapshot/motion/motion_end/deleted, as SSE names them
-  camera        the JPEG of every saved snapshot (the file on the card), and
-                the latest frame on any message to camera/get; retained;
-                one at a time, sent or dropped whole
+  camera        the latest frame every camera_s (when the camera has a new
+                one), on any message to camera/get, and the JPEG of every
+                saved snapshot (the file on the card); retained; one at a
+                time, sent or dropped whole
   commands      the WebSocket's JSON commands (firmware/commands.py)
   results       their replies
 Home Assistant discovery (firmware/homeassistant.py) is sent on every
@@ -67,6 +68,7 @@ class MqttLink:
         self.announce = False
         self.image_path = None
         self.frame_wanted = False
+        self.sent_frame = -1            # camera.frame_count of the last frame sent
         self.seen_version = -1
         self.seen_event = self.state.last_event_id
         self.state_ms = 0
@@ -77,6 +79,8 @@ class MqttLink:
         self.client.start()
         asyncio.create_task(self._follow_state())
         asyncio.create_task(self._pump())
+        if self.config['camera_s']:
+            asyncio.create_task(self._live_frames())
 
     # --- what the broker tells us ----------------------------------------
     async def _on_connect(self):
@@ -120,6 +124,16 @@ class MqttLink:
         while True:
             await self.state.wait()
             self._wake.set()
+
+    async def _live_frames(self):
+        # Home Assistant's camera shows the last image on the topic: a new
+        # frame every camera_s keeps it what the camera sees now, at a bounded rate
+        camera = self.board.camera
+        while True:
+            await asyncio.sleep(self.config['camera_s'])
+            if self.client.connected and camera.frame_count != self.sent_frame:
+                self.frame_wanted = True
+                self._wake.set()
 
     async def _pump(self):
         while True:
@@ -168,16 +182,21 @@ class MqttLink:
             await self._publish_file(path)
         if self.frame_wanted:
             self.frame_wanted = False
-            camera = self.board.camera
-            jpeg, slot = camera.hold()
-            try:
-                frame = bytes(jpeg) if jpeg is not None else None
-            finally:
-                camera.release(slot)
-            if frame:
-                await client.publish(self.base + 'camera', frame, retain=True)
+            await self._publish_frame()
         if self.commands or self.image_path or self.seen_version != state.version:
             self._wake.set()            # more came in meanwhile
+
+    async def _publish_frame(self):
+        """The latest frame, sent from the camera's buffer: held while it is
+        sent, never copied (the camera takes another buffer meanwhile)."""
+        camera = self.board.camera
+        jpeg, slot = camera.hold()
+        try:
+            if jpeg:
+                self.sent_frame = camera.frame_count
+                await self.client.publish(self.base + 'camera', jpeg, retain=True)
+        finally:
+            camera.release(slot)
 
     async def _publish_file(self, path):
         """The snapshot file as it is on the card, read piecewise."""

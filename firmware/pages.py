@@ -9,7 +9,11 @@ _HEAD = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 place-items:center;min-height:100vh;margin:0}form,main{display:grid;gap:.6rem;width:min(22rem,92vw)}
 input,select,button{font:inherit;padding:.6rem;border-radius:.4rem;border:1px solid #456}
 button{background:#2f8cff;color:#fff;border:0}[role=alert]{color:#ffb4a8}
-code{font-size:1.1rem;background:#223;padding:.3rem;word-break:break-all}</style></head><body>"""
+code{font-size:1.1rem;background:#223;padding:.3rem;word-break:break-all}
+#found{list-style:none;padding:0;margin:0;display:grid;gap:.3rem}
+#found button{width:100%%;display:flex;justify-content:space-between;gap:.5rem;
+background:#1c252e;border:1px solid #456;color:inherit;text-align:left;overflow-wrap:anywhere}
+#found small{color:#93a3b0;white-space:nowrap}</style></head><body>"""
 
 _LOGIN = """<form method="post" action="/login"><h1>ESP32-CAM</h1>%s
 <label for="password">Dashboard password</label>
@@ -20,7 +24,7 @@ _SETUP = """<form method="post" action="/setup"><h1>Set up this camera</h1>%s
 <label for="ssid">Wi-Fi network</label>
 <input id="ssid" name="ssid" list="networks" autocomplete="off" %s>
 <datalist id="networks">%s</datalist>
-<ul id="found" aria-label="Networks found">%s</ul>
+<ul id="found" aria-label="Networks found, strongest first: tap one to choose it">%s</ul>
 <label for="wifi_password">Wi-Fi password</label>
 <input id="wifi_password" name="wifi_password" type="password" autocomplete="off">
 <label for="password">New dashboard password (8 or more characters)</label>
@@ -52,11 +56,24 @@ def login(message='', status=200, headers=None):
     return _HEAD % 'ESP32-CAM login' + _LOGIN % _alert(message), status, out
 
 
+# a tap on a network found fills the name in and moves on to its password
+_PICK = ('<li><button type="button" data-ssid="%s" onclick="ssid.value=this.dataset.ssid;'
+         '(this.dataset.open?password:wifi_password).focus()"%s>%s <small>%s</small></button></li>')
+
+
+def signal(rssi):
+    """A network's signal in words, from its RSSI in dBm."""
+    return 'strong' if rssi >= -60 else 'good' if rssi >= -70 else 'weak'
+
+
 def setup(networks, wifi_known, message='', status=200):
-    """networks: SSIDs found, strongest first; wifi_known: a network is
-    configured already, so the Wi-Fi fields may stay empty."""
-    options = ''.join('<option value="%s">' % escape(n) for n in networks)
-    items = ''.join('<li>%s</li>' % escape(n) for n in networks) or '<li>none found</li>'
+    """networks: (SSID, RSSI dBm, open) found, strongest first; wifi_known: a
+    network is configured already, so the Wi-Fi fields may stay empty."""
+    options = ''.join('<option value="%s">' % escape(n) for n, _, _ in networks)
+    items = ''.join(_PICK % (escape(n), ' data-open="1"' if is_open else '', escape(n),
+                             '%s, %d dBm, %s' % (signal(rssi), rssi,
+                                                 'open' if is_open else 'password'))
+                    for n, rssi, is_open in networks) or '<li>none found</li>'
     body = _SETUP % (_alert(message), '' if wifi_known else 'required', options, items)
     return _HEAD % 'ESP32-CAM setup' + body, status, _HTML
 

@@ -7,7 +7,8 @@ tracebacks. Server closes those gaps around microdot's request handling:
 
 - at most `max_connections` at once; when all are taken, a new one evicts
   the connection that has spent longest reading its request (never one
-  being served: a stream, events, a WebSocket); with none to evict, 503;
+  being served: a stream, events, a WebSocket); with none to evict, 503
+  and a small "board busy" page that reloads itself;
 - one deadline, `head_timeout_s`, for the request head and body together,
   never re-armed by a read (a byte every few seconds gains nothing);
 - strict heads: 414 for a long request line, 431 for a big head, a long
@@ -489,11 +490,28 @@ def on_close(request, release):
     request.sock[0].on_close.append(release)
 
 
+# what a refused page load shows: a person is told why, and the page asks
+# again by itself (the dashboard's own requests see the 503 and retry)
+_BUSY_HEAD = (b'HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/html; charset=UTF-8\r\n'
+              b'Cache-Control: no-store\r\nRetry-After: 2\r\nConnection: close\r\n'
+              b'Content-Length: %d\r\n\r\n')
+_BUSY_PAGE = (b'<!doctype html><meta charset="utf-8"><meta name="viewport" '
+              b'content="width=device-width, initial-scale=1"><meta http-equiv="refresh" '
+              b'content="3"><link rel="icon" href="data:,"><title>Board busy</title><body '
+              b'style="font:16px system-ui,sans-serif;background:#101418;color:#e8eef2;'
+              b'margin:2rem"><h1>Board busy</h1>'
+              b'<p>The camera has no connection free right now (too many pages or apps '
+              b'open). This page tries again by itself.</p>')
+_BUSY = _BUSY_HEAD % len(_BUSY_PAGE) + _BUSY_PAGE
+
+
 async def _refuse(reader, writer, status):
     try:
-        writer.write(('HTTP/1.0 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n%s\r\n'
-                      % (status, reason(status),
-                         'Retry-After: 2\r\n' if status == 503 else '')).encode())
+        if status == 503:
+            writer.write(_BUSY)
+        else:
+            writer.write(('HTTP/1.0 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
+                          % (status, reason(status))).encode())
         await asyncio.wait_for_ms(writer.drain(), 2000)
     except Exception:
         pass

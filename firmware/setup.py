@@ -17,8 +17,8 @@ _RESTART_MS = 1500              # time for the reply to reach the browser
 
 
 def scan():
-    """SSIDs in reach, strongest first, each once (blocks ~2 s on the board:
-    done once, before serving)."""
+    """(SSID, RSSI dBm, open) of the networks in reach, strongest first, each
+    name once (blocks ~2 s on the board: done once, before serving)."""
     import network
     sta = network.WLAN(network.STA_IF)
     try:
@@ -29,6 +29,7 @@ def scan():
         return []
     found = sorted(found, key=lambda net: -net[3])
     names = []
+    networks = []
     for net in found:
         try:
             name = net[0].decode()
@@ -36,7 +37,8 @@ def scan():
             continue
         if name and name not in names and len(names) < _MAX_NETWORKS:
             names.append(name)
-    return names
+            networks.append((name, net[3], net[4] == 0))    # security 0: open
+    return networks
 
 
 def save_wifi(ssid, password, path=config_module.FILE):

@@ -2,7 +2,10 @@
 // The dashboard: live view from /stream (or /snapshot.jpg), status from
 // /events, commands over the /control WebSocket, the gallery from /snaps.
 const $ = (id) => document.getElementById(id);
-const SETTING_IDS = ['sensitivity', 'framesize', 'quality', 'brightness', 'flash', 'vflip', 'hmirror'];
+// one control per row of the settings table (firmware/settings.py), its id the
+// setting's name; motion_mask has the mask editor
+const SETTING_IDS = ['sensitivity', 'motion_armed', 'framesize', 'quality', 'brightness', 'contrast',
+  'saturation', 'gainceiling', 'flash', 'vflip', 'hmirror'];
 const CONTROL_IDS = ['snap-btn', 'rec-btn', 'reset-btn'].concat(SETTING_IDS);
 const SEND_EVERY_MS = 150;      // bounded rate for sliders being dragged
 
@@ -51,6 +54,8 @@ function showConnection() {
   $('mask-edit').disabled = !online;
 }
 
+// the connection cap's 503 is a "board busy" page; the camera's is plain text
+const boardBusy = (r) => r.status === 503 && /html/.test(r.headers.get('Content-Type') || '');
 const busyError = (r) => Object.assign(new Error('busy'), { busy: true, wait: 1000 * (Number(r.headers.get('Retry-After')) || 2) });
 // A connection that lives while the tab is visible: run(controller) until it
 // fails, then again after a backoff (longer while the board says busy).
@@ -82,7 +87,6 @@ function keepOpen(run, trouble) {
 }
 
 // --- status (SSE, read with fetch to see a 503) ----------------------------------
-let lastSnapshot = null;
 let uptime = null;              // status is pushed on change: tick it here
 function showUptime() {
   if (uptime) $('uptime').textContent = duration(uptime.s + Math.floor((Date.now() - uptime.at) / 1000));
@@ -112,10 +116,6 @@ function showStatus(s) {
   if (s.settings) showSettings(s.settings);
   if ('motion' in s) showMotionNow(s.motion);
   if ('last_motion' in s) showTrigger(s.last_motion);
-  if (s.last_snapshot !== lastSnapshot) {
-    lastSnapshot = s.last_snapshot;
-    loadGallery();
-  }
 }
 
 function showSettings(settings) {
@@ -148,13 +148,15 @@ function showTrigger(m) {
 
 const HANDLERS = {
   status: showStatus,
-  deleted: () => { loadGallery(); loadClips(); },
+  snapshot: (s) => addToGallery(baseName(s.path)),
+  deleted: (d) => { removeFromGallery(d.names); loadClips(); },
   clip: (c) => { say('Clip saved: ' + baseName(c.path) + ' (' + c.frames + ' frames)'); loadClips(); },
   motion: (m) => { if (m.cause !== 'pir') showMotionNow(true); showTrigger(m); },
   motion_end: () => showMotionNow(false),
 };
 const EVENTS_STALL_MS = 15000;    // the board sends a heartbeat every 5 s
 let lastEventId = null;
+let eventsBefore = false;
 async function readEvents(c) {
   let stall = setTimeout(() => c.abort(), EVENTS_STALL_MS);
   try {
@@ -165,6 +167,9 @@ async function readEvents(c) {
     c.ok();
     Object.assign(conn, { events: true, busy: false, failures: 0 });
     showConnection();
+    live.start();                 // status and controls first, then the picture
+    if (eventsBefore) loadGallery();    // back after a gap: events may have been missed
+    eventsBefore = true;
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = '', name = 'message', data = [];
     for (;;) {
@@ -266,7 +271,7 @@ function showReply(r) {
   pending.delete(r.id);
   if (r.ok && r.saved) {
     say('Saved ' + baseName(r.saved));
-    lastSnapshot = null;        // the next status refreshes the gallery
+    addToGallery(baseName(r.saved));
     $('last-snapshot').textContent = baseName(r.saved);
     $('last-snapshot').href = snapUrl(baseName(r.saved));
   } else if (r.ok && 'recording' in r) {
@@ -383,8 +388,8 @@ async function pollStills(c) {
     const r = await fetch('/snapshot.jpg', { signal: c.signal, cache: 'no-store' });
     if (r.ok) { showFrame(await r.blob()); c.ok(); }
     else if (r.status !== 503) throw new Error('still ' + r.status);
-    else if (await r.text()) liveProblem('no picture yet');      // the camera's 503
-    else throw busyError(r);                                       // the connection cap's
+    else if (boardBusy(r)) throw busyError(r);                   // the connection cap's
+    else liveProblem('no picture yet');                          // the camera's 503
     await new Promise((done) => setTimeout(done, 500));
   }
 }
@@ -567,18 +572,37 @@ function moveFocus(i) {
 }
 
 // --- gallery ------------------------------------------------------------------------
+// /snaps once, then the `snapshot` and `deleted` events keep the list: a busy
+// board (503) costs a retry of the list, never a missed snapshot.
+const GALLERY_MAX = 100;          // what /snaps gives at most
+let galleryItems = [];
 let galleryBusy = false;
+let galleryRetry = null;
 async function loadGallery() {
   if (galleryBusy) return;
   galleryBusy = true;
+  clearTimeout(galleryRetry);
+  let wait = 0;
   try {
     const r = await fetch('/snaps', { cache: 'no-store' });
-    if (r.ok) showGallery(await r.json());
+    if (r.ok) showGallery(galleryItems = await r.json());
+    else wait = 2000 * (Number(r.headers.get('Retry-After')) || 2) / 2;
   } catch (e) {
-    // offline: the next status after reconnecting loads it again
+    wait = 5000;                  // offline: tried again, and after reconnecting
   } finally {
     galleryBusy = false;
   }
+  if (wait) galleryRetry = setTimeout(loadGallery, wait * (0.8 + Math.random() * 0.4));
+}
+function addToGallery(name) {
+  if (!name || galleryItems.some((item) => item.name === name)) return;
+  galleryItems = [{ name }].concat(galleryItems).slice(0, GALLERY_MAX);
+  showGallery(galleryItems);
+}
+function removeFromGallery(names) {
+  if (!Array.isArray(names)) { loadGallery(); return; }
+  galleryItems = galleryItems.filter((item) => !names.includes(item.name));
+  showGallery(galleryItems);
 }
 
 // Thumbnails load one at a time: the board has few sockets, and a dashboard
@@ -593,10 +617,12 @@ function nextThumb() {
   thumbLoading = true;
   img.onload = nextThumb;
   img.onerror = () => {
-    // the board may be out of sockets (503): try this one again later
+    // the board may be out of sockets (503): try this one again later; or
+    // the session ended (401): a fetch sees which, and goes to the login
+    if (!img.dataset.tries) loadTimeline();
     const tries = Number(img.dataset.tries || 0) + 1;
     img.dataset.tries = tries;
-    if (tries < 4) setTimeout(() => { thumbQueue.push(img); if (!thumbLoading) nextThumb(); }, 1000 * tries);
+    if (tries < 12) setTimeout(() => { thumbQueue.push(img); if (!thumbLoading) nextThumb(); }, Math.min(1000 * tries, 15000));
     nextThumb();
   };
   img.src = img.dataset.src;
@@ -646,7 +672,7 @@ async function deleteViewed() {
   const r = await fetch(snapUrl(viewing), { method: 'DELETE' });
   say(r.ok ? 'Deleted ' + viewing : 'Failed: could not delete ' + viewing, !r.ok);
   $('viewer').close();
-  loadGallery();
+  if (r.ok) removeFromGallery([viewing]);
 }
 
 // --- clips ----------------------------------------------------------------------------
@@ -685,6 +711,7 @@ function clipButton(text, label, run) {
 }
 
 function showClips(items) {
+  clipItems = items;
   const list = $('clips');
   list.textContent = '';
   $('clips-empty').hidden = items.length > 0;
@@ -719,6 +746,127 @@ async function deleteClip(name) {
   loadClips();
 }
 
+// --- timeline: motion triggers per 15 minutes over the last 24 hours ------------------
+// /timeline holds the board's counters (no card read); a bar lists the snapshots
+// and clips named in its 15 minutes (names carry the board's local time).
+const TIMELINE_EVERY_MS = 120000;
+let timeline = null;
+let tlPicked = null;
+let tlTimer = null;
+let clipItems = [];
+const stampMs = (s) => Date.UTC(+s.slice(0, 4), +s.slice(4, 6) - 1, +s.slice(6, 8), +s.slice(9, 11), +s.slice(11, 13), +(s.slice(13, 15) || 0));
+const nameMs = (name) => { const m = /-(\d{8}-\d{6})-/.exec(name); return m ? stampMs(m[1]) : null; };
+const hhmm = (ms) => new Date(ms).toISOString().slice(11, 16);
+const plural = (n, one) => n + ' ' + one + (n === 1 ? '' : 's');
+
+async function loadTimeline() {
+  clearTimeout(tlTimer);
+  if (!document.hidden) {
+    try {
+      const r = await fetch('/timeline', { cache: 'no-store' });
+      if (r.ok) { timeline = await r.json(); showTimeline(); }
+    } catch (e) {
+      // board busy or away: the next round asks again
+    }
+  }
+  tlTimer = setTimeout(loadTimeline, timeline ? TIMELINE_EVERY_MS : 5000);
+}
+
+function showTimeline() {
+  const t = timeline, bars = $('tl-bars'), step = t.step_s * 1000, start = stampMs(t.start);
+  const top = Math.max(1, ...t.counts);
+  bars.textContent = '';
+  t.counts.forEach((n, i) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'tl-bar' + (n ? '' : ' none') + (i === tlPicked ? ' picked' : '');
+    b.style.setProperty('--h', Math.max(6, 100 * n / top) + '%');
+    b.tabIndex = i === (tlPicked === null ? t.counts.length - 1 : tlPicked) ? 0 : -1;
+    b.title = hhmm(start + i * step) + '–' + hhmm(start + (i + 1) * step) + ': ' + plural(n, 'trigger');
+    b.setAttribute('aria-label', b.title);
+    b.addEventListener('click', () => pickBar(i));
+    bars.append(b);
+  });
+  $('tl-axis').textContent = '';
+  for (let h = 0; h <= 24; h += 6) {
+    const label = document.createElement('span');
+    label.textContent = h === 24 ? 'now' : hhmm(start + h * 3600000);
+    $('tl-axis').append(label);
+  }
+  const total = t.counts.reduce((a, b) => a + b, 0);
+  $('tl-total').textContent = plural(total, 'trigger') + (t.clock_set ? '' : ' · clock not set');
+  if (tlPicked !== null) showBar();
+}
+
+function pickBar(i) {
+  if (!timeline) return;
+  tlPicked = Math.max(0, Math.min(timeline.counts.length - 1, i));
+  showTimeline();
+  $('tl-bars').children[tlPicked].focus({ preventScroll: true });
+}
+
+// the snapshots and clips of the picked bar, from the lists the page holds
+function showBar() {
+  const step = timeline.step_s * 1000, from = stampMs(timeline.start) + tlPicked * step, to = from + step;
+  const inBar = (item) => { const t = nameMs(item.name); return t !== null && t >= from && t < to; };
+  const snaps = galleryItems.filter(inBar), clips = clipItems.filter(inBar);
+  $('tl-detail').hidden = false;
+  $('tl-when').textContent = hhmm(from) + '–' + hhmm(to) + ': ' + plural(timeline.counts[tlPicked], 'trigger')
+    + ', ' + plural(snaps.length, 'snapshot') + ', ' + plural(clips.length, 'clip');
+  const list = $('tl-snaps');
+  list.textContent = '';
+  for (const item of snaps) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'thumb';
+    b.setAttribute('aria-label', 'Open ' + item.name);
+    const img = document.createElement('img');
+    img.alt = '';
+    img.width = 160;
+    img.height = 120;
+    img.dataset.src = snapUrl(item.name);
+    thumbQueue.push(img);
+    const caption = document.createElement('span');
+    caption.textContent = item.name.replace(/\.jpg$/, '');
+    b.append(img, caption);
+    b.addEventListener('click', () => openViewer(item.name));
+    const li = document.createElement('li');
+    li.append(b);
+    list.append(li);
+  }
+  if (!thumbLoading) nextThumb();
+  $('tl-clips').textContent = '';
+  for (const item of clips) {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'clip-name';
+    name.textContent = item.name.replace(/\.avi$/, '');
+    li.append(name, clipButton('Play', 'Play ' + item.name, () => playClip(item.name)));
+    $('tl-clips').append(li);
+  }
+}
+
+function wireTimeline() {
+  $('tl-prev').addEventListener('click', () => pickBar(tlPicked - 1));
+  $('tl-next').addEventListener('click', () => pickBar(tlPicked + 1));
+  $('tl-bars').addEventListener('keydown', (e) => {
+    const by = { ArrowLeft: -1, ArrowRight: 1, Home: -96, End: 96 }[e.key];
+    if (by === undefined || !timeline) return;
+    e.preventDefault();
+    pickBar((tlPicked === null ? timeline.counts.length - 1 : tlPicked) + by);
+  });
+  // a trigger counts in the newest bar at once; the next load puts it right
+  const onMotion = HANDLERS.motion;
+  HANDLERS.motion = (m) => {
+    onMotion(m);
+    if (timeline) { timeline.counts[timeline.counts.length - 1]++; showTimeline(); }
+  };
+  for (const name of ['snapshot', 'deleted']) {
+    const then = HANDLERS[name];
+    HANDLERS[name] = (d) => { then(d); if (timeline && tlPicked !== null) showBar(); };
+  }
+}
+
 // --- wiring ---------------------------------------------------------------------------
 $('rec-btn').addEventListener('click', () => send({ cmd: recording ? 'record_stop' : 'record_start' }, 'recording'));
 $('clips-refresh').addEventListener('click', loadClips);
@@ -727,7 +875,7 @@ $('player-close').addEventListener('click', () => $('player').close());
 $('snap-btn').addEventListener('click', () => send({ cmd: 'snapshot_now' }, 'snapshot'));
 $('reset-btn').addEventListener('click', () => send({ cmd: 'reset' }, 'reset'));
 $('refresh-btn').addEventListener('click', loadGallery);
-$('more-btn').addEventListener('click', () => { shown += PAGE; loadGallery(); });
+$('more-btn').addEventListener('click', () => { shown += PAGE; showGallery(galleryItems); });
 $('viewer-close').addEventListener('click', () => $('viewer').close());
 $('viewer-delete').addEventListener('click', deleteViewed);
 for (const id of SETTING_IDS) wireSetting($(id));
@@ -788,15 +936,24 @@ function visibility() {
     if (ws && !outbox.length) ws.close();
     conn.events = false;
   } else {
-    events.start();
-    live.start();
+    events.start();             // which starts the live view once it is in
     motionPolling();
   }
 }
 document.addEventListener('visibilitychange', visibility);
 
+// A busy board may have refused the stylesheet (index.html asks again): it
+// comes before the connections that stay open and would take its place.
+function whenStyled(go, tries = 0) {
+  const styled = (sheet) => { try { return /style\.css/.test(sheet.href) && sheet.cssRules.length > 0; } catch (e) { return false; } };
+  if (tries > 60 || [...document.styleSheets].some(styled)) go();    // 20 s at most
+  else setTimeout(() => whenStyled(go, tries + 1), 300);
+}
+
 setInterval(showUptime, 1000);
 showConnection();
-visibility();
+whenStyled(visibility);
 loadGallery();
 loadClips();
+wireTimeline();
+loadTimeline();

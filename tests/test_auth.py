@@ -32,7 +32,7 @@ def client(board, address=None, **kwargs):
 
 
 ROUTES = [('GET', '/'), ('GET', '/events'), ('GET', '/snaps'), ('GET', '/snapshot.jpg'),
-          ('GET', '/capture'), ('GET', '/stream'), ('GET', '/status'), ('GET', '/motion'),
+          ('GET', '/capture'), ('GET', '/stream'), ('GET', '/status'), ('GET', '/motion'), ('GET', '/timeline'),
           ('GET', '/static/app.js'), ('GET', '/static/index.html'), ('GET', '/auth'),
           ('GET', '/control?var=led_intensity&val=255'), ('GET', '/login'),
           ('GET', '/snaps/manual-20000101-000000-0000.jpg'),

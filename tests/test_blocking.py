@@ -22,7 +22,8 @@ import pytest
 from tools.sim.harness import REPO, SSE, read_mjpeg
 
 _COUNT = 5000
-_MAX_STALL_MS = 50
+# 6-8 ms quiet, ~50 ms with the machine loaded; the walk's yields removed: ~920
+_MAX_STALL_MS = 200
 
 # Writes the snapshots with MicroPython's own FAT driver on a RAM disk (a
 # card image through mtools takes minutes at this size), then saves the image.

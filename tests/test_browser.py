@@ -61,6 +61,29 @@ def test_camera_settings_and_keyboard(board, open_page):
     assert page.errors == []
 
 
+def test_every_setting_has_a_control_and_updates_sit_under_system(board, open_page):
+    from firmware.settings import TABLE
+    page = open_page(board)
+    settings = page.get_by_role('region', name='Settings')
+    for name in TABLE:
+        if name != 'motion_mask':           # drawn in the mask editor
+            expect(settings.locator('[data-key="%s"]' % name)).to_have_count(1)
+    for key, value in (('contrast', 2), ('saturation', -1), ('gainceiling', 4)):
+        settings.locator('#' + key).fill(str(value))
+        expect(page.locator('#message')).to_have_text('%s set to %d' % (key, value))
+    settings.get_by_label('Motion detection armed').uncheck()
+    expect(page.locator('#message')).to_have_text('motion_armed set to false')
+    now = board.status()['settings']
+    assert (now['contrast'], now['saturation'], now['gainceiling'], now['motion_armed']) == \
+        (2, -1, 4, False)
+    # the update controls are the System section's, not the status card's
+    system = page.get_by_role('region', name='System')
+    expect(system.get_by_label('Update file')).to_be_visible()
+    expect(system.locator('#fw-version')).not_to_have_text('–')
+    expect(page.get_by_role('region', name='Status').locator('#update-file, #fw-version')).to_have_count(0)
+    assert page.errors == []
+
+
 def test_gallery_shows_opens_and_deletes(board, open_page):
     with board.ws() as ws:
         saved = [board.command(ws, cmd='snapshot_now')['saved'].rsplit('/', 1)[1] for _ in range(3)]

@@ -146,7 +146,7 @@ def _repl(user, board, interrupt, line, until):
     os.close(slave)
     out = b''
     sent = []
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180      # a loaded machine: deploy and REPL are slow
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             if select.select([master], [], [], 0.2)[0]:
@@ -164,7 +164,7 @@ def _repl(user, board, interrupt, line, until):
             elif len(sent) == 2 and until(text.split('print(6 * 7)', 1)[-1]):
                 os.write(master, b'\x1d')
                 sent.append(3)
-        return proc.wait(timeout=10), out.decode(errors='replace')
+        return proc.wait(timeout=30), out.decode(errors='replace')
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -41,7 +41,8 @@ def test_every_motion_segment_fires(make_board, tmp_path):
     board = make_board(frames=frames_dir, config=sim_config(cooldown_s=1)).start()
     deadline = time.monotonic() + 40
     while True:
-        motion = {n: d for n, d in board.card_files().items() if n.startswith('motion-')}
+        motion = {n: d for n, d in board.card_files(settled=True).items()
+                  if n.startswith('motion-')}
         # every saved motion picture shows the walker, never the still scene
         assert all(d in segment_of for d in motion.values())
         if {segment_of[d] for d in motion.values()} == {0, 1, 2}:
@@ -117,7 +118,9 @@ def test_saved_files_open_in_pillow_and_carry_a_comment(board):
     assert strip_comment(data) in frame_set()
 
 
-def test_last_event_id_replays_what_a_dashboard_missed(board):
+def test_last_event_id_replays_what_a_dashboard_missed(make_board, still_frames):
+    board = make_board(frames=still_frames).start()   # only the events a test makes
+    board.wait_frame()
     sse = SSE(board)
     sse.next_status()
     with board.ws() as ws:
@@ -175,7 +178,9 @@ def replay_after(board, last_id):
     return ids, events
 
 
-def test_last_event_id_ring_keeps_the_last_16(board):
+def test_last_event_id_ring_keeps_the_last_16(make_board, still_frames):
+    board = make_board(frames=still_frames).start()   # only the events a test makes
+    board.wait_frame()
     # README: events are "kept in a ring of the last 16". A dashboard away for
     # 17 snapshots gets the newest 16 of them, in order; one away for 16 gets all.
     sse = SSE(board)

@@ -56,7 +56,8 @@ def test_online_state_and_commands_as_over_the_websocket(make_board, broker, lis
 
 
 def test_a_snapshot_goes_out_whole_as_it_is_on_the_card(make_board, broker, listener):
-    board = make_board(config=board_config(broker), board_id=ID).start()
+    # no live frames (camera_s 0): the first image on the topic is the snapshot's
+    board = make_board(config=board_config(broker, camera_s=0), board_id=ID).start()
     board.wait_frame()
     listener.wait(online)
     reply = command(listener, {'cmd': 'snapshot_now'})
@@ -72,6 +73,32 @@ def test_a_snapshot_goes_out_whole_as_it_is_on_the_card(make_board, broker, list
     listener.publish(BASE + 'camera/get', b'')
     _, frame = listener.wait(lambda t, p: t == BASE + 'camera', start=mark)
     assert frame[:2] == b'\xff\xd8' and frame[-2:] == b'\xff\xd9'
+
+
+def test_the_camera_topic_shows_what_the_camera_sees_now(make_board, broker, listener):
+    """Home Assistant's camera shows the last image on the topic: a live
+    frame comes every camera_s, with no snapshot saved, and no faster."""
+    board = make_board(config=board_config(broker, camera_s=1), board_id=ID).start()
+    board.wait_frame()
+    listener.wait(online)
+    assert command(listener, {'cmd': 'set', 'key': 'motion_armed', 'value': False})['ok']
+    mark = listener.mark()
+    time.sleep(6.5)
+    with listener.cond:
+        frames = [(p, r) for t, p, r in listener.messages[mark:] if t == BASE + 'camera']
+    assert 4 <= len(frames) <= 8, len(frames)          # one a second, bounded
+    for jpeg, retained in frames:
+        assert jpeg[:2] == b'\xff\xd8' and jpeg[-2:] == b'\xff\xd9'
+    # the figure walks through the scene: live frames, not one saved picture
+    assert len({jpeg for jpeg, _ in frames}) >= 3
+    assert board.status()['snapshot_count'] == 0
+    # retained: Home Assistant, restarted, shows the newest one at once
+    late = Listener(broker, topics=(BASE + 'camera',))
+    try:
+        _, jpeg = late.wait(lambda t, p: True)
+        assert late.messages[0][2] is True and jpeg[:2] == b'\xff\xd8'
+    finally:
+        late.close()
 
 
 def test_power_cut_leaves_offline_within_one_and_a_half_keepalives(make_board, broker, listener):
@@ -363,7 +390,8 @@ def test_stream_is_an_ffmpeg_input(board):
 
 def test_clip_events_and_the_boards_own_url_as_home_assistant_gets_them(make_board, broker,
                                                                         listener):
-    board = make_board(config=board_config(broker), board_id=ID).start()
+    # camera_s 0: the retained camera message is the snapshot's, not a live frame
+    board = make_board(config=board_config(broker, camera_s=0), board_id=ID).start()
     board.wait_frame()
     listener.wait(online)
     # the console and Home Assistant's device page name the URL to open

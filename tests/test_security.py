@@ -58,6 +58,8 @@ def test_foreign_host_header_is_refused(board, host, status):
 def test_snapshot_now_is_rate_limited_with_a_clear_reply(make_board):
     config = sim_config()
     config['motion']['sensitivity'] = 0         # only the snapshots we count
+    # a token every 20 s: however slow the host, 40 requests outrun the refill
+    config['snapshot_rate'] = {'burst': 30, 'per_s': 0.05}
     board = make_board(config=config).start()
     board.wait_frame()
     with board.ws() as ws:
@@ -68,7 +70,13 @@ def test_snapshot_now_is_rate_limited_with_a_clear_reply(make_board):
         assert len([r for r in replies if r['ok']]) >= 30
         assert limited and all(r['reason'] == 'rate limited' and r['retry_after_s'] > 0
                                for r in limited)
-        time.sleep(1.5)
+        # the refill comes with time: let the board's clock run ahead past it
+        ahead = int(max(r['retry_after_s'] for r in limited)) + 2
+        board.set_faults(jump_s=ahead)
+        deadline = time.monotonic() + 30
+        while 'simulator: %d s ahead' % ahead not in board.output()[board.log_start:]:
+            assert time.monotonic() < deadline, 'the board never ran ahead'
+            time.sleep(0.1)
         assert board.command(ws, cmd='snapshot_now')['ok'] is True
     assert len(board.card_files()) == 40 - len(limited) + 1
 

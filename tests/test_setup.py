@@ -87,6 +87,29 @@ def test_setup_end_to_end_in_chromium(make_board, browser):
     context.close()
 
 
+def test_networks_found_strongest_first_and_a_tap_picks_one(make_board, browser):
+    board = make_board(config=NO_WIFI, setup=False).start()
+    page = browser.new_context(viewport={'width': 390, 'height': 844}, has_touch=True).new_page()
+    page.goto(board.url + '/setup')
+    found = page.get_by_role('list', name='Networks found')
+    rows = found.get_by_role('button')
+    # simnet once (its stronger access point), strongest first, signal and lock shown
+    assert [' '.join(text.split()) for text in rows.all_inner_texts()] == [
+        'simnet strong, -48 dBm, password', 'FRITZ!Box 7530 XY good, -63 dBm, password',
+        'Neighbour-5G weak, -71 dBm, password', '<b>cafe</b> & "free" weak, -80 dBm, open']
+    os.makedirs(os.path.join(REPO, 'build', 'screenshots'), exist_ok=True)
+    page.screenshot(path=os.path.join(REPO, 'build', 'screenshots', 'setup-phone.png'))
+    # a tap fills the network in and moves on to its password...
+    found.get_by_role('button', name='FRITZ!Box 7530 XY').tap()
+    expect(page.get_by_label('Wi-Fi network')).to_have_value('FRITZ!Box 7530 XY')
+    expect(page.get_by_label('Wi-Fi password')).to_be_focused()
+    # ...or, for an open one, to the dashboard password
+    found.get_by_role('button', name='<b>cafe</b>').tap()
+    expect(page.get_by_label('Wi-Fi network')).to_have_value('<b>cafe</b> & "free"')
+    expect(page.get_by_label('New dashboard password (8 or more characters)')).to_be_focused()
+    page.context.close()
+
+
 def test_the_captive_portal_dns_answers_every_name_with_the_board(make_board):
     board = make_board(config=NO_WIFI, setup=False).start()
     for name in ('connectivitycheck.gstatic.com', 'captive.apple.com', 'example.org'):

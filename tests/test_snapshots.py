@@ -107,7 +107,9 @@ def test_full_card_gives_clear_errors_and_no_partial_files(make_board, small_car
     assert board.status()['sd_free'] < 40000
 
 
-def test_write_error_leaves_no_file(board):
+def test_write_error_leaves_no_file(make_board, still_frames):
+    board = make_board(frames=still_frames).start()     # no motion snapshot
+    board.wait_frame()
     with board.ws() as ws:
         board.set_faults(sd_write_error=True)
         reply = board.command(ws, cmd='snapshot_now')

@@ -67,7 +67,7 @@ def test_login_works_days_after_a_lockout(make_board, seconds):
 
 @pytest.mark.parametrize('seconds', DAYS)
 def test_snapshots_keep_their_rate_days_later(make_board, seconds):
-    board = make_board(config=sim_config(snapshot_rate={'burst': 3, 'per_s': 0.2})).start()
+    board = make_board(config=sim_config(snapshot_rate={'burst': 3, 'per_s': 0.002})).start()
     board.wait_frame()
     with board.ws() as ws:
         replies = [board.command(ws, cmd='snapshot_now') for _ in range(4)]

@@ -10,6 +10,7 @@ silently drop keys they do not know (vol.REMOVE_EXTRA), also reports every
 key that did not survive validation. Prints one line per problem; exit 1
 if there was any.
 """
+import fcntl
 import json
 import os
 import subprocess
@@ -23,6 +24,14 @@ REQUIREMENTS = os.path.join(REPO, 'tools', 'ha-requirements.txt')
 
 def setup():
     """Create build/ha-venv from tools/ha-requirements.txt, once per version of it."""
+    os.makedirs(os.path.dirname(VENV), exist_ok=True)
+    # parallel test workers: one builds it, the others wait and reuse it
+    with open(VENV + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _setup_locked()
+
+
+def _setup_locked():
     ready = os.path.join(VENV, '.ready')
     wanted = open(REQUIREMENTS).read()
     if os.path.exists(ready) and open(ready).read() == wanted:

@@ -12,7 +12,7 @@ import sys
 import time
 
 import httpx
-from websockets.exceptions import InvalidMessage
+from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect as ws_connect
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,16 +21,47 @@ FRAMES = os.path.join(REPO, 'tools', 'sim', 'frames')
 MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK='1')
 
 
+# Ports come from below Linux's ephemeral range (32768 up), a block of its
+# own for each parallel test worker: a port handed out is then never taken
+# by some client's outgoing connection, nor by another worker, before the
+# board binds it.
+_PORT_BLOCK = 1000
+_PORT_BLOCKS = 22                   # 10000-31999
+_next_port = []
+
+
+def _port_candidates():
+    worker = os.environ.get('PYTEST_XDIST_WORKER', '')
+    if worker.startswith('gw') and worker[2:].isdigit():
+        block = int(worker[2:]) % _PORT_BLOCKS
+    else:
+        block = os.getpid() % _PORT_BLOCKS
+    base = 10000 + block * _PORT_BLOCK
+    if not _next_port:
+        _next_port.append(os.getpid() % _PORT_BLOCK)
+    for _ in range(_PORT_BLOCK):
+        _next_port[0] = (_next_port[0] + 1) % _PORT_BLOCK
+        yield base + _next_port[0]
+
+
+def _free(kind):
+    for port in _port_candidates():
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
+    raise OSError('no free loopback port in this worker\'s block')
+
+
 def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    return _free(socket.SOCK_DGRAM)
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    """A free TCP port on 127.0.0.1 that no other test worker hands out."""
+    return _free(socket.SOCK_STREAM)
 
 
 class Board:
@@ -193,8 +224,8 @@ class Board:
         while True:
             try:
                 status = self.status()
-            except (OSError, ConnectionError, InvalidMessage):
-                pass            # rebooting: not listening for a moment
+            except (OSError, ConnectionError, WebSocketException):
+                pass            # rebooting, or full for a moment: ask again
             else:
                 if predicate(status):
                     return status
@@ -224,12 +255,16 @@ class Board:
                 time.sleep(0.1)
 
     # --- the card, read as a card reader does ------------------------------
-    def card_files(self, raw=False):
+    def card_files(self, raw=False, settled=False):
         """{name: picture} of /snaps on the card image, read with mtools;
         our JPEG comment is taken out unless raw, so a file can be compared
-        with the camera frame it came from."""
+        with the camera frame it came from. settled: read while the board
+        runs, so only complete files (no `.part`), and a name the board
+        renames or deletes between the listing and the copy is left out."""
         out = subprocess.run(['mdir', '-i', self.sdcard, '-b', '::/snaps'],
                              capture_output=True, text=True, env=MTOOLS_ENV)
+        if out.returncode != 0 and settled:
+            return {}               # the folder was being extended: ask again
         if out.returncode != 0:
             # only a card without the folder yet is empty; anything else (no
             # image, not FAT, a broken folder) fails the test that asked
@@ -242,7 +277,16 @@ class Board:
                 raise AssertionError('::/snaps unreadable: %s%s' % (out.stdout, out.stderr))
             return {}
         names = [line.rsplit('/', 1)[-1] for line in out.stdout.split() if line]
-        files = {n: self.card_read('/snaps/' + n) for n in names if not n.startswith('.')}
+        names = [n for n in names if not n.startswith('.')]
+        if settled:
+            names = [n for n in names if not n.endswith('.part')]
+        files = {}
+        for name in names:
+            try:
+                files[name] = self.card_read('/snaps/' + name)
+            except subprocess.CalledProcessError:
+                if not settled:
+                    raise
         return files if raw else {n: strip_comment(data) for n, data in files.items()}
 
     def card_read(self, path):
