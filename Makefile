@@ -56,6 +56,8 @@ ota: bundle
 
 repl: setup
 	@test -n "$(PORT)" || (echo "usage: make repl PORT=/dev/ttyUSB0" && exit 2)
+	@echo "Ctrl-C stops the app: the watchdog then resets the board within watchdog_s" \
+		"(machine.reset() at once; README: Safe mode to keep it stopped)"
 	.venv/bin/mpremote connect $(PORT) repl
 
 # the running board's console, without resetting it

@@ -12,7 +12,9 @@ from firmware.guard import SESSIONS_FILE, Guard
 from firmware.led import FlashLed
 from firmware.motion import Motion
 from firmware.nvr import RecorderLogin
+from firmware.settingsfile import SettingsFile
 from firmware.snapshots import SnapshotService
+from firmware.startup import url
 from firmware.card import mount_card
 from firmware.snapstore import SnapshotStore
 from firmware.timeline import MotionTimeline
@@ -22,11 +24,25 @@ class Board:
     """config, state, store, camera, snapshots, motion, led, guard, settings,
     nvr (the recorder login), and rtsp, onvif, discovery when on."""
 
-    def __init__(self, config, card_mounted, camera_module, ip='127.0.0.1'):
+    def __init__(self, config, card_mounted, camera_module, ip='127.0.0.1', problems=()):
         self.config = config
         self.ip = ip
         self.tls = bool(config['tls']['cert'])
+        self.url = url(ip, config['http_port'], self.tls)     # the dashboard's address
         self.state = state = state_module
+        state.update(config_problems=list(problems))   # also on the console (startup)
+        # the settings changed at run time come back: the parts below are
+        # built from the config with them
+        configured = settings_module.defaults(settings_module.LED)
+        for owner in (settings_module.CAMERA, settings_module.MOTION):
+            for name in settings_module.defaults(owner):
+                configured[name] = config[owner][name]
+        self.settings_file = SettingsFile(configured)
+        values = self.settings_file.load()
+        for name, value in values.items():
+            owner = settings_module.TABLE[name][2]
+            if owner != settings_module.LED:
+                config[owner][name] = value
         sd = config['sd']
         self.store = SnapshotStore(
             sd['mount'], sd['folder'], card_mounted,
@@ -44,14 +60,10 @@ class Board:
         self.led = FlashLed(config['flash_pin'])
         self.timeline = MotionTimeline(state, self.store, config['tz_offset_min'] * 60)
         self.guard = Guard(config, ip, auth.load(), self.tls, SESSIONS_FILE)
-        values = settings_module.defaults(settings_module.LED)
-        for owner in (settings_module.CAMERA, settings_module.MOTION):
-            for name in settings_module.defaults(owner):
-                values[name] = config[owner][name]
         self.settings = settings_module.Settings(state, {
             settings_module.CAMERA: self.camera.apply,
             settings_module.MOTION: self.motion.apply,
-            settings_module.LED: self.led.apply}, values)
+            settings_module.LED: self.led.apply}, values, self.settings_file.changed)
         from firmware.ota import Updater
         self.ota = Updater(state, config['ota_health_s'],
                            feed_watchdog=config['watchdog_s'] <= 0)
@@ -77,6 +89,10 @@ class Board:
         config = self.config
         sd = config['sd']
         self.store.open()
+        flash = self.settings.values()['flash']
+        if flash:
+            self.led.set(flash)         # kept from before the restart
+        asyncio.create_task(self.settings_file.run(self.settings.values))
         asyncio.create_task(self.store.watch(
             lambda: mount_card(sd['mount'], sd['width'], quiet=True)))
         self.camera.start()
@@ -164,6 +180,23 @@ def main():
         from firmware import setup
         setup.run(started)          # ends in a restart
         return
-    board = Board(started.config, started.card_mounted, camera, started.ip)
-    print('app: serving on http://%s:%d/' % (started.ip, started.config['http_port']))
-    asyncio.run(board.serve(started.config['http_port']))
+    board = Board(started.config, started.card_mounted, camera, started.ip, started.problems)
+    print('app: serving on', board.url)
+    try:
+        asyncio.run(board.serve(started.config['http_port']))
+    except KeyboardInterrupt:
+        print(_stopped_by_hand(started.config, board.ota.pointer[2] == 'trial'))
+        raise
+
+
+def _stopped_by_hand(config, on_trial):
+    """What the console says when Ctrl-C (mpremote, make repl) stops the app:
+    nothing feeds the watchdog at the REPL, so it resets the board."""
+    limit_s = config['watchdog_s'] if config['watchdog_s'] > 0 else \
+        config['ota_health_s'] if on_trial else 0
+    if limit_s:
+        then = 'the watchdog resets the board within %d s and the app starts again' % limit_s
+    else:
+        then = 'it stays stopped until the board is reset'
+    return ('app: stopped by Ctrl-C (the REPL has the board): %s; machine.reset() '
+            'restarts it now, a SAFE file keeps it stopped (README: Safe mode)' % then)

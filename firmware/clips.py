@@ -64,6 +64,13 @@ class FrameRing:
             self.entries.pop(0)
 
 
+def _whole_fps(us_per_frame):
+    """The recorded rate rounded to a whole number, at least 1: a float of
+    two decimals prints as 9.859999999999999 under the unix port's doubles
+    (the AVI header keeps the exact rate)."""
+    return max(1, (1000000 + us_per_frame // 2) // us_per_frame)
+
+
 def _overlaps(entries, start, n):
     end = start + n
     for entry in entries:
@@ -302,7 +309,7 @@ class Recorder:
     def _saved(self, path, size, frames, us_per_frame):
         self.store.on_change(self.store)        # sd_free in the status
         self.state.emit('clip', {'path': path, 'bytes': size, 'frames': frames,
-                                 'fps': round(1000000 / us_per_frame, 2),
+                                 'fps': _whole_fps(us_per_frame),
                                  'dropped': self.dropped})
 
     async def _abandon(self, repair=False):

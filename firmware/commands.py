@@ -32,6 +32,7 @@ def _status(req, board):
 
 def _restart(req, board):
     import asyncio
+    board.settings_file.flush(board.settings.values())     # a change just made stays
     asyncio.create_task(_reset_soon())
     return {'ok': True, 'restarting': True}
 

@@ -67,8 +67,61 @@ DEFAULTS['camera'].update(_settings.defaults(_settings.CAMERA))
 DEFAULTS['motion'].update(_settings.defaults(_settings.MOTION))
 
 
+# The range of every number in the config, by path: (lowest, highest[, why]),
+# or a list of the values it may take. The settings table's rows check their own.
+_DAY_S = 86400
+_PIN = (-1, 39)                 # an ESP32 GPIO, or -1: none
+_PORT = (1, 65535)
+RANGES = {
+    'wifi_timeout_s': (1, 300), 'tz_offset_min': (-720, 840), 'http_port': _PORT,
+    'camera.fps': (1, 60), 'camera.pins.vsync_pin': _PIN, 'camera.pins.href_pin': _PIN,
+    'camera.pins.pclk_pin': _PIN, 'camera.pins.xclk_pin': _PIN, 'camera.pins.sda_pin': _PIN,
+    'camera.pins.scl_pin': _PIN, 'camera.pins.powerdown_pin': _PIN,
+    'camera.pins.reset_pin': _PIN,
+    'motion.cooldown_s': (0, 3600), 'motion.pir_pin': _PIN, 'motion.pir_debounce_ms': (0, 60000),
+    'sd.width': [1, 4], 'sd.min_free_bytes': (0, 2147483647),
+    'clips.preroll_s': (0, 30), 'clips.preroll_bytes': (0, 4194304), 'clips.tail_s': (0, 600),
+    'clips.max_s': (1, 3600),
+    # one clip a day; and asyncio.sleep_ms() is only right within 6.2 days
+    'clips.timelapse_s': (0, _DAY_S, ' (a day)'), 'clips.timelapse_fps': (1, 60),
+    'flash_pin': _PIN, 'safe_pin': _PIN, 'watchdog_s': (0, 3600), 'ota_health_s': (5, 3600),
+    'stream_max_fps': (1, 60),
+    'mqtt.port': (0, 65535), 'mqtt.keepalive_s': (1, 65535), 'mqtt.backoff_max_s': (1, 3600),
+    'mqtt.state_s': (1, _DAY_S), 'mqtt.camera_s': (0, _DAY_S),
+    'login.session_h': (1, 8760), 'login.max_sessions': (1, 32), 'login.lock_after': (1, 100),
+    'login.backoff_s': (1, 3600), 'login.backoff_max_s': (1, _DAY_S), 'login.clients': (1, 64),
+    'login.password_burst': (1, 1000), 'login.password_every_s': (1, _DAY_S),
+    'setup.dns_port': _PORT,
+    'snapshot_rate.burst': (1, 100000), 'snapshot_rate.per_s': (0.001, 100000),
+    'limits.max_connections': (1, 32), 'limits.head_timeout_s': (1, 300),
+    'limits.write_timeout_s': (1, 300), 'limits.ws_ping_s': (1, 3600),
+    'limits.dead_peer_s': (1, 3600), 'limits.max_body': (1024, 1048576),
+    'limits.max_ws_message': (128, 65536), 'limits.heartbeat_s': (1, 60),
+}
+_MAX_PROBLEMS = 20              # reported in the status: a bounded list
+
+
+def _distance(a, b):
+    """Levenshtein distance of two short strings (a misspelt key's)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a):
+        prev, row[0] = row[0], i + 1
+        for j, cb in enumerate(b):
+            prev, row[j + 1] = row[j + 1], min(row[j + 1] + 1, row[j] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _unknown(key, known):
+    """The problem for an unknown key, naming the known one it resembles."""
+    near = [k for k in known if _distance(key, k) <= 2]
+    return ' is not a known key' + (' (did you mean %s?)' % near[0] if near else '')
+
+
 def _merge(defaults, given, path, problems):
     out = {}
+    for key in given:
+        if key not in defaults:
+            problems.append(path + str(key) + _unknown(str(key), defaults))
     for key, default in defaults.items():
         if key not in given:
             # a fresh copy: nobody may change DEFAULTS through a config
@@ -91,9 +144,36 @@ def _merge(defaults, given, path, problems):
     return out
 
 
-_DAY_S = 86400
 _RTSP_MAX_SOCKETS = 3       # the dashboard keeps at least two clients, with MQTT
 MQTT_COMMANDS = ('all', 'read-only', 'none')
+
+
+def _check_ranges(config, problems):
+    # a number out of its range, or a setting the table refuses: the default
+    for path, limits in RANGES.items():
+        keys = path.split('.')
+        parent, default = config, DEFAULTS
+        for key in keys[:-1]:
+            parent, default = parent[key], default[key]
+        value = parent[keys[-1]]
+        if isinstance(limits, list):
+            ok, wanted = value in limits, ' or '.join(str(v) for v in limits)
+        else:
+            ok = limits[0] <= value <= limits[1]
+            wanted = '%s to %s' % limits[:2] + (limits[2] if len(limits) > 2 else '')
+        if not ok:
+            problems.append('%s must be %s; %r used' % (path, wanted, default[keys[-1]]))
+            parent[keys[-1]] = default[keys[-1]]
+    for name, row in _settings.TABLE.items():
+        owner = config.get(row[2])
+        if owner is not None and not _settings.valid(row[1], owner[name]):
+            problems.append('%s.%s must be %s; %r used'
+                            % (row[2], name, _settings.describe(row[1]), row[0]))
+            owner[name] = row[0]
+    pins = config['camera']['pins']['data_pins']
+    if len(pins) != 8 or [p for p in pins if type(p) is not int or not 0 <= p <= 39]:
+        problems.append('camera.pins.data_pins must be 8 GPIO numbers; the AI-Thinker\'s used')
+        config['camera']['pins']['data_pins'] = DEFAULTS['camera']['pins']['data_pins']
 
 
 def parse(text):
@@ -109,13 +189,10 @@ def parse(text):
     if config['auth'] not in ('on', 'off'):
         problems.append('auth must be "on" or "off"')
         config['auth'] = 'on'
+    _check_ranges(config, problems)
     if config['mqtt']['commands'] not in MQTT_COMMANDS:
         problems.append('mqtt.commands must be "all", "read-only" or "none"')
         config['mqtt']['commands'] = 'none'     # unclear: the narrowest door
-    if not 0 <= config['clips']['timelapse_s'] <= _DAY_S:
-        # one clip a day; and asyncio.sleep_ms() is only right within 6.2 days
-        problems.append('clips.timelapse_s must be 0 to %d (a day)' % _DAY_S)
-        config['clips']['timelapse_s'] = 0
     rtsp = config['rtsp']
     if not 1 <= rtsp['sockets'] <= _RTSP_MAX_SOCKETS:
         problems.append('rtsp.sockets must be 1 to %d' % _RTSP_MAX_SOCKETS)
@@ -143,6 +220,7 @@ def parse(text):
         problems.append('limits.max_connections is %d at most with RTSP on (lwIP has 10 sockets)'
                         % room)
         config['limits']['max_connections'] = room
+    del problems[_MAX_PROBLEMS:]
     return config, problems
 
 

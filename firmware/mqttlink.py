@@ -115,10 +115,8 @@ class MqttLink:
     async def _discovery(self):
         client = self.client
         if self.config['discovery']:
-            url = '%s://%s:%d/' % ('https' if self.board.tls else 'http', self.board.ip,
-                                   self.board.config['http_port'])
             for topic, payload in homeassistant.configs(
-                    self.id, self.base, VERSION, url, self.prefix,
+                    self.id, self.base, VERSION, self.board.url, self.prefix,
                     controls=self.config['commands'] == 'all'):
                 await client.publish(topic, payload, retain=True, qos=1)
         else:

@@ -52,6 +52,17 @@ def valid(values, value):
     return type(value) is int and values[0] <= value <= values[1]
 
 
+def describe(values):
+    """The values a setting takes, in words (for config errors)."""
+    if values is BOOL:
+        return 'true or false'
+    if values is MASK:
+        return '48 hex digits'
+    if isinstance(values, dict):
+        return 'one of ' + ', '.join(values[n] for n in sorted(values))
+    return '%d to %d' % values
+
+
 def to_api(values, value):
     """Our value as the CameraWebServer API's number."""
     if values is BOOL:
@@ -90,9 +101,10 @@ class Settings:
     """The current values: validated, applied by their owner, then kept and
     announced in state['settings']. A value the owner refuses changes nothing."""
 
-    def __init__(self, state, appliers, values):
+    def __init__(self, state, appliers, values, on_change=None):
         self.state = state
         self.appliers = appliers        # owner -> function(name, value)
+        self.on_change = on_change      # called after each change (kept on flash)
         state.update(settings=dict(values))
 
     def values(self):
@@ -113,5 +125,6 @@ class Settings:
                     'reason': str(exc)}
         values = dict(self.values())
         values[name] = value
-        self.state.update(settings=values)
+        if self.state.update(settings=values) and self.on_change:
+            self.on_change()
         return {'ok': True, 'key': name, 'value': value}

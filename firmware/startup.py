@@ -17,13 +17,24 @@ class Started:
     """What start-up brought up: the config, the address, the card, and
     why the app must not start (safe mode), if it must not."""
 
-    def __init__(self, config, ip, card_mounted, safe, access_point=False, setup=False):
+    def __init__(self, config, ip, card_mounted, safe, access_point=False, setup=False,
+                 problems=()):
         self.config = config
+        self.problems = problems            # what config.json got wrong (reported)
         self.ip = ip
         self.card_mounted = card_mounted
         self.safe = safe
         self.access_point = access_point    # serving on the board's own network
         self.setup = setup                  # no dashboard password yet: setup only
+
+
+def url(ip, port, tls=False):
+    """The board's URL as a person types it: no port when it is the
+    scheme's own (80 for http, 443 for https)."""
+    scheme = 'https' if tls else 'http'
+    if port == (443 if tls else 80):
+        return '%s://%s/' % (scheme, ip)
+    return '%s://%s:%d/' % (scheme, ip, port)
 
 
 def _connect_wifi(config):
@@ -143,5 +154,5 @@ def run(config_path=None):
     if safe:
         print('safe mode (%s): the app will not start. Fix the board over USB, '
               'then remove SAFE (mpremote rm :SAFE) and reset.' % safe)
-    started = Started(config, ip, card_mounted, safe, access_point, setup_needed)
+    started = Started(config, ip, card_mounted, safe, access_point, setup_needed, problems)
     return started

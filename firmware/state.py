@@ -22,6 +22,7 @@ state = {
     'clock_set': False,
     'settings': {},
     'mqtt': 'off',              # 'connecting', 'connected' or 'error: …' when configured
+    'config_problems': [],      # what config.json got wrong: unknown keys, bad values
 }
 gauges = {}    # name -> function: read live by status(), never pushed
 on_reset = []  # functions called when the counters are reset

@@ -126,3 +126,32 @@ def test_watchdog_resets_a_stalled_board_and_not_a_healthy_one(make_board):
     assert 'watchdog: not fed' in board.output()
     board.set_faults()
     board.wait_for(lambda s: s['camera'] == 'ok', timeout=30)
+
+
+def test_unknown_keys_and_values_out_of_range_are_reported_and_defaulted(make_board):
+    config = json.load(open(os.path.join(REPO, 'tools', 'sim', 'config.json')))
+    config['motion'] = {'sensitivty': 80, 'cooldown_s': -5}     # misspelt; below 0
+    config['camera']['quality'] = 99                             # 4..63
+    config['limits'] = {'heartbeat_s': 0}
+    config['stream_fps'] = 5
+    board = make_board(config=config).start()
+    out = board.output()
+    expected = ['motion.sensitivty is not a known key (did you mean sensitivity?)',
+                'stream_fps is not a known key',
+                'motion.cooldown_s must be 0 to 3600; 5 used',
+                'camera.quality must be 4 to 63; 12 used',
+                'limits.heartbeat_s must be 1 to 60; 5 used']
+    for problem in expected:
+        assert 'config: ' + problem in out, out
+    status = board.status()
+    assert sorted(status['config_problems']) == sorted(expected)
+    # each falls back to its default, and the board runs on it
+    assert status['settings']['quality'] == 12 and status['settings']['sensitivity'] == 50
+    assert board.sensor()['quality'] == 87          # 12 on the camera API's 0..100 scale
+    board.wait_frame()
+
+
+def test_a_good_config_reports_nothing(make_board):
+    board = make_board().start()
+    assert 'config:' not in board.output()
+    assert board.status()['config_problems'] == []

@@ -180,3 +180,17 @@ def test_package_json_lists_every_board_file_and_the_pinned_microdot(bundle):
     pinned = boardfiles.microdot_version()
     assert pinned in open(os.path.join(REPO, 'requirements.txt')).read()
     assert all('/v%s/' % pinned in src for dest, src in urls if dest.startswith('lib/'))
+
+
+def test_a_bundle_is_the_same_bytes_from_any_checkout(esp32_bundle, tmp_path):
+    from flashboard import bundle_hashes, checkout, make
+    other = checkout(tmp_path / 'elsewhere' / 'clone')
+    subprocess.run(make(other, 'bundle'), check=True, capture_output=True)
+    theirs = os.path.join(other, 'build', 'board')
+    assert bundle_hashes(theirs) == bundle_hashes(esp32_bundle)
+    # the .mpy files name their sources by the board's paths, not the host's
+    for name in files_of(theirs):
+        data = open(os.path.join(theirs, name), 'rb').read()
+        assert other.encode() not in data and REPO.encode() not in data, name
+    board_py = open(os.path.join(theirs, 'firmware', 'board.mpy'), 'rb').read()
+    assert b'firmware/board.py' in board_py

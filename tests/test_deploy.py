@@ -189,3 +189,34 @@ def test_soft_reset_and_machine_reset_reboot_through_boot_py(user, usb_board):
     # machine.reset() (mpremote reset): a power-on boot, the app serves again
     assert mpremote(usb_board, 'reset').returncode == 0
     wait_serving(usb_board)
+
+
+def test_mpremote_stops_the_app_and_the_console_says_until_when(user, usb_board, tmp_path):
+    config = json.load(open(user['config']))
+    config['watchdog_s'] = 8
+    config_path = tmp_path / 'watchdog-config.json'
+    config_path.write_text(json.dumps(config))
+    deploy(user, usb_board, 'CONFIG=' + str(config_path))
+    wait_serving(usb_board)
+    # as the README has it: mpremote needs the REPL, so Ctrl-C stops the app
+    start = len(usb_board.output())
+    result = mpremote(usb_board, 'fs', 'ls', '/')
+    assert result.returncode == 0 and 'boot.py' in result.stdout, result.stderr
+    stopped = time.monotonic()
+    log = usb_board.output()[start:]
+    assert 'app: stopped by Ctrl-C' in log and 'within 8 s' in log, log
+    with pytest.raises(httpx.TransportError):
+        usb_board.http().get('/', timeout=2)
+    # the watchdog, unfed at the REPL, resets it and the app serves again
+    usb_board.log_start = start
+    wait_serving(usb_board)
+    assert 'watchdog: not fed' in usb_board.output()[start:]
+    print('app back %.1f s after mpremote stopped it' % (time.monotonic() - stopped))
+    # `+ reset` (README) brings it back at once
+    start = len(usb_board.output())
+    result = mpremote(usb_board, 'fs', 'ls', '/', '+', 'reset')
+    assert result.returncode == 0, result.stderr
+    began = time.monotonic()
+    wait_serving(usb_board)
+    assert time.monotonic() - began < 8
+    assert 'watchdog: not fed' not in usb_board.output()[start:]

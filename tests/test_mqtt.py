@@ -510,3 +510,36 @@ def test_stream_is_an_ffmpeg_input(board):
                           '-frames:v', '20', '-f', 'null', '-'],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stderr.strip() == '', out.stderr
+
+
+def test_clip_events_and_the_boards_own_url_as_home_assistant_gets_them(make_board, broker,
+                                                                        listener):
+    # camera_s 0: the retained camera message is the snapshot's, not a live frame
+    board = make_board(config=board_config(broker, camera_s=0), board_id=ID).start()
+    board.wait_frame()
+    listener.wait(online)
+    # the console and Home Assistant's device page name the URL to open
+    assert 'app: serving on %s/\n' % board.url in board.output()
+    topic, payload = listener.wait(lambda t, p: t == 'homeassistant/camera/%s/camera/config' % ID)
+    assert json.loads(payload)['device']['configuration_url'] == board.url + '/'
+    assert command(listener, {'cmd': 'record_start'})['ok']
+    time.sleep(2.5)
+    mark = listener.mark()
+    assert command(listener, {'cmd': 'record_stop'})['stopped']
+    topic, payload = listener.wait(lambda t, p: t == BASE + 'events' and b'"clip"' in p,
+                                   start=mark)
+    event = json.loads(payload)
+    assert event['event'] == 'clip' and event['path'].endswith('.avi') and event['frames'] > 10
+    assert type(event['fps']) is int and 1 <= event['fps'] <= 12, payload
+    # the latest snapshot waits on the retained camera topic for a late subscriber
+    mark = listener.mark()
+    with board.ws() as ws:
+        saved = board.command(ws, cmd='snapshot_now')['saved']
+    on_card = board.card_read(saved[len('/sdcard'):])
+    listener.wait(lambda t, p: t == BASE + 'camera' and p == on_card, start=mark)
+    late = Listener(broker, topics=[BASE + 'camera'])
+    try:
+        late.wait(lambda t, p: p == on_card)
+        assert [r for t, p, r in late.messages if p == on_card] == [True]
+    finally:
+        late.close()

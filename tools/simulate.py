@@ -81,6 +81,26 @@ def micropython_binary():
     return found or shutil.which('micropython')
 
 
+VENV = os.path.join(REPO, '.venv')
+
+
+def use_venv():
+    """Run under the project's .venv when this Python lacks what the
+    simulator needs (the MicroPython unix port and microdot, which
+    `make setup` installs there, not into the system's Python): re-execute
+    this script with .venv's Python, or say what to do."""
+    import importlib.util
+    if micropython_binary() and importlib.util.find_spec('microdot'):
+        return
+    venv_python = os.path.join(VENV, 'bin', 'python')
+    here = os.path.realpath(sys.prefix) == os.path.realpath(VENV)
+    if os.path.exists(venv_python) and not here:
+        os.execv(venv_python, [venv_python, os.path.abspath(__file__)] + sys.argv[1:])
+    raise SystemExit('simulate: the MicroPython unix port and microdot are not installed for '
+                     '%s: run `make setup` (it installs them into .venv), or use `make sim`'
+                     % sys.executable)
+
+
 def make_flash(args, board_root):
     """A folder laid out like the board's flash: links to the board files.
     SIM_FLASH_DIR names a folder kept from one run to the next, as a board's
@@ -110,10 +130,17 @@ def make_flash(args, board_root):
     if config_src != 'none':
         with open(config_src) as f:
             text = f.read()
-        if not os.environ.get('SIM_CONFIG'):
+        try:
             config = json.loads(text)
-            # the board captures at its camera's rate
-            config['camera']['fps'] = max(1, round(args.fps))
+        except ValueError:
+            config = None           # a broken config, as the test meant it
+        if isinstance(config, dict):
+            if not os.environ.get('SIM_CONFIG'):
+                # the board captures at its camera's rate
+                config['camera']['fps'] = max(1, round(args.fps))
+            # the board serves on the port it is reached at (every port it
+            # opens is --port here), so the URLs it gives out are right
+            config['http_port'] = args.port
             text = json.dumps(config, indent=2)
         with open(os.path.join(flash, 'config.json'), 'w') as f:
             f.write(text)
@@ -124,7 +151,7 @@ def provision(flash, image=None):
     """Put credentials on the flash as setup would (in a flash image only if
     it has none yet: a deployed board keeps its own); return (password,
     token), or None when none were put there (SIM_AUTH=none: a board that
-    was never set up)."""
+    was never set up). A flash image's token is also written to IMG.token."""
     if os.environ.get('SIM_AUTH') == 'none':
         return None
     sys.path.insert(0, REPO)
@@ -145,7 +172,12 @@ def provision(flash, image=None):
             put = subprocess.run([micropython_binary(), os.path.join(SIM_DIR, 'flashtool.py'),
                                   image, 'put-new', auth.CREDENTIALS_FILE, src.name],
                                  capture_output=True, text=True, check=True)
-        return (password, token) if put.stdout.split()[-1] == 'written' else None
+        if put.stdout.split()[-1] != 'written':
+            return None             # set up before: it keeps its own
+        # beside the image, for scripts: make ota ... TOKEN=$(cat IMG.token)
+        with open(image + '.token', 'w') as f:
+            f.write(token + '\n')
+        return password, token
     with open(os.path.join(flash, auth.CREDENTIALS_FILE), 'w') as f:
         f.write(record)
     return password, token
@@ -236,6 +268,7 @@ def wait_for_port(port, proc, timeout=30):
 
 
 def main(argv=None):
+    use_venv()
     args = parse_args(argv)
     board_root = os.path.abspath(os.environ.get('SIM_BOARD_ROOT', REPO))
     if not args.no_sdcard:
@@ -298,6 +331,8 @@ def main(argv=None):
                     print('Log in with the password %s (scripts: Authorization: Bearer %s)'
                           % credentials, flush=True)
                     print_recorder_login(flash)
+                    if args.flash:
+                        print('API token kept in %s.token' % args.flash, flush=True)
                     credentials = None      # once: setup shows them once too
                 elif flash and not os.path.exists(os.path.join(flash, 'auth.json')):
                     print('Not set up: open http://127.0.0.1:%d/setup' % args.port,
