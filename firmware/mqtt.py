@@ -235,7 +235,7 @@ class Client:
                     view = memoryview(tail)
                     for at in range(0, len(view), _CHUNK * 4):
                         stream.write(view[at:at + _CHUNK * 4])
-                        await stream.drain()
+                        await self._drain(stream)
                 elif tail is not None:
                     buf = bytearray(_CHUNK)
                     left = tail_size
@@ -245,11 +245,19 @@ class Client:
                             raise MQTTError('payload ended early')
                         stream.write(memoryview(buf)[:n])
                         left -= n
-                        await stream.drain()
-                await stream.drain()
+                        await self._drain(stream)
+                await self._drain(stream)
             except BaseException:
                 self._close()       # half a packet went out: the session is lost
                 raise
+
+    async def _drain(self, stream):
+        # a broker that stops reading must not hold the lock (and a held
+        # camera buffer) for ever: the session is dropped and made again
+        try:
+            await asyncio.wait_for_ms(stream.drain(), self.keepalive_s * 1000)
+        except asyncio.TimeoutError:
+            raise MQTTError('the broker took nothing for %d s' % self.keepalive_s)
 
     def _next_pid(self):
         self._pid = self._pid % 65535 + 1
