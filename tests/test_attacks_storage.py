@@ -169,14 +169,14 @@ def test_24_5_a_cut_at_every_block_write_of_an_old_seq_migration_never_reuses_a_
     board.stop()
     used_below = 0          # every number under this one was (or may have been) used
     migrations = 0
-    for n in range(20):         # the migration and its save take 18 block writes
+    for n in range(32):         # the migration and its save (a new folder: ~29 block writes)
         # the older firmware's card: all snapshots deleted, only .seq remembers
-        names = [name for name in board.card_files() if name.endswith('.jpg')]
-        used_below = max([used_below] + [_seq(name) + 1 for name in names])
-        if names:
+        from tools.sim.harness import MTOOLS_ENV, card_paths
+        paths = [p for p in card_paths(board.sdcard, '/snaps') or () if p.endswith('.jpg')]
+        used_below = max([used_below] + [_seq(p.rsplit('/', 1)[1]) + 1 for p in paths])
+        if paths:
             import subprocess
-            from tools.sim.harness import MTOOLS_ENV
-            subprocess.run(['mdel', '-i', board.sdcard] + ['::/snaps/' + x for x in names],
+            subprocess.run(['mdel', '-i', board.sdcard] + ['::' + p for p in paths],
                            check=True, env=MTOOLS_ENV)
         seq = _card_seq(board)
         used_below = max(used_below, int(seq) if seq and seq.strip().isdigit() else 0) + 37
