@@ -108,6 +108,7 @@ def test_9_a_motion_snapshot_counts_if_and_only_if_its_file_is_on_the_card(make_
     announced = Announcements(board)
     announced.start()
     pulses = 0
+    ahead = 0           # run-ahead seconds: the card watcher's 3 s pass at once
     # A rename is one directory-sector write unless the old and new names'
     # entries lie in two sectors: every whole save moves the next names on by
     # four 32-byte entries, so four rounds meet every alignment in a sector.
@@ -116,12 +117,13 @@ def test_9_a_motion_snapshot_counts_if_and_only_if_its_file_is_on_the_card(make_
             # a PIR edge: a motion snapshot, the card pulled after n block writes
             pulses += 1
             failed_before = board.output().count('snapshot not saved')
-            board.set_faults(pir_pulses=pulses, sd_pull_after_writes=[n, pulses])
+            board.set_faults(pir_pulses=pulses, sd_pull_after_writes=[n, pulses], jump_s=ahead)
             board.wait_for(lambda s: s['trigger_count'] == pulses and
                            board.output().count('snapshot not saved') +
                            s['snapshot_count'] >= pulses, timeout=30)
             failed = board.output().count('snapshot not saved') > failed_before
-            board.set_faults(pir_pulses=pulses)         # the card goes back in
+            ahead += 3          # the card goes back in; the watcher looks 3 s later
+            board.set_faults(pir_pulses=pulses, jump_s=ahead)
             board.wait_for(lambda s: s['sd_free'] is not None, timeout=30)
             files = sorted('/sdcard/snaps/%04d/%s' % (int(name[-8:-4]) // 100, name)
                            for name in board.card_files() if name.startswith('motion-'))
