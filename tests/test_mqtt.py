@@ -526,8 +526,9 @@ def test_clip_events_and_the_boards_own_url_as_home_assistant_gets_them(make_boa
     time.sleep(2.5)
     mark = listener.mark()
     assert command(listener, {'cmd': 'record_stop'})['stopped']
+    # the clip is closed on the card first (its index, the rename): slow on a loaded host
     topic, payload = listener.wait(lambda t, p: t == BASE + 'events' and b'"clip"' in p,
-                                   start=mark)
+                                   start=mark, timeout=60)
     event = json.loads(payload)
     assert event['event'] == 'clip' and event['path'].endswith('.avi') and event['frames'] > 10
     assert type(event['fps']) is int and 1 <= event['fps'] <= 12, payload

@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from broker import board_config
+from tools.broker import board_config
 from tools.sim.harness import REPO
 
 ID = 'c0ffee000025'

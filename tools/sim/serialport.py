@@ -10,7 +10,7 @@ but only while the board's main thread waits in poll, select or sleep
 signal handler, so one landing in malloc or the garbage collector wedges
 the process (a stdio lock held for ever, the heap left locked), where the
 ESP32 raises it at the VM's next check. Code that never waits is
-interrupted after 3 s all the same.
+interrupted after 20 s all the same.
 On the way out, "\\n" becomes "\\r\\n" (the ESP32's cooked stdout), and output
 nobody reads is dropped, as a UART does, so the board never blocks on it.
 """
@@ -106,8 +106,9 @@ class SerialPort:
 
 def _interrupt(board):
     """SIGINT to the board while its main thread sleeps in a syscall: the
-    board is stopped to look, so it cannot wake in between (3 s at most)."""
-    deadline = time.monotonic() + 3
+    board is stopped to look, so it cannot wake in between (20 s at most: on
+    a loaded host the board may be runnable at every look for seconds)."""
+    deadline = time.monotonic() + 20
     try:
         while _WAITS and time.monotonic() < deadline and board.poll() is None:
             board.send_signal(signal.SIGSTOP)
