@@ -20,7 +20,7 @@ sim: setup
 
 # mtools, dosfstools and chromium come from Debian when missing. The boards
 # mostly wait, so more workers than cores (JOBS); a test hung past 15 min fails.
-JOBS ?= 4
+JOBS ?= 5
 test: setup compile check
 	bash tools/system-deps.sh
 	$(PY) -m pytest -n $(JOBS) --dist worksteal --timeout 900 --durations=15 tests
