@@ -6,17 +6,16 @@ non-blocking and the task yields after each datagram; what is not a Probe
 is ignored."""
 import asyncio
 import os
-import select
 import socket
 from micropython import const
 
 from firmware import onvif, soap
+from firmware.udpserve import answer_datagrams
 
 PORT = const(3702)
 GROUP = b'\xef\xff\xff\xfa'     # 239.255.255.250
 _IPPROTO_IP = const(0)          # lwIP's numbers (the ESP32 port's socket module)
 _IP_ADD_MEMBERSHIP = const(3)
-_POLL_MS = const(100)
 _MAX_DATAGRAM = const(2048)     # a Probe is ~600 bytes; longer ones are cut and fail
 _PROBE = b'http://schemas.xmlsoap.org/ws/2005/04/discovery/Probe'
 _TYPES = ('NetworkVideoTransmitter', 'Device')
@@ -103,33 +102,7 @@ class Discovery:
         print('onvif: discovery on udp %d' % self.port)
 
     async def _serve(self):
-        # recvfrom only when poll saw a datagram: on the ESP32 a recvfrom
-        # that fails (EAGAIN) has allocated its buffer all the same
-        waiting = select.poll()
-        waiting.register(self.sock, select.POLLIN)
-        while True:
-            ready = False
-            for _ in waiting.ipoll(0):
-                ready = True
-            if not ready:
-                await asyncio.sleep_ms(_POLL_MS)
-                continue
-            try:
-                datagram, peer = self.sock.recvfrom(_MAX_DATAGRAM)
-            except OSError:
-                await asyncio.sleep_ms(_POLL_MS)
-                continue
-            answer = None
-            try:
-                answer = self.reply(datagram)
-            except Exception as exc:                # a malformed datagram: never the task
-                print('onvif: probe ignored:', repr(exc))
-            if answer is not None:
-                try:
-                    self.sock.sendto(answer, peer)
-                except OSError:
-                    pass
-            await asyncio.sleep_ms(0)       # a flood of probes must not starve the page
+        await answer_datagrams(self.sock, _MAX_DATAGRAM, self.reply, 'onvif')
 
     def stop(self):
         if self.task is not None:

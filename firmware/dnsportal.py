@@ -4,8 +4,8 @@ page (captive portal). One UDP socket, closed by stop()."""
 import asyncio
 import socket
 from micropython import const
+from firmware.udpserve import answer_datagrams
 
-_POLL_MS = const(100)
 _MAX_QUERY = const(512)
 _TTL_S = const(10)
 
@@ -58,19 +58,8 @@ class DnsPortal:
         self.task = asyncio.create_task(self._serve())
 
     async def _serve(self):
-        while True:
-            try:
-                query, peer = self.sock.recvfrom(_MAX_QUERY)
-            except OSError:
-                await asyncio.sleep_ms(_POLL_MS)     # nothing waiting (EAGAIN)
-                continue
-            reply = answer(query, self.ip_bytes)
-            if reply is not None:
-                try:
-                    self.sock.sendto(reply, peer)
-                except OSError:
-                    pass
-            await asyncio.sleep_ms(0)       # a stream of queries must not starve the page
+        await answer_datagrams(self.sock, _MAX_QUERY,
+                               lambda query: answer(query, self.ip_bytes), 'setup dns')
 
     def stop(self):
         if self.task is not None:

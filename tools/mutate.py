@@ -153,6 +153,8 @@ TESTS = {
     'text': ['tests/test_websocket_strict.py', 'tests/test_properties.py'],
     'ticks': ['tests/test_uptime.py'],
     'timeline': ['tests/test_timeline.py'],
+    'udpserve': ['tests/test_setup.py::test_the_captive_portal_dns_answers_every_name_with_the_board',
+                 'tests/test_onvif.py::test_wsdiscovery_finds_the_board_by_a_directed_probe'],
     'watchdog': ['tests/test_boot.py::test_watchdog_resets_a_stalled_board_and_not_a_healthy_one'],
     'wsock': ['tests/test_websocket_strict.py', 'tests/test_control.py'],
 }
