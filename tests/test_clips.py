@@ -258,6 +258,8 @@ def test_time_lapse_across_a_reboot_and_midnight(make_board, tmp_path):
     now = time.gmtime()
     seconds = now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec
     offset_min = ((86400 - 180 - seconds) % 86400) // 60
+    if offset_min > 720:
+        offset_min -= 1440      # the zones the config takes: UTC-12:00 to UTC+14:00
     cfg = config(timelapse_s=10, timelapse_fps=5)
     cfg['tz_offset_min'] = offset_min
     board = make_board(config=cfg).start()

@@ -164,7 +164,11 @@ def _repl(user, board, interrupt, line, until):
             elif len(sent) == 2 and until(text.split('print(6 * 7)', 1)[-1]):
                 os.write(master, b'\x1d')
                 sent.append(3)
-        return proc.wait(timeout=30), out.decode(errors='replace')
+        try:
+            return proc.wait(timeout=30), out.decode(errors='replace')
+        except subprocess.TimeoutExpired:
+            raise AssertionError('make repl still running after step %d:\n%s' % (
+                len(sent), out.decode(errors='replace')))
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -120,6 +120,8 @@ def _interrupt(board):
             finally:
                 board.send_signal(signal.SIGCONT)
             time.sleep(0.005)
+        if board.poll() is None:
+            sys.stderr.write('simulator: the board never waited in 20 s; Ctrl-C sent anyway\n')
         _to_main_thread(board.pid, signal.SIGINT)
     except OSError:
         pass            # the board went meanwhile
@@ -136,8 +138,9 @@ def _to_main_thread(pid, sig):
 
 
 def _syscall(pid):
-    """The syscall the stopped process's main thread waits in, -1 for none,
-    None when this host cannot tell."""
+    """The syscall the stopped process's main thread waits in, -1 for none
+    (or not stopped yet: a loaded host may not run it for a while), None when
+    this host cannot tell."""
     for _ in range(200):
         try:
             with open('/proc/%d/stat' % pid) as f:
@@ -149,4 +152,4 @@ def _syscall(pid):
         except (OSError, IndexError, ValueError):
             return None
         time.sleep(0.001)
-    return None
+    return -1
