@@ -14,13 +14,18 @@ then the top folder is searched too.
 import asyncio
 import os
 from micropython import const
-from firmware.cardfiles import file_size
+from firmware.cardfiles import file_size, remove_quietly
 from firmware.cardnames import seq_of
 
 PER_FOLDER = const(100)
 _DIR = const(0x4000)          # ilistdir's type of a folder
 _YIELD_EVERY = const(32)      # directory entries read between yields to the loop
 MIGRATING = '.migrating'      # in the top folder while older firmware's files move
+# Made first in each numbered folder: ".", ".." and this name take four
+# directory entries, so every file name after them (31 characters: three
+# long-name entries and a short one) starts on a four-entry boundary and never
+# straddles two sectors, where a power cut can tear a long name.
+MARK = '.dir'
 
 
 def folder_of(seq):
@@ -38,6 +43,7 @@ class NumberedFolder:
         self.numbers = []       # the numbered folders there, ascending
         self.flat = False       # numbered files lie flat in root (older firmware)
         self.migrating = False  # a migration was under way: repair every folder
+        self.marked = None      # the folder whose MARK was seen this mount
 
     def open(self, on_flat=None):
         """Make the top folder and read it once; on_flat(entry) sees each file
@@ -49,6 +55,7 @@ class NumberedFolder:
         numbers = []
         flat = False
         self.migrating = False
+        self.marked = None
         for entry in os.ilistdir(self.root):
             name = entry[0]
             if name == MIGRATING:
@@ -87,7 +94,7 @@ class NumberedFolder:
         return None
 
     def folder_for(self, seq):
-        """The folder for seq, made if it is not there yet."""
+        """The folder for seq, made (with its MARK) if it is not there yet."""
         number = seq // PER_FOLDER
         path = self.folder(number)
         if number not in self.numbers:
@@ -96,6 +103,12 @@ class NumberedFolder:
             except OSError:
                 pass        # there already (EEXIST); a card error shows on the write
             _insert(self.numbers, number)
+        if number != self.marked:
+            # once a boot per folder: a cut right after mkdir left it without one
+            if file_size(path + '/' + MARK) is None:
+                with open(path + '/' + MARK, 'wb'):
+                    pass
+            self.marked = number
         return path
 
     async def each(self, newest_first, visit, enough=None, prune=False):
@@ -121,7 +134,8 @@ class NumberedFolder:
                 if count % _YIELD_EVERY == 0:
                     await asyncio.sleep_ms(0)
                 if entry[1] != _DIR:
-                    files += 1
+                    if not entry[0].startswith('.'):
+                        files += 1          # not the MARK
                     visit(path, entry)
             if prune and not files and path != self.root:
                 self._prune(path)
@@ -132,10 +146,12 @@ class NumberedFolder:
         number = int(path[len(self.root) + 1:])
         if self.numbers and number != self.numbers[-1]:
             try:
+                remove_quietly(path + '/' + MARK)
                 os.rmdir(path)
                 self.numbers.remove(number)
             except (OSError, ValueError):
                 pass
+            self.marked = None
 
 
 def _insert(numbers, number):

@@ -95,5 +95,6 @@ def positions(frames, folder=FRAMES):
 
 def card_clips(board):
     """{name: bytes} of /clips on the card image, as a card reader sees it."""
-    paths = card_paths(board.sdcard, '/clips') or []
+    paths = [p for p in card_paths(board.sdcard, '/clips') or []
+             if not p.rsplit('/', 1)[1].startswith('.')]
     return {p.rsplit('/', 1)[1]: board.card_read(p) for p in paths}
