@@ -23,7 +23,7 @@ def remove_quietly(path):
         pass
 
 
-def _copy_steps(src, dst):
+def copy_steps(src, dst):
     # a generator: one chunk copied per step, so a caller can yield between
     buf = bytearray(CHUNK)
     with open(src, 'rb') as fin, open(dst, 'wb') as fout:
@@ -37,11 +37,11 @@ def _copy_steps(src, dst):
 
 def copy_now(src, dst):
     """Copy a small file (a snapshot) at once."""
-    for _ in _copy_steps(src, dst):
+    for _ in copy_steps(src, dst):
         pass
 
 
 async def copy_file(src, dst):
     """Copy a file of any size, the event loop running between chunks."""
-    for _ in _copy_steps(src, dst):
+    for _ in copy_steps(src, dst):
         await asyncio.sleep_ms(0)

@@ -104,11 +104,14 @@ class NumberedFolder:
                 pass        # there already (EEXIST); a card error shows on the write
             _insert(self.numbers, number)
         if number != self.marked:
-            # once a boot per folder: a cut right after mkdir left it without one
-            if file_size(path + '/' + MARK) is None:
-                with open(path + '/' + MARK, 'wb'):
-                    pass
-            self.marked = number
+            # once a mount per folder: a cut right after mkdir left it without one
+            try:
+                if file_size(path + '/' + MARK) is None:
+                    with open(path + '/' + MARK, 'wb'):
+                        pass
+                self.marked = number
+            except OSError:
+                pass        # a card error shows on the write
         return path
 
     async def each(self, newest_first, visit, enough=None, prune=False):

@@ -14,17 +14,23 @@ picture out (NAME.fix), drops both names and renames the copy. While a
 migration is under way the top folder holds .migrating: opening such a card
 repairs what a cut left in every folder before anything is written, the
 same .fix rule as after a cut inside a save's rename.
+
+FatFs removes the old entry long-name parts first: when they lie in two
+sectors, a cut between the two writes leaves the old short name alone
+(MOTION~1.JPG) on the moved file's clusters; untwin() finds such a name by
+its content and parts the two the same way.
 """
 import asyncio
 import os
 from micropython import const
-from firmware.cardfiles import copy_now, file_size, remove_quietly
+from firmware.cardfiles import CHUNK, copy_steps, file_size, remove_quietly
 from firmware.cardlayout import MIGRATING
 from firmware.cardnames import seq_of
 
 _BATCH = const(64)          # names read from the top folder per pass
 _MAX_STUCK = const(8)       # files that cannot move, left where they are
 _ENOENT = const(2)
+_MAX_ORPHANS = const(4)     # short names looked at per boot: a cut leaves one
 
 
 async def migrate(tree, lock=None, busy=None):
@@ -98,8 +104,62 @@ def move(tree, name):
     if there != file_size(src):
         return file_size(src) is None
     # a cut inside an earlier move: both names share one cluster chain
-    copy_now(dst, dst + '.fix')
-    os.remove(src)
-    os.remove(dst)
-    os.rename(dst + '.fix', dst)
+    for _ in _part(src, dst):
+        pass
     return True
+
+
+def _part(twin, path):
+    # twin and path share one cluster chain: copy path out, drop both
+    # names, the copy takes path's name; yields between chunks
+    remove_quietly(path + '.fix')       # a copy a cut interrupted: start again
+    for _ in copy_steps(path, path + '.fix'):
+        yield
+    os.remove(twin)
+    os.remove(path)
+    os.rename(path + '.fix', path)
+
+
+def _short_name(name):
+    # what FatFs lists for an entry without its long name: upper-case 8.3
+    base, _, ext = name.partition('.')
+    return 0 < len(base) <= 8 and len(ext) <= 3 and name == name.upper() \
+        and not name.startswith('.')
+
+
+def _same_content(a, b):
+    buf_a = bytearray(CHUNK)
+    buf_b = bytearray(CHUNK)
+    with open(a, 'rb') as fa, open(b, 'rb') as fb:
+        while True:
+            n = fa.readinto(buf_a)
+            if n != fb.readinto(buf_b) or buf_a[:n] != buf_b[:n]:
+                return False
+            if not n:
+                return True
+
+
+def untwin(tree):
+    """Part each short name a cut inside a move left in the top folder from
+    the moved file it shares clusters with (a generator: one step per chunk
+    copied). Only while a migration is under way; before the .fix rule runs."""
+    if not tree.migrating:
+        return
+    orphans = []            # (size, path)
+    for entry in os.ilistdir(tree.root):
+        if entry[1] != 0x4000 and _short_name(entry[0]) and len(orphans) < _MAX_ORPHANS:
+            orphans.append((entry[3], tree.root + '/' + entry[0]))
+    for size, orphan in orphans:
+        for number in tree.numbers:
+            folder = tree.folder(number)
+            twin = None
+            for entry in os.ilistdir(folder):
+                if entry[3] == size and entry[0].endswith(tree.ext) \
+                        and _same_content(orphan, folder + '/' + entry[0]):
+                    twin = folder + '/' + entry[0]
+                    break
+            if twin is not None:
+                print('sd: %s and %s shared clusters after a cut; parted' % (orphan, twin))
+                for _ in _part(orphan, twin):
+                    yield
+                break

@@ -16,7 +16,7 @@ from micropython import const
 from firmware import avi, download, ticks
 from firmware.cardfiles import file_size, remove_quietly
 from firmware.cardlayout import NumberedFolder
-from firmware.cardmigrate import migrate
+from firmware.cardmigrate import migrate, untwin
 from firmware.cardnames import keep_newest, seq_of, stamp, valid_name
 
 _MAX_ENTRIES = const(200)   # frames in the ring at most, whatever their size
@@ -345,6 +345,8 @@ class Recorder:
                     if len(names) < _RECENT:
                         names.append((folder, entry[0]))
             tree.open()
+            for _ in untwin(tree):
+                await asyncio.sleep_ms(0)
             flat, tree.flat = tree.flat, True       # the top folder's leftovers too
             try:
                 await tree.each(False, visit)       # a clip being written goes for a day

@@ -20,7 +20,7 @@ from firmware import download
 from firmware.card import unmount_card
 from firmware.cardfiles import copy_now, file_size, remove_quietly
 from firmware.cardlayout import NumberedFolder
-from firmware.cardmigrate import migrate
+from firmware.cardmigrate import migrate, untwin
 from firmware.cardnames import insert_sorted, keep_newest, seq_of, stamp, valid_name
 from firmware.jpegcomment import comment_segment, write_jpeg
 
@@ -98,6 +98,8 @@ class SnapshotStore:
                 keep_newest(flat, (seq_of(name), name, entry[3] if len(entry) > 3 else 0),
                             _RECENT)
         tree.open(on_flat)
+        for _ in untwin(tree):      # small files: at once
+            pass
         # a cut inside a save leaves its .part in the newest folder, one
         # inside a migration's move in any: then every folder is read
         numbers = tree.numbers if tree.migrating or tree.flat else tree.numbers[-2:]

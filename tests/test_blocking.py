@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from tools.sim.harness import REPO, SSE, read_mjpeg
+from tools.sim.harness import REPO, SSE, read_mjpeg, seq_of
 
 _COUNT = 5000
 # 6-8 ms quiet, ~50 ms with the machine loaded; the walk's yields removed: ~920
@@ -46,7 +46,7 @@ os.mkdir('/sd/snaps')
 folders = set()
 for line in open(sys.argv[1]):
     name, size = line.split()
-    folder = '/sd/snaps/%04d' % (int(name[-8:-4]) // 100)   # the board's layout
+    folder = '/sd/snaps/%04d' % (int(name.rsplit('-', 1)[1][:-4]) // 100)   # the board's layout
     if folder not in folders:
         os.mkdir(folder)
         folders.add(folder)
@@ -113,7 +113,7 @@ def _typical(stalls):
 
 
 def _seq(name):
-    return int(name[-8:-4])
+    return seq_of(name)
 
 
 def _newest(files, limit=100):

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tools.sim.harness import MTOOLS_ENV, REPO, SSE, card_paths, frame_set, strip_comment
+from tools.sim.harness import MTOOLS_ENV, REPO, SSE, card_paths, frame_set, strip_comment, seq_of
 
 
 def make_frames(tmp_path, name, *flags):
@@ -112,7 +112,7 @@ def test_saved_files_open_in_pillow_and_carry_a_comment(board):
     image.load()
     assert image.size == (320, 240)
     comment = image.info['comment'].decode()
-    seq = int(name[-8:-4])
+    seq = seq_of(name)
     assert comment.startswith('esp32cam time=')
     assert 'trigger=manual' in comment and 'count=0' in comment and 'seq=%d' % seq in comment
     assert strip_comment(data) in frame_set()

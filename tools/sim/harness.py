@@ -374,6 +374,17 @@ class Board:
                               capture_output=True, check=True, env=MTOOLS_ENV).stdout
 
 
+def seq_of(name):
+    """A card file's number: motion-20261207-001933-1700.jpg -> 1700 (the
+    number grows past four digits)."""
+    return int(name.rsplit('-', 1)[1].split('.', 1)[0])
+
+
+def folder_of(name):
+    """The numbered folder a snapshot or clip lies in (firmware/cardlayout.py)."""
+    return '%04d' % (seq_of(name) // 100)
+
+
 def card_paths(image, folder):
     """Paths of the files under folder (and its subfolders) on a card image,
     read with mtools; None when the card has no such folder yet."""
