@@ -127,6 +127,10 @@ def _short_name(name):
         and not name.startswith('.')
 
 
+def _size(entry):
+    return entry[3] if len(entry) > 3 else -1      # ilistdir: FAT gives the size
+
+
 def _same_content(a, b):
     buf_a = bytearray(CHUNK)
     buf_b = bytearray(CHUNK)
@@ -148,13 +152,13 @@ def untwin(tree):
     orphans = []            # (size, path)
     for entry in os.ilistdir(tree.root):
         if entry[1] != 0x4000 and _short_name(entry[0]) and len(orphans) < _MAX_ORPHANS:
-            orphans.append((entry[3], tree.root + '/' + entry[0]))
+            orphans.append((_size(entry), tree.root + '/' + entry[0]))
     for size, orphan in orphans:
         for number in tree.numbers:
             folder = tree.folder(number)
             twin = None
             for entry in os.ilistdir(folder):
-                if entry[3] == size and entry[0].endswith(tree.ext) \
+                if _size(entry) == size and entry[0].endswith(tree.ext) \
                         and _same_content(orphan, folder + '/' + entry[0]):
                     twin = folder + '/' + entry[0]
                     break
