@@ -166,14 +166,17 @@ class MqttLink:
             reply = await commands.handle(text, self.board, self.allowed)
             await client.publish(self.base + 'results', commands.encode(reply), qos=1)
         if self.seen_event < state.last_event_id:
-            for number, name, data in state.events_after(self.seen_event):
+            events = state.events_after(self.seen_event)
+            if not events:
+                self.seen_event = state.last_event_id   # gone from the ring already
+            # one emitted while these are sent waits for the next pass
+            for number, name, data in events:
                 self.seen_event = number
                 event = dict(data)
                 event['event'] = name
                 await client.publish(self.base + 'events', commands.encode(event))
                 if name == 'snapshot':
                     self.image_path = data['path']  # only the newest waits
-            self.seen_event = state.last_event_id
         if self.seen_version != state.version or \
                 ticks.now_ms() - self.state_ms >= self.config['state_s'] * 1000:
             self.seen_version = state.version
@@ -187,7 +190,8 @@ class MqttLink:
         if self.frame_wanted:
             self.frame_wanted = False
             await self._publish_frame()
-        if self.commands or self.image_path or self.seen_version != state.version:
+        if self.commands or self.image_path or self.seen_version != state.version \
+                or self.seen_event < state.last_event_id:
             self._wake.set()            # more came in meanwhile
 
     async def _publish_frame(self):

@@ -544,3 +544,35 @@ def test_clip_events_and_the_boards_own_url_as_home_assistant_gets_them(make_boa
         assert [r for t, p, r in late.messages if p == on_card] == [True]
     finally:
         late.close()
+
+
+def test_every_event_goes_out_once_even_those_raised_while_others_are_sent(
+        make_board, broker, listener, still_frames):
+    # PIR edges in quick succession: motion snapshots are saved (and their
+    # events raised) while the link is still sending the earlier ones
+    config = board_config(broker, camera_s=0)
+    config['motion'].update(sensitivity=0, pir_pin=13, pir_debounce_ms=0, cooldown_s=0)
+    board = make_board(frames=still_frames, config=config, board_id=ID).start()
+    board.wait_frame()
+    listener.wait(online)
+    mark = listener.mark()
+    for pulses in range(1, 21):
+        board.set_faults(pir_pulses=pulses)
+        time.sleep(0.1)
+    board.wait_for(lambda s: s['trigger_count'] >= 10, timeout=60)
+    saved = -1
+    while saved != board.status()['snapshot_count']:    # until the saves are done
+        saved = board.status()['snapshot_count']
+        time.sleep(2)
+
+    def snapshots():
+        with listener.cond:
+            found = [json.loads(p)['path'] for t, p, _ in listener.messages[mark:]
+                     if t == BASE + 'events' and json.loads(p)['event'] == 'snapshot']
+        return found
+    deadline = time.monotonic() + 30
+    while len(snapshots()) < saved and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+    paths = snapshots()
+    assert saved >= 10 and len(paths) == saved and len(set(paths)) == saved, (saved, paths)
