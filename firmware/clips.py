@@ -122,6 +122,8 @@ class Recorder:
         """record_start: a clip until record_stop (or max_s)."""
         if not self.store.mounted:
             return {'ok': False, 'reason': 'no sd card'}
+        if self.ring is None and not self.ring_failed:
+            self._make_ring()       # before the first frame after boot reached it
         if self.ring is None:
             return {'ok': False, 'reason': 'recording needs memory for its buffer'
                     if self.ring_failed else 'not ready'}
