@@ -122,6 +122,9 @@ def test_a_listener_that_stops_reading_is_dropped(tight_board):
 
 def test_connect_disconnect_cycles_and_commands_do_not_leak(tight_board):
     board = tight_board
+    # the clip pre-roll buffer (512 KB) is made at the first frame after the
+    # card is mounted: measure once it is there
+    board.wait_for(lambda s: s['clips_ready'] and s['frames'] >= 3)
     with board.ws() as ws:
         board.command(ws, cmd='status')
         before = board.command(ws, cmd='status')['status']['free_heap']
