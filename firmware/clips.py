@@ -125,8 +125,7 @@ class Recorder:
         if self.ring is None and not self.ring_failed:
             self._make_ring()       # before the first frame after boot reached it
         if self.ring is None:
-            return {'ok': False, 'reason': 'recording needs memory for its buffer'
-                    if self.ring_failed else 'not ready'}
+            return {'ok': False, 'reason': 'recording needs memory for its buffer'}
         self.manual = True
         if self.clip is None or self.ending or self.stop_now:
             self.want = 'manual'    # after the clip that is ending, a new one

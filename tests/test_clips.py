@@ -50,6 +50,21 @@ def record(board, seconds):
         assert board.command(ws, cmd='record_stop')['stopped']
 
 
+def test_record_start_says_why_it_cannot_record(make_board):
+    # a pre-roll buffer larger than the heap, then no card: a reason each time
+    board = make_board(config=config(preroll_bytes=4194304)).start()
+    board.wait_frame()
+    with board.ws() as ws:
+        reply = board.command(ws, cmd='record_start')
+        assert (reply['ok'], reply['reason']) == (False, 'recording needs memory for its buffer')
+        assert 'clips: no memory for a 4194304-byte frame buffer: recording off' in board.output()
+        board.set_faults(sd_removed=True)
+        board.wait_for(lambda s: s['sd_free'] is None)
+        reply = board.command(ws, cmd='record_start')
+        assert (reply['ok'], reply['reason']) == (False, 'no sd card')
+        assert board.status()['recording'] is None
+
+
 def test_motion_clip_starts_with_the_pre_roll(make_board, tmp_path):
     board = make_board(config=config(motion=True, tail_s=1, max_s=20)).start()
     name = wait_clips(board)[-1]['name']
