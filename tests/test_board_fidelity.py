@@ -180,3 +180,25 @@ def test_each_card_transfer_holds_the_board_for_a_boards_time(tmp_path):
     assert reads >= 400 * (100 + 205)
     assert writes >= 100 * (100 + 205 + 500)
     assert reads_4bit >= 400 * (100 + 51)
+
+
+def test_pwm_takes_whole_numbers_in_range_as_the_esp32_does(tmp_path):
+    # machine_pwm.c reads duty and freq with mp_obj_get_int: a float is a
+    # TypeError on the board (the LED's duty once was one), out of range a
+    # ValueError
+    script = tmp_path / 'pwm.py'
+    script.write_text(
+        'import sys\nsys.path.insert(0, %r)\nimport machine\n'
+        'pwm = machine.PWM(machine.Pin(4), freq=5000, duty=0)\n'
+        'pwm.duty(1023)\n'
+        'for bad in (511.5, 1024, -1):\n'
+        '    try:\n'
+        '        pwm.duty(bad)\n'
+        '        print("took", bad)\n'
+        '    except (TypeError, ValueError) as exc:\n'
+        '        print(type(exc).__name__)\n'
+        'print(pwm.duty())\n' % os.path.join(REPO, 'tools', 'sim'))
+    out = subprocess.run([os.path.join(REPO, '.venv', 'bin', 'micropython'), str(script)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ['TypeError', 'ValueError', 'ValueError', '1023'], \
+        out.stdout + out.stderr

@@ -212,21 +212,31 @@ def _power_cut():
     os.system('kill -9 ' + pid)
 
 
+def _pwm_int(value, low, high, what):
+    # as the esp32 port's machine_pwm.c: mp_obj_get_int() refuses a float
+    # (TypeError), then the range is checked (ValueError)
+    if not isinstance(value, int):
+        raise TypeError("can't convert %s to int" % type(value).__name__)
+    if not low <= value <= high:
+        raise ValueError('%s must be from %d to %d' % (what, low, high))
+    return value
+
+
 class PWM:
     def __init__(self, pin, freq=5000, duty=0):
         self.pin = pin
-        self._freq = freq
-        self._duty = duty
+        self._freq = _pwm_int(freq, 1, 40000000, 'frequency')
+        self._duty = _pwm_int(duty, 0, 1023, 'duty')
 
     def duty(self, value=None):
         if value is None:
             return self._duty
-        self._duty = value
+        self._duty = _pwm_int(value, 0, 1023, 'duty')
 
     def freq(self, value=None):
         if value is None:
             return self._freq
-        self._freq = value
+        self._freq = _pwm_int(value, 1, 40000000, 'frequency')
 
     def deinit(self):
         pass
