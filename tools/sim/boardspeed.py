@@ -137,6 +137,8 @@ def _timed(call, arg, name):
     if _depth:
         return call(arg)
     _depth = 1
+    if _PROFILE:
+        _alloc_at[0] = gc.mem_alloc()
     start = _step_start = _ticks_us()
     try:
         return call(arg)
@@ -146,6 +148,7 @@ def _timed(call, arg, name):
 
 
 _PROFILE = os.getenv('SIM_BOARD_PROFILE') == '1'
+_alloc_at = [0]         # gc.mem_alloc() when the step began (profiling only)
 _profile = {}           # coroutine name: [steps, host us, board us]
 _profile_ms = [0]
 
@@ -153,7 +156,11 @@ _profile_ms = [0]
 def _account(name, host, board, exempt, viper_us, gc_us):
     entry = _profile.get(name)
     if entry is None:
-        entry = _profile[name] = [0, 0, 0, 0, 0, 0]
+        entry = _profile[name] = [0, 0, 0, 0, 0, 0, 0, 0]
+    entry[6] = max(entry[6], board)
+    grown = gc.mem_alloc() - _alloc_at[0]
+    if grown > 0 and not gc_us:
+        entry[7] += grown
     entry[0] += 1
     entry[1] += host
     entry[2] += board
@@ -163,10 +170,11 @@ def _account(name, host, board, exempt, viper_us, gc_us):
     now = utime.ticks_ms()
     if utime.ticks_diff(now, _profile_ms[0]) > 5000:
         _profile_ms[0] = now
-        for key, (steps, host_us, board_us, ex, vi, gcs) in sorted(
+        for key, (steps, host_us, board_us, ex, vi, gcs, worst, alloc) in sorted(
                 _profile.items(), key=lambda kv: -kv[1][2]):
             print('board speed profile: %-22s %5d steps, host %7d us (drivers %7d, viper %6d);'
-                  ' board %8d us (GC %7d)' % (key, steps, host_us, ex, vi, board_us, gcs))
+                  ' board %8d us (GC %7d), longest step %6d us, allocated %d KB'
+                  % (key, steps, host_us, ex, vi, board_us, gcs, worst, alloc // 1024))
         _profile.clear()
 
 
