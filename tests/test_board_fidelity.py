@@ -136,18 +136,24 @@ def test_a_message_nested_5000_deep_is_refused_and_the_board_serves_on(make_boar
 def test_the_simulated_wall_clock_never_steps_back(tmp_path):
     # the ESP32's RTC only moves forward between NTP sets: names taken in
     # order must sort in order (a burst once got a name a second early)
-    script = tmp_path / 'clock.py'
-    script.write_text(
-        'import sys\nsys.path.insert(0, %r)\nimport time\n'
-        'prev = time.time()\nback = 0\n'
-        'for i in range(300000):\n'
-        '    now = time.time()\n'
-        '    back += now < prev\n'
-        '    prev = now\n'
-        'print("back", back)\n' % os.path.join(REPO, 'tools', 'sim'))
-    out = subprocess.run([os.path.join(REPO, '.venv', 'bin', 'micropython'), str(script)],
-                         capture_output=True, text=True, timeout=120)
+    out = _on_sim(tmp_path, 'import time\n'
+                           'prev = time.time()\nback = 0\n'
+                           'for i in range(300000):\n'
+                           '    now = time.time()\n'
+                           '    back += now < prev\n'
+                           '    prev = now\n'
+                           'print("back", back)\n')
     assert out.stdout.split() == ['back', '0'], out.stdout + out.stderr
+
+
+def _on_sim(tmp_path, code):
+    """Run code under MicroPython with the simulator's stand-ins first on
+    the path (machine, time, ...)."""
+    script = tmp_path / 'snippet.py'
+    script.write_text('import sys\nsys.path.insert(0, %r)\n' % os.path.join(REPO, 'tools', 'sim')
+                      + code)
+    return subprocess.run([os.path.join(REPO, '.venv', 'bin', 'micropython'), str(script)],
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_each_card_transfer_holds_the_board_for_a_boards_time(tmp_path):
@@ -186,19 +192,15 @@ def test_pwm_takes_whole_numbers_in_range_as_the_esp32_does(tmp_path):
     # machine_pwm.c reads duty and freq with mp_obj_get_int: a float is a
     # TypeError on the board (the LED's duty once was one), out of range a
     # ValueError
-    script = tmp_path / 'pwm.py'
-    script.write_text(
-        'import sys\nsys.path.insert(0, %r)\nimport machine\n'
-        'pwm = machine.PWM(machine.Pin(4), freq=5000, duty=0)\n'
-        'pwm.duty(1023)\n'
-        'for bad in (511.5, 1024, -1):\n'
-        '    try:\n'
-        '        pwm.duty(bad)\n'
-        '        print("took", bad)\n'
-        '    except (TypeError, ValueError) as exc:\n'
-        '        print(type(exc).__name__)\n'
-        'print(pwm.duty())\n' % os.path.join(REPO, 'tools', 'sim'))
-    out = subprocess.run([os.path.join(REPO, '.venv', 'bin', 'micropython'), str(script)],
-                         capture_output=True, text=True, timeout=60)
+    out = _on_sim(tmp_path, 'import machine\n'
+                           'pwm = machine.PWM(machine.Pin(4), freq=5000, duty=0)\n'
+                           'pwm.duty(1023)\n'
+                           'for bad in (511.5, 1024, -1):\n'
+                           '    try:\n'
+                           '        pwm.duty(bad)\n'
+                           '        print("took", bad)\n'
+                           '    except (TypeError, ValueError) as exc:\n'
+                           '        print(type(exc).__name__)\n'
+                           'print(pwm.duty())\n')
     assert out.stdout.split() == ['TypeError', 'ValueError', 'ValueError', '1023'], \
         out.stdout + out.stderr
