@@ -51,7 +51,7 @@ deploy: bundle
 # the bundle over the air (DOWNGRADE=1: taken even if not newer than what runs)
 ota: bundle
 	@test -n "$(HOST)" || (echo "usage: make ota HOST=esp32cam.local" && exit 2)
-	$(PY) tools/ota.py --host $(HOST) $(if $(KEY),--key $(KEY)) $(if $(TOKEN),--token $(TOKEN)) \
+	$(PY) tools/ota.py --host $(HOST) $(if $(KEY),--key $(KEY)) $(if $(TOKEN),--token=$(TOKEN)) \
 		$(if $(HTTPS),--https) $(if $(DOWNGRADE),--downgrade)
 
 repl: setup

@@ -7,8 +7,10 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import socket
+import subprocess
 import threading
 import time
 
@@ -427,3 +429,15 @@ def test_an_old_signed_update_sent_again_is_refused_unless_sent_as_a_downgrade(
     assert '(build 1000, a downgrade)' in out and 'updated to 0.1.0' in out
     now = ota_status(ota_board)
     assert now['version'] == '0.1.0' and now['state'] == 'ok' and now['slot'] == 'b'
+
+
+def test_make_ota_passes_a_token_that_starts_with_a_dash():
+    # a token is URL-safe base64: one in 64 starts with "-", which argparse
+    # took for an option ("--token: expected one argument")
+    printed = subprocess.run(['make', '--no-print-directory', '-n', '-o', 'bundle', '-C', REPO,
+                              'ota', 'HOST=127.0.0.1:9', 'TOKEN=-oi2Xg_7DZ5eonANkZE5bcEf'],
+                             capture_output=True, text=True, check=True).stdout
+    line = next(cmd for cmd in printed.splitlines() if 'tools/ota.py' in cmd)
+    args = shlex.split(line.replace('\\', ''))
+    parsed = subprocess.run(args + ['--help'], cwd=REPO, capture_output=True, text=True)
+    assert parsed.returncode == 0, parsed.stderr
