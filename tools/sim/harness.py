@@ -207,11 +207,7 @@ class Board:
         ready = 'Dashboard: http://' if serving else 'Serial: '
         self.log = open(self.log_path, 'ab')
         self.log_start = self.log.tell()
-        # the ESP32 has its CPU to itself: other work on the PC (the other
-        # workers, a browser, CPU hogs) gets less time than the board where
-        # the host lets us raise it (root; elsewhere nice says so and runs it)
-        self.proc = subprocess.Popen(['nice', '-n', str(BOARD_NICE), sys.executable, SIMULATE]
-                                     + self.args, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, SIMULATE] + self.args, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -376,9 +372,6 @@ class Board:
     def card_read(self, path):
         return subprocess.run(['mcopy', '-i', self.sdcard, '-n', '::' + path, '-'],
                               capture_output=True, check=True, env=MTOOLS_ENV).stdout
-
-
-BOARD_NICE = -5        # a simulated board's priority on the host (nice -20..19)
 
 
 def seq_of(name):
