@@ -162,5 +162,17 @@ async def strict_upgrade(request):
 
 
 def with_strict_websocket(f):
-    """Decorator: a WebSocket route with a StrictWebSocket."""
-    return websocket_wrapper(f, strict_upgrade)
+    """Decorator: a WebSocket route with a StrictWebSocket; a peer that
+    resets during the handshake is let go quietly, as one that resets later."""
+    from microdot import Response
+    from microdot.microdot import MUTED_SOCKET_ERRORS
+    route = websocket_wrapper(f, strict_upgrade)
+
+    async def wrapper(request, *args, **kwargs):
+        try:
+            return await route(request, *args, **kwargs)
+        except OSError as exc:
+            if exc.errno not in MUTED_SOCKET_ERRORS:
+                raise
+            return Response.already_handled
+    return wrapper

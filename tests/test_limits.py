@@ -160,6 +160,16 @@ def test_reset_connections_never_print_tracebacks(tight_board):
         if i % 4 == 0:
             time.sleep(0.01)
         sock.close()                    # RST: ECONNRESET on the board
+    for i in range(20):
+        # a WebSocket upgrade, reset before the handshake's reply is read
+        sock = socket.create_connection(('127.0.0.1', board.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        sock.sendall(('GET /control HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n'
+                      'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+                      'Sec-WebSocket-Version: 13\r\nOrigin: %s\r\n%s\r\n'
+                      % (board.port, board.url, board.raw_auth())).encode())
+        time.sleep(0.01 * (i % 3))
+        sock.close()
     raw = RawWebSocket(board)
     raw.send(frame(1, '{"cmd": "status"}'))
     raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
