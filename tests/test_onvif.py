@@ -306,11 +306,11 @@ from firmware import soap
 def cost(size):
     body = b'<x ' + b'a:Username ' * (size // 11)
     times = []
-    for _ in range(5):
+    for _ in range(9):
         t = time.ticks_us()
         soap.text(body, b'Username')
         times.append(time.ticks_diff(time.ticks_us(), t))
-    return sorted(times)[2]
+    return min(times)       # a loaded host only adds time: the least is the cost
 print(cost(2000), cost(16000))
 """)
     small, big = (int(x) for x in out.split())
