@@ -15,8 +15,17 @@ def _config(**motion):
     return config
 
 
-def _seq(name):
-    return seq_of(name)
+def _snapshot_through_a_cut(board, n):
+    """Boot with the power cut after n block writes and ask for a snapshot:
+    its reply, or None when the cut came first."""
+    board.set_faults(sd_cut_after_writes=n)
+    try:
+        board.start()
+        board.wait_frame()
+        with board.ws() as ws:
+            return board.command(ws, cmd='snapshot_now')
+    except Exception:
+        return None     # the cut came first
 
 
 def _finish(board):
@@ -38,7 +47,7 @@ def test_3_a_cut_at_every_block_write_of_a_seq_renewal_never_reuses_a_number(mak
         for _ in range(3):
             reply = board.command(ws, cmd='snapshot_now')
             assert reply['ok'] is True, reply
-            used.add(_seq(reply['saved']))
+            used.add(seq_of(reply['saved']))
     # the owner deletes them all: from now on only .seq remembers the numbers
     with board.http() as client:
         for name in [item['name'] for item in client.get('/snaps').json()]:
@@ -47,17 +56,9 @@ def test_3_a_cut_at_every_block_write_of_a_seq_renewal_never_reuses_a_number(mak
     for n in range(12):
         # the first save after a boot renews .seq: cut the power after n
         # block writes, within the boot, the renewal or the save after it
-        board.set_faults(sd_cut_after_writes=n)
-        reply = None
-        try:
-            board.start()
-            board.wait_frame()
-            with board.ws() as ws:
-                reply = board.command(ws, cmd='snapshot_now')
-        except Exception:
-            pass        # the cut came first
+        reply = _snapshot_through_a_cut(board, n)
         if reply and reply['ok']:
-            number = _seq(reply['saved'])
+            number = seq_of(reply['saved'])
             assert number not in used, ('reused before the cut at write %d' % n, number)
             used.add(number)
         _finish(board)
@@ -67,13 +68,13 @@ def test_3_a_cut_at_every_block_write_of_a_seq_renewal_never_reuses_a_number(mak
         with board.ws() as ws:
             reply = board.command(ws, cmd='snapshot_now')
         assert reply['ok'] is True, reply
-        number = _seq(reply['saved'])
+        number = seq_of(reply['saved'])
         assert number not in used, ('a number came back after a cut at write %d' % n,
                                     number, sorted(used))
         used.add(number)
         # and nothing on the card names a number twice
         names = [name for name in board.card_files() if name.endswith('.jpg')]
-        assert len({_seq(name) for name in names}) == len(names), names
+        assert len({seq_of(name) for name in names}) == len(names), names
         with board.http() as client:
             for name in [item['name'] for item in client.get('/snaps').json()]:
                 assert client.delete('/snaps/' + name).status_code == 200
@@ -175,7 +176,7 @@ def test_24_5_a_cut_at_every_block_write_of_an_old_seq_migration_never_reuses_a_
         # the older firmware's card: all snapshots deleted, only .seq remembers
         from tools.sim.harness import MTOOLS_ENV, card_paths
         paths = [p for p in card_paths(board.sdcard, '/snaps') or () if p.endswith('.jpg')]
-        used_below = max([used_below] + [_seq(p.rsplit('/', 1)[1]) + 1 for p in paths])
+        used_below = max([used_below] + [seq_of(p.rsplit('/', 1)[1]) + 1 for p in paths])
         if paths:
             import subprocess
             subprocess.run(['mdel', '-i', board.sdcard] + ['::' + p for p in paths],
@@ -183,17 +184,9 @@ def test_24_5_a_cut_at_every_block_write_of_an_old_seq_migration_never_reuses_a_
         seq = _card_seq(board)
         used_below = max(used_below, int(seq) if seq and seq.strip().isdigit() else 0) + 37
         _put_legacy_seq(board, used_below)
-        board.set_faults(sd_cut_after_writes=n)
-        reply = None
-        try:
-            board.start()
-            board.wait_frame()
-            with board.ws() as ws:
-                reply = board.command(ws, cmd='snapshot_now')
-        except Exception:
-            pass        # the cut came first
+        reply = _snapshot_through_a_cut(board, n)
         if reply and reply['ok']:
-            assert _seq(reply['saved']) >= used_below, ('reused before the cut', n, reply)
+            assert seq_of(reply['saved']) >= used_below, ('reused before the cut', n, reply)
             migrations += 1
         _finish(board)
         board.set_faults()
@@ -202,7 +195,7 @@ def test_24_5_a_cut_at_every_block_write_of_an_old_seq_migration_never_reuses_a_
         with board.ws() as ws:
             reply = board.command(ws, cmd='snapshot_now')
         assert reply['ok'] is True, reply
-        assert _seq(reply['saved']) >= used_below, (
+        assert seq_of(reply['saved']) >= used_below, (
             'a number came back after a cut at write %d' % n, reply['saved'], used_below)
         assert len(_card_seq(board)) == 10          # migrated to the fixed form
         board.stop()

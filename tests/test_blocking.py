@@ -112,12 +112,8 @@ def _typical(stalls):
     return sorted(stalls)[len(stalls) // 2]
 
 
-def _seq(name):
-    return seq_of(name)
-
-
 def _newest(files, limit=100):
-    names = sorted(files, key=_seq, reverse=True)[:limit]
+    names = sorted(files, key=seq_of, reverse=True)[:limit]
     return [{'name': n, 'bytes': files[n]} for n in names]
 
 
@@ -195,9 +191,9 @@ def test_a_save_that_makes_room_on_a_crowded_card(make_board, crowded_card):
     sse.close()
     viewer.join()
     # each save retired the oldest motion snapshots, as many as one save may delete
-    motion = sorted((n for n in files if n.startswith('motion-')), key=_seq)
+    motion = sorted((n for n in files if n.startswith('motion-')), key=seq_of)
     for n, names in enumerate(deleted):
-        assert sorted(names, key=_seq) == motion[16 * n:16 * (n + 1)]
+        assert sorted(names, key=seq_of) == motion[16 * n:16 * (n + 1)]
         for name in names:
             del files[name]
     with board.http() as client:

@@ -68,9 +68,7 @@ def test_delete_of_a_clip_being_downloaded_is_refused_until_it_is_done(board):
 
 
 def test_delete_of_a_snapshot_during_its_download_never_gives_a_short_file(board):
-    with board.ws() as ws:
-        saved = board.command(ws, cmd='snapshot_now')['saved']
-    name = saved.rsplit('/', 1)[1]
+    name = _snapshot_name(board)
     with board.http() as client:
         r = client.get('/snaps/' + name)
         assert r.headers['content-length'] == str(len(r.content))
@@ -132,9 +130,7 @@ def test_too_many_readers_are_told_to_come_back(board):
 
 
 def test_a_range_past_the_end_of_the_file_is_clamped_to_it(board):
-    with board.ws() as ws:
-        saved = board.command(ws, cmd='snapshot_now')['saved']
-    name = saved.rsplit('/', 1)[1]
+    name = _snapshot_name(board)
     with board.http() as client:
         r = client.get('/snaps/' + name)
         assert r.headers['accept-ranges'] == 'bytes'
@@ -148,3 +144,9 @@ def test_a_range_past_the_end_of_the_file_is_clamped_to_it(board):
                 assert r.headers['content-range'] == 'bytes %d-%d/%d' % (first, size - 1, size)
                 assert r.headers['content-length'] == str(size - first)
                 assert r.read() == whole[first:]
+
+
+def _snapshot_name(board):
+    """Save a snapshot; its file name."""
+    with board.ws() as ws:
+        return board.command(ws, cmd='snapshot_now')['saved'].rsplit('/', 1)[1]
