@@ -14,6 +14,7 @@ import time
 from micropython import const
 from firmware import jpegluma, ticks
 from firmware.motiondetect import STARTED, Detector
+from firmware.motionzones import Zones
 
 _SLICE_US = const(20000)    # one slice of decoding holds the loop about this long
 _SLICE_MIN = const(16)      # MCUs in a slice, learnt as the board runs
@@ -31,6 +32,7 @@ class Motion:
         self.sensitivity = settings['sensitivity']
         self.armed = settings['motion_armed']     # off: picture change and PIR ignored
         self.mask = settings['motion_mask']
+        self.zones = Zones(settings['motion_zones'], self.sensitivity)
         self.cooldown_ms = settings['cooldown_s'] * 1000
         self.last_trigger_ms = None
         self.pir_ms = None          # the last PIR edge that counted (ticks.now_ms)
@@ -52,10 +54,33 @@ class Motion:
             if self.detector is not None:
                 self.detector.mask = value      # raises ValueError if bad
             self.mask = value
+            self._tune()
+        elif name == 'motion_zones':
+            self.zones.zones = value
+            self._tune()
         else:
-            self.sensitivity = value
-            if self.detector is not None:
-                self.detector.sensitivity = value
+            self.sensitivity = self.zones.sensitivity = value
+            self._tune()
+
+    def _tune(self):
+        """The detector set for the sensitivity, or for the zones."""
+        detector = self.detector
+        if detector is None:
+            return
+        zones = self.zones
+        if zones.zones:
+            smallest = zones.map(detector.cols, detector.rows, self.mask)
+            detector.watch_areas(zones.areas, zones.counts, smallest, zones.floors)
+        else:
+            zones.clear()
+            detector.watch_areas()
+        detector.sensitivity = self.sensitivity
+        self._show_zones()
+
+    def _show_zones(self):
+        zones = self.zones
+        if zones.changed:
+            self.state.update(motion_zones=zones.names_on())
 
     def start(self):
         self.task = asyncio.create_task(self._analyse())
@@ -79,20 +104,30 @@ class Motion:
                 continue
             self.state.update(motion_error=None)
             self.analysed += 1
-            if event == STARTED and self.armed:
-                self._update_motion(True)
+            if self.zones.zones:
+                areas = self.zones.judge(self.armed and self.detector.moving, taken,
+                                         self.cooldown_ms)
+                self._show_zones()
+            else:
+                areas = None
+            self._update_motion(self.armed and self._moving())
+            if areas or areas is None and event == STARTED and self.armed:
                 # the frame that confirmed the motion is the snapshot
-                self.trigger('frame', self.detector.region, (jpeg, slot))
+                self.trigger('frame', self.detector.region, (jpeg, slot), areas)
             else:
                 camera.release(slot)
-            self._update_motion(self.armed and self._moving())
             await asyncio.sleep_ms(0)
 
     def _moving(self):
-        """Inside a picture-change episode, or a PIR edge came lately."""
+        """Inside a picture-change episode (in a zone that is not count-only,
+        with zones), or a PIR edge came lately."""
         if self.pir_ms is not None and ticks.now_ms() - self.pir_ms >= _PIR_HOLD_MS:
             self.pir_ms = None
-        return self.pir_ms is not None or (self.detector is not None and self.detector.moving)
+        if self.pir_ms is not None:
+            return True
+        if self.zones.zones:
+            return self.zones.motion()
+        return self.detector is not None and self.detector.moving
 
     def _update_motion(self, on):
         """state['motion'] on while motion lasts; motion_end when it is over."""
@@ -127,6 +162,7 @@ class Motion:
                 self.detector = Detector(decoder.cols, decoder.rows, self.sensitivity, self.mask)
             else:
                 self.detector.resize(decoder.cols, decoder.rows)
+            self._tune()
         return memoryview(decoder.luma)[:decoder.cols * decoder.rows]
 
     def _where(self, region):
@@ -136,17 +172,19 @@ class Motion:
         return {'box': [x0 * 8, y0 * 8, min(width, x1 * 8 + 8) - 1, min(height, y1 * 8 + 8) - 1],
                 'area': round(region['area'] * 100, 1), 'frame': [width, height]}
 
-    def trigger(self, cause='frame', region=None, frame=None):
-        """One trigger from any source; ignored within the cooldown. The
-        snapshot is `frame` (jpeg, slot), held by the caller and released
-        here, or the camera's latest frame."""
+    def trigger(self, cause='frame', region=None, frame=None, areas=None):
+        """One trigger from any source; ignored within the cooldown (a zone's
+        own, for `areas`: the zones that went on). The snapshot is `frame`
+        (jpeg, slot), held by the caller and released here, or the camera's
+        latest frame; none for count-only zones."""
         now = ticks.now_ms()        # the last trigger may be days ago
-        if not self.armed or (self.last_trigger_ms is not None and
-                now - self.last_trigger_ms < self.cooldown_ms):
+        if not self.armed or areas is None and self.last_trigger_ms is not None and \
+                now - self.last_trigger_ms < self.cooldown_ms:
             if frame is not None:
                 self.camera.release(frame[1])
             return
-        self.last_trigger_ms = now
+        if areas is None:
+            self.last_trigger_ms = now
         self.state.add('trigger_count', 1)
         event = {'count': self.state.state['trigger_count'], 'cause': cause}
         note = None
@@ -154,9 +192,16 @@ class Motion:
             where = self._where(region)
             event.update(where)
             note = 'box=%d,%d,%d,%d area=%s' % (tuple(where['box']) + (where['area'],))
+        if areas is not None:
+            event['zones'] = names = self.zones.names(areas)
+            if names:
+                note = '%s zones=%s' % (note, ','.join(names))
         self.state.update(last_motion=event)
         self.state.emit('motion', event)
-        self.snapshots.take_soon('motion', cause, note, frame)
+        if areas is None or self.zones.saves(areas):
+            self.snapshots.take_soon('motion', cause, note, frame)
+        elif frame is not None:
+            self.camera.release(frame[1])
 
     def view(self):
         """What the detector sees now, for the dashboard's overlay: the block

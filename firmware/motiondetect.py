@@ -31,6 +31,8 @@ analyses 2-5 frames a second behaves as one that analyses 10. Per frame:
   6. The background follows blocks outside regions with a 3.2 s time
      constant; a block changed for 5 s in a row (a parked object) is absorbed.
 The mask is a 16 x 12 grid whatever the frame size (see parse_mask).
+Zones (firmware/motionzones.py) set `areas`: the blocks of qualifying
+regions are then counted per area each frame, into `area_counts`.
 """
 import micropython
 from micropython import const
@@ -81,6 +83,20 @@ def parse_mask(text):
     return bytes(int(text[i:i + 2], 16) for i in range(0, 48, 2))
 
 
+@micropython.viper
+def grid_blocks(bits, cols: int, rows: int, out, value: int):
+    # OR `value` into out[block] for every block of a cols x rows map under
+    # a set cell of a 16 x 12 grid (24 bytes, row-major, high bit first)
+    b = ptr8(bits)
+    o = ptr8(out)
+    for y in range(rows):
+        cy = y * MASK_ROWS // rows
+        for x in range(cols):
+            cell = cy * MASK_COLS + x * MASK_COLS // cols
+            if b[cell >> 3] & (0x80 >> (cell & 7)):
+                o[y * cols + x] = o[y * cols + x] | value
+
+
 def min_blocks(sensitivity, blocks):
     """Smallest region that triggers: 15 % of the frame at 0, 1.2 % at 50,
     0.1 % (at least 2 blocks) at 100."""
@@ -92,6 +108,11 @@ def floor_luma(sensitivity):
     """Smallest block change (luma steps) that counts: 13 at 0 .. 3 at 100."""
     s = max(0, min(100, sensitivity))
     return 3 + (100 - s) / 10
+
+
+def floor16(sensitivity):
+    """floor_luma in 1/16 luma steps: one byte per block (48 .. 208)."""
+    return int(floor_luma(sensitivity) * 16)
 
 
 @micropython.viper
@@ -156,7 +177,7 @@ def _diff_hist(luma, bg, masked, n: int, split: int, hist) -> int:
 
 @micropython.viper
 def _classify(luma, bg, noise, masked, level, act, tex, n: int, cols: int, off: int,
-              slope: int, pivot: int, floor: int) -> int:
+              slope: int, pivot: int, floors) -> int:
     # level: 2 strong (level and texture changed), 3 flat (level only: a
     # shadow's inside, or an object's plain middle), 1 weak (under the
     # threshold, over half of it), 0 still or busy (act over _BUSY); tex:
@@ -169,6 +190,7 @@ def _classify(luma, bg, noise, masked, level, act, tex, n: int, cols: int, off: 
     lv = ptr8(level)
     a = ptr16(act)
     pv = ptr8(tex)
+    fl = ptr8(floors)           # each block's floor in 1/16 luma steps
     strong = 0
     raw = 0
     for i in range(n):
@@ -176,6 +198,7 @@ def _classify(luma, bg, noise, masked, level, act, tex, n: int, cols: int, off: 
         if m[i]:
             continue
         t = z[i] * _NOISE_K
+        floor = fl[i] << 4
         if t < floor:
             t = floor
         r = (x[i] << 8) - b[i]
@@ -417,6 +440,23 @@ def _activity(tex, prev, mark, act, travel, n: int, calm: int):
 
 
 @micropython.viper
+def _area_counts(mark, areas, n: int, counts):
+    # counts[z] (16 bits): blocks of qualifying regions (mark >= 2) in area z
+    mk = ptr8(mark)
+    a = ptr8(areas)
+    c = ptr16(counts)
+    for i in range(n):
+        if mk[i] >= 2:
+            v = a[i]
+            z = 0
+            while v:
+                if v & 1:
+                    c[z] += 1
+                v >>= 1
+                z += 1
+
+
+@micropython.viper
 def _rebase(luma, bg, streak, n: int):
     x = ptr8(luma)
     b = ptr16(bg)
@@ -433,6 +473,10 @@ class Detector:
     def __init__(self, cols, rows, sensitivity=50, mask=None):
         self.sensitivity = sensitivity
         self.end_ms = _END_MS
+        self.min_region = None      # smallest region in blocks; None: from the sensitivity
+        self.areas = None           # zones: an area bit per block (firmware/motionzones.py)
+        self.area_counts = None     # and the region blocks in each area, 16 bits each
+        self.area_floors = None     # and each block's floor (floor16 of its areas)
         self._mask = None
         self._hist = bytearray(4 * 1024)
         self._out = bytearray(4 * (7 + 5 * _MAX_BOXES))
@@ -470,6 +514,8 @@ class Detector:
         self._tex = bytearray(n)
         self._prev = bytearray(n)
         self._queue = bytearray(2 * n)
+        self._plain_floors = bytearray(n)
+        self._floor_fill = None
         self.changed = bytearray(n)
         self._map_mask()
         self.reset()
@@ -493,19 +539,35 @@ class Detector:
             z[i] = _NOISE_START & 255
             z[i + 1] = _NOISE_START >> 8
 
+    def watch_areas(self, areas=None, counts=None, min_region=None, floors=None):
+        """Count region blocks per area (a bit per area in each block of
+        `areas`) into `counts` each frame, keeping regions of min_region
+        blocks, each block judged against its floor in `floors`; no areas:
+        the whole picture, as the sensitivity says."""
+        self.areas = areas
+        self.area_counts = counts
+        self.min_region = min_region
+        self.area_floors = floors
+
+    def _floors(self):
+        """Each block's floor: the areas', or one for the sensitivity."""
+        if self.area_floors is not None:
+            return self.area_floors
+        level = floor16(self.sensitivity)
+        if self._floor_fill != level:
+            self._floor_fill = level
+            self._plain_floors[:] = bytes((level,)) * len(self._plain_floors)
+        return self._plain_floors
+
     def _map_mask(self):
         if not hasattr(self, '_masked'):
             return
-        cols, rows, m, bits = self.cols, self.rows, self._masked, self._mask
-        free = 0
-        for y in range(rows):
-            cy = y * MASK_ROWS // rows
-            for x in range(cols):
-                cell = cy * MASK_COLS + x * MASK_COLS // cols
-                off = 1 if bits is not None and bits[cell >> 3] & (0x80 >> (cell & 7)) else 0
-                m[y * cols + x] = off
-                free += 1 - off
-        self._free = free
+        m = self._masked
+        for i in range(len(m)):
+            m[i] = 0
+        if self._mask is not None:
+            grid_blocks(self._mask, self.cols, self.rows, m, 1)
+        self._free = len(m) - sum(m)
 
     def _dt(self, ms):
         """This frame's duration in ms (since the last analysed frame)."""
@@ -526,6 +588,10 @@ class Detector:
             raise ValueError('map size')
         dt = self._dt(ms)
         self.frames += 1
+        tally = self.area_counts
+        if tally is not None:
+            for i in range(len(tally)):
+                tally[i] = 0
         if self.frames == 1:
             _rebase(luma, self._bg, self._streak, n)
             return NONE
@@ -553,9 +619,9 @@ class Detector:
             _diff_hist(luma, self._bg, self._masked, n, 256, hist)   # one group: an offset
             off = _median256(hist, 0, 512, free // 2) - (256 << 8)
             pivot = 0
-        floor = int(floor_luma(self.sensitivity) * 256)
+        floor = floor16(self.sensitivity) << 4     # noise is learnt from residuals up to twice it
         counts = _classify(luma, self._bg, self._noise, self._masked, self._level,
-                           self._act, self._tex, n, self.cols, off, slope, pivot, floor)
+                           self._act, self._tex, n, self.cols, off, slope, pivot, self._floors())
         strong = counts & 0xffff
         raw = counts >> 16
         warm = self._age_ms <= _WARMUP_MS or self.frames <= _WARMUP_MIN
@@ -568,10 +634,12 @@ class Detector:
             self._age_ms = min(self._age_ms, _WARMUP_MS - _RELEARN_MS)
             self._hits = 0
             return NONE
-        need = min_blocks(self.sensitivity, free)
+        need = self.min_region or min_blocks(self.sensitivity, free)
         keep = need * 2 // 3 if self.moving else need
         out = self._out
         _regions(self._level, self._mark, self._queue, self.cols, self.rows, max(2, keep), out)
+        if self.areas is not None:
+            _area_counts(self._mark, self.areas, n, self.area_counts)
         # the background's time constant in frames of this length, as a shift
         shift = _WARM_SHIFT if warm else _log2(_LEARN_MS // dt)
         _learn(luma, self._bg, self._noise, self._mark, self._streak, self.changed,

@@ -13,7 +13,8 @@
                 (not subscribed, nor camera/get)
   results       their replies
 Home Assistant discovery (firmware/homeassistant.py) is sent on every
-connect and when homeassistant/status says online; with mqtt.discovery
+connect, when homeassistant/status says online and when the motion zones
+change (a binary_sensor per zone); with mqtt.discovery
 false the retained configs are cleared instead.
 """
 import asyncio
@@ -69,6 +70,7 @@ class MqttLink:
         self.commands = []
         self.allowed = None if config['commands'] == 'all' else commands.READ_ONLY
         self.announce = False
+        self.zones = None               # the motion zones the last discovery told
         self.image_path = None
         self.frame_wanted = False
         self.sent_frame = -1            # camera.frame_count of the last frame sent
@@ -112,12 +114,16 @@ class MqttLink:
         self._wake.set()
 
     # --- publishing -------------------------------------------------------
+    def _zones(self):
+        return self.state.state['settings'].get('motion_zones', [])
+
     async def _discovery(self):
         client = self.client
+        self.zones = self._zones()
         if self.config['discovery']:
             for topic, payload in homeassistant.configs(
                     self.id, self.base, VERSION, self.board.url, self.prefix,
-                    controls=self.config['commands'] == 'all'):
+                    controls=self.config['commands'] == 'all', zones=self.zones):
                 await client.publish(topic, payload, retain=True, qos=1)
         else:
             # the feature was turned off: empty retained configs remove the entities
@@ -153,6 +159,8 @@ class MqttLink:
     async def _publish_pending(self):
         client = self.client
         state = self.state
+        if self.zones is not None and self.zones != self._zones():
+            self.announce = True        # a zone's binary_sensor came or went
         if self.announce:
             self.announce = False
             try:

@@ -21,7 +21,13 @@ FRAMESIZES = {1: 'QQVGA', 3: 'QCIF', 4: 'HQVGA', 5: '240X240', 6: 'QVGA',
 # dict of CameraWebServer number -> name. Plain tuples: no object per row.
 BOOL = 'bool'
 MASK = 'mask'       # 48 hex digits: a 16 x 12 grid, bit set = cell ignored
+ZONES = 'zones'     # up to MAX_ZONES zones (firmware/motionzones.py)
 _HEX = '0123456789abcdefABCDEF'
+MAX_ZONES = 4
+ZONE_KEYS = ('name', 'cells', 'sensitivity', 'count_only')
+_NAME_MAX = 16
+# a zone's name goes into Home Assistant templates and file comments: no quotes
+_NAME_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-'
 
 # name: (default, values, applied by, CameraWebServer name or None)
 TABLE = {
@@ -36,6 +42,7 @@ TABLE = {
     'sensitivity': (50, (0, 100), MOTION, None),
     'motion_armed': (True, BOOL, MOTION, None),     # off: triggers are ignored
     'motion_mask': ('0' * 48, MASK, MOTION, None),
+    'motion_zones': ([], ZONES, MOTION, None),
     'flash': (0, (0, 255), LED, 'led_intensity'),
 }
 
@@ -47,9 +54,26 @@ def valid(values, value):
     if values is MASK:
         return isinstance(value, str) and len(value) == 48 and \
             all(c in _HEX for c in value)
+    if values is ZONES:
+        return isinstance(value, list) and len(value) <= MAX_ZONES and \
+            all(_zone_valid(zone, value[:i]) for i, zone in enumerate(value))
     if isinstance(values, dict):
         return isinstance(value, str) and value in values.values()
     return type(value) is int and values[0] <= value <= values[1]
+
+
+def _zone_valid(zone, before):
+    """One zone: exactly ZONE_KEYS, a name of its own, at least one cell."""
+    if not isinstance(zone, dict) or len(zone) != len(ZONE_KEYS) or \
+            not all(key in zone for key in ZONE_KEYS):
+        return False
+    name = zone['name']
+    if not isinstance(name, str) or not 0 < len(name) <= _NAME_MAX or \
+            name != name.strip() or not all(c in _NAME_CHARS for c in name) or \
+            name.lower() in [other['name'].lower() for other in before]:
+        return False
+    return valid(MASK, zone['cells']) and zone['cells'].strip('0') != '' and \
+        valid((0, 100), zone['sensitivity']) and valid(BOOL, zone['count_only'])
 
 
 def describe(values):
@@ -58,6 +82,10 @@ def describe(values):
         return 'true or false'
     if values is MASK:
         return '48 hex digits'
+    if values is ZONES:
+        return ('a list of up to %d zones, each {"name": 1-%d letters, digits, spaces, '
+                '- or _, "cells": 48 hex digits not all 0, "sensitivity": 0 to 100, '
+                '"count_only": true or false}, names all different' % (MAX_ZONES, _NAME_MAX))
     if isinstance(values, dict):
         return 'one of ' + ', '.join(values[n] for n in sorted(values))
     return '%d to %d' % values

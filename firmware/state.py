@@ -16,6 +16,7 @@ state = {
     'sd_free': None,
     'camera': 'starting',
     'motion': False,            # inside a motion episode (picture change)
+    'motion_zones': [],         # the names of the zones with motion now
     'motion_error': None,       # why the last frame could not be analysed
     'last_motion': None,        # the last trigger: count, cause, box, area, frame
     'clients': 0,

@@ -3,7 +3,7 @@
 // /events, commands over the /control WebSocket, the gallery from /snaps.
 const $ = (id) => document.getElementById(id);
 // one control per row of the settings table (firmware/settings.py), its id the
-// setting's name; motion_mask has the mask editor
+// setting's name; motion_mask has the mask editor, motion_zones the zone editor
 const SETTING_IDS = ['sensitivity', 'motion_armed', 'framesize', 'quality', 'brightness', 'contrast',
   'saturation', 'gainceiling', 'flash', 'vflip', 'hmirror'];
 const CONTROL_IDS = ['snap-btn', 'rec-btn', 'reset-btn'].concat(SETTING_IDS);
@@ -52,6 +52,7 @@ function showConnection() {
   el.className = 'conn ' + cls;
   for (const id of CONTROL_IDS) $(id).disabled = !online;
   $('mask-edit').disabled = !online;
+  $('zones-edit').disabled = !online;
 }
 
 // the connection cap's 503 is a "board busy" page; the camera's is plain text
@@ -114,6 +115,7 @@ function showStatus(s) {
   }
   if (s.update) showUpdate(s.update);
   if (s.settings) showSettings(s.settings);
+  if ('motion_zones' in s) zonesOn = s.motion_zones;
   if ('motion' in s) showMotionNow(s.motion);
   if ('last_motion' in s) showTrigger(s.last_motion);
 }
@@ -128,12 +130,15 @@ function showSettings(settings) {
     if (out) out.textContent = settings[id];
   }
   if (settings.motion_mask) mask = hexToBits(settings.motion_mask);
+  if (settings.motion_zones) zones = settings.motion_zones;
 }
 
 function showMotionNow(moving) {
   const el = $('motion-now');
-  el.textContent = moving ? 'motion' : 'no motion';
+  // a count-only zone's motion is named, but it is not "motion" (no clip)
+  el.textContent = zonesOn.length ? 'motion in ' + zonesOn.join(', ') : moving ? 'motion' : 'no motion';
   el.className = 'pill' + (moving ? ' moving' : '');
+  drawOverlay();
 }
 function showTrigger(m) {
   let text = 'none yet';
@@ -142,6 +147,7 @@ function showTrigger(m) {
     text = '#' + m.count + ' picture change';
     const b = m.box;
     if (b) text += ', ' + Number(m.area).toFixed(1) + ' % of the picture at (' + b[0] + ', ' + b[1] + ')–(' + b[2] + ', ' + b[3] + ')';
+    if (m.zones && m.zones.length) text += ' in ' + m.zones.join(', ');
   }
   $('last-trigger').textContent = 'Last trigger: ' + text;
 }
@@ -280,6 +286,10 @@ function showReply(r) {
     say('Counters reset');
     $('trigger-count').textContent = '0';
     $('snapshot-count').textContent = '0';
+  } else if (r.ok && r.key === 'motion_zones') {
+    zones = r.value;
+    say('Motion zones saved: ' + (zones.length ? zones.map((z) => z.name).join(', ') : 'none'));
+    drawOverlay();
   } else if (r.ok && r.key === 'motion_mask') {
     mask = hexToBits(r.value);
     const n = mask.filter(Boolean).length;
@@ -402,7 +412,13 @@ const live = keepOpen((c) => (noStream ? pollStills(c) : readStream(c)),
 // (the high bit first); a set bit is a cell the detector ignores.
 const MASK_COLS = 16, MASK_ROWS = 12, MOTION_EVERY_MS = 500;
 let mask = new Array(MASK_COLS * MASK_ROWS).fill(0);
-let draft = null;                 // the mask being edited, or null
+let draft = null;                 // the cells on the grid: the mask's or a zone's, or null
+// zones: up to 4 named grids like the mask, set bit = cell in the zone
+const MAX_ZONES = 4, ZONE_COLOURS = ['#4cc9f0', '#f72585', '#b5e48c', '#ffd166'];
+let zones = [];                   // the board's motion_zones
+let zonesOn = [];                 // the names of those with motion now
+let zoneDrafts = null;            // the zones being edited ({name, bits, sensitivity, count_only}), or null
+let zoneAt = 0;                   // the one on the grid
 let lastView = null;
 const hexToBits = (hex) => [...hex].flatMap((ch) => { const v = parseInt(ch, 16); return [v >> 3 & 1, v >> 2 & 1, v >> 1 & 1, v & 1]; });
 function bitsToHex(bits) {
@@ -439,6 +455,7 @@ function drawOverlay() {
   g.fillStyle = 'rgba(10, 14, 18, .55)';
   const cw = width / MASK_COLS, ch = height / MASK_ROWS;
   mask.forEach((bit, i) => bit && g.fillRect(i % MASK_COLS * cw, Math.floor(i / MASK_COLS) * ch, cw, ch));
+  drawZones(g, cw, ch);
   const v = lastView;
   if (!v || !v.cols) return;
   const img = $('live');
@@ -458,6 +475,21 @@ function drawOverlay() {
     g.fillStyle = '#ffd23f';
     g.fillText(Number(v.region.area).toFixed(1) + ' %', x0 * s + 4, Math.max(14, y0 * s - 4));
   }
+}
+
+// each zone tinted in its colour, stronger while it has motion, and named
+function drawZones(g, cw, ch) {
+  if (zoneDrafts) return;         // the grid shows the one being edited
+  zones.forEach((zone, z) => {
+    const bits = hexToBits(zone.cells);
+    g.fillStyle = ZONE_COLOURS[z] + (zonesOn.includes(zone.name) ? '66' : '26');
+    bits.forEach((bit, i) => bit && g.fillRect(i % MASK_COLS * cw, Math.floor(i / MASK_COLS) * ch, cw, ch));
+    // named in its bottom row (the top left has the live badge)
+    const row = Math.floor(bits.lastIndexOf(1) / MASK_COLS), col = bits.indexOf(1, row * MASK_COLS) % MASK_COLS;
+    g.font = '600 12px system-ui, sans-serif';
+    g.fillStyle = ZONE_COLOURS[z];
+    g.fillText(zone.name + (zone.count_only ? ' (count only)' : ''), col * cw + 3, (row + 1) * ch - 4);
+  });
 }
 
 // /motion twice a second, only while the overlay is on and the tab is seen
@@ -497,28 +529,85 @@ function buildGrid() {
 function showDraft() {
   [...$('mask-grid').children].forEach((cell, i) => cell.setAttribute('aria-pressed', draft[i] ? 'true' : 'false'));
   const n = draft.filter(Boolean).length;
-  $('mask-count').textContent = n ? n + ' of 192 cells ignored' : 'whole picture watched';
+  if (zoneDrafts) $('zone-count').textContent = n + ' of 192 cells in this zone';
+  else $('mask-count').textContent = n ? n + ' of 192 cells ignored' : 'whole picture watched';
 }
 function setCell(i, bit) {
   if (draft[i] === bit) return;
   draft[i] = bit;
   showDraft();
 }
-function editMask(on) {
-  draft = on ? mask.slice() : null;
+// the grid over the picture, shared by the mask and the zone editor
+function editGrid(on, tools, label) {
   $('motion-tools').hidden = on;
-  $('mask-tools').hidden = !on;
+  $(tools).hidden = !on;
   $('mask-grid').hidden = !on;
   $('live').parentNode.classList.toggle('editing', on);
+  $('live').parentNode.classList.toggle('zoning', on && tools === 'zone-tools');
   if (on) {
+    $('mask-grid').setAttribute('aria-label', label + ' Arrow keys move, Space toggles.');
     buildGrid();
     placeOverlay();
     showDraft();
     $('mask-grid').querySelector('[tabindex="0"]').focus();
   } else {
     drawOverlay();
-    $('mask-edit').focus();
   }
+}
+function editMask(on) {
+  draft = on ? mask.slice() : null;
+  editGrid(on, 'mask-tools', 'Motion mask: 16 by 12 cells over the picture; a pressed cell is ignored.');
+  if (!on) $('mask-edit').focus();
+}
+function editZones(on) {
+  zoneDrafts = on ? zones.map((z) => ({ name: z.name, bits: hexToBits(z.cells), sensitivity: z.sensitivity,
+    count_only: z.count_only })) : null;
+  draft = null;
+  if (on) pickZone(0);
+  editGrid(on, 'zone-tools', 'Motion zone: 16 by 12 cells over the picture; a pressed cell is in the zone.');
+  if (!on) $('zones-edit').focus();
+}
+function closeEditor() {
+  if (zoneDrafts) editZones(false);
+  else editMask(false);
+}
+function keepZoneFields() {
+  const zone = zoneDrafts[zoneAt];
+  zone.name = $('zone-name').value.trim();
+  zone.sensitivity = Number($('zone-sens').value);
+  zone.count_only = $('zone-count-only').checked;
+}
+// the zone `i` on the grid; i past the last: a new one
+function pickZone(i) {
+  if (draft) keepZoneFields();
+  if (i >= zoneDrafts.length) {
+    let n = zoneDrafts.length + 1;
+    while (zoneDrafts.some((z) => z.name === 'zone ' + n)) n++;
+    zoneDrafts.push({ name: 'zone ' + n, bits: new Array(MASK_COLS * MASK_ROWS).fill(0),
+      sensitivity: Number($('sensitivity').value), count_only: false });
+    i = zoneDrafts.length - 1;
+  }
+  zoneAt = i;
+  const zone = zoneDrafts[i];
+  draft = zone.bits;              // painting the grid edits this zone
+  $('zone-name').value = zone.name;
+  $('zone-sens').value = zone.sensitivity;
+  $('zone-count-only').checked = zone.count_only;
+  const pick = $('zone-pick');
+  pick.replaceChildren(...zoneDrafts.map((z, k) => new Option(z.name || 'zone ' + (k + 1), k)));
+  if (zoneDrafts.length < MAX_ZONES) pick.append(new Option('New zone', zoneDrafts.length));
+  pick.value = i;
+  if (!$('mask-grid').hidden) showDraft();
+}
+// the zones with cells, as the board takes them, or a problem to say
+function zonesToSave() {
+  keepZoneFields();
+  const kept = zoneDrafts.filter((z) => z.bits.some(Boolean));
+  const names = kept.map((z) => z.name.toLowerCase());
+  const bad = kept.find((z, k) => !/^[A-Za-z0-9_-]([A-Za-z0-9 _-]{0,14}[A-Za-z0-9_-])?$/.test(z.name) || names.indexOf(names[k]) !== k);
+  if (bad) return 'zone names: 1-16 letters, digits, spaces, - or _, each different ("' + bad.name + '")';
+  if (kept.some((z) => !(z.sensitivity >= 0 && z.sensitivity <= 100 && Number.isInteger(z.sensitivity)))) return 'sensitivity: 0 to 100';
+  return kept.map((z) => ({ name: z.name, cells: bitsToHex(z.bits), sensitivity: z.sensitivity, count_only: z.count_only }));
 }
 
 function wireGrid() {
@@ -557,7 +646,7 @@ function wireGrid() {
       ArrowUp: row ? i - MASK_COLS : i, ArrowDown: row < MASK_ROWS - 1 ? i + MASK_COLS : i,
       Home: i - col, End: i - col + MASK_COLS - 1 }[e.key];
     if (to === undefined) {
-      if (e.key === 'Escape') editMask(false);
+      if (e.key === 'Escape') closeEditor();
       return;
     }
     e.preventDefault();
@@ -888,6 +977,22 @@ $('mask-save').addEventListener('click', () => {
   send({ cmd: 'set', key: 'motion_mask', value: bitsToHex(draft) }, 'motion mask');
   mask = draft;
   editMask(false);
+});
+$('zones-edit').addEventListener('click', () => editZones(true));
+$('zone-cancel').addEventListener('click', () => editZones(false));
+$('zone-pick').addEventListener('change', () => pickZone(Number($('zone-pick').value)));
+$('zone-name').addEventListener('change', () => { keepZoneFields(); pickZone(zoneAt); });
+$('zone-delete').addEventListener('click', () => {
+  draft = null;                   // nothing of the deleted one to keep
+  zoneDrafts.splice(zoneAt, 1);
+  pickZone(0);
+});
+$('zone-save').addEventListener('click', () => {
+  const value = zonesToSave();
+  if (typeof value === 'string') { say(value, true); return; }
+  send({ cmd: 'set', key: 'motion_zones', value }, 'motion zones');
+  zones = value;
+  editZones(false);
 });
 wireGrid();
 $('live').addEventListener('load', () => {

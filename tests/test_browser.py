@@ -66,7 +66,7 @@ def test_every_setting_has_a_control_and_updates_sit_under_system(board, open_pa
     page = open_page(board)
     settings = page.get_by_role('region', name='Settings')
     for name in TABLE:
-        if name != 'motion_mask':           # drawn in the mask editor
+        if name not in ('motion_mask', 'motion_zones'):     # drawn in the mask and zone editors
             expect(settings.locator('[data-key="%s"]' % name)).to_have_count(1)
     for key, value in (('contrast', 2), ('saturation', -1), ('gainceiling', 4)):
         settings.locator('#' + key).fill(str(value))
@@ -223,6 +223,71 @@ def test_motion_overlay_shows_changed_blocks_while_a_figure_walks(walking_board,
     page.locator('section.live').screenshot(path=os.path.join(SHOTS, 'motion-overlay-desktop.png'))
     page.get_by_label('Show motion').uncheck()
     expect(page.locator('#overlay')).to_be_hidden()
+    assert page.errors == []
+
+
+def paint_rows(page, cells, rows, first_col, last_col):
+    """Drag along each of `rows` of the 16 x 12 grid from one column to another."""
+    for row in rows:
+        start = cells.nth(row * 16 + first_col).bounding_box()
+        end = cells.nth(row * 16 + last_col).bounding_box()
+        page.mouse.move(start['x'] + 3, start['y'] + 3)
+        page.mouse.down()
+        page.mouse.move(end['x'] + 5, end['y'] + 3, steps=8)
+        page.mouse.up()
+
+
+def test_zones_drawn_in_the_ui_reach_the_board_and_show_their_motion(walking_board, open_page):
+    page = open_page(walking_board, 390, 844)
+    expect(page.locator('#live-state')).to_have_text('live')
+    page.get_by_role('button', name='Edit zones').click()
+    grid = page.get_by_role('group', name=re.compile('^Motion zone'))
+    expect(grid).to_be_visible()
+    cells = grid.get_by_role('button')
+    tools = page.locator('#zone-tools')
+    # zone 1: the left half; zone 2: the right half, count only
+    tools.get_by_label('Name').fill('front door')
+    paint_rows(page, cells, range(12), 0, 7)
+    expect(page.locator('#zone-count')).to_have_text('96 of 192 cells in this zone')
+    tools.get_by_label('Zone').select_option(label='New zone')
+    expect(tools.get_by_label('Name')).to_have_value('zone 2')
+    expect(page.locator('#zone-count')).to_have_text('0 of 192 cells in this zone')
+    tools.get_by_label('Name').fill('street')
+    tools.get_by_label('Sensitivity').fill('60')
+    tools.get_by_label('Count only').check()
+    paint_rows(page, cells, range(12), 8, 15)
+    os.makedirs(SHOTS, exist_ok=True)
+    page.screenshot(path=os.path.join(SHOTS, 'zone-editor-phone.png'))
+    tools.get_by_role('button', name='Save zones').click()
+    expect(page.locator('#message')).to_have_text('Motion zones saved: front door, street')
+    expect(grid).to_be_hidden()
+    want = [{'name': 'front door', 'cells': 'ff00' * 12, 'sensitivity': 50, 'count_only': False},
+            {'name': 'street', 'cells': '00ff' * 12, 'sensitivity': 60, 'count_only': True}]
+    assert walking_board.status()['settings']['motion_zones'] == want
+    # the walker: the pill and the trigger line name the zone; the overlay tints it
+    page.get_by_label('Show motion').check()
+    expect(page.locator('#motion-now')).to_have_text(re.compile('^motion in (front door|street)'),
+                                                     timeout=30000)
+    expect(page.locator('#last-trigger')).to_contain_text(' in front door', timeout=30000)
+    page.locator('section.live').screenshot(path=os.path.join(SHOTS, 'zones-overlay-phone.png'))
+    # a bad name is refused before it is sent; Cancel changes nothing
+    page.get_by_role('button', name='Edit zones').click()
+    expect(tools.get_by_label('Name')).to_have_value('front door')
+    tools.get_by_label('Name').fill("it's")
+    tools.get_by_role('button', name='Save zones').click()
+    expect(page.locator('#message')).to_contain_text('zone names')
+    expect(grid).to_be_visible()
+    tools.get_by_role('button', name='Cancel').click()
+    assert walking_board.status()['settings']['motion_zones'] == want
+    # delete one: the other stays
+    page.get_by_role('button', name='Edit zones').click()
+    tools.get_by_role('button', name='Delete zone').click()
+    expect(tools.get_by_label('Name')).to_have_value('street')
+    tools.get_by_role('button', name='Save zones').click()
+    expect(page.locator('#message')).to_have_text('Motion zones saved: street')
+    assert walking_board.status()['settings']['motion_zones'] == want[1:]
+    width_used = page.evaluate('document.documentElement.scrollWidth')
+    assert width_used <= 390, 'the page scrolls sideways at 390 px'
     assert page.errors == []
 
 

@@ -16,8 +16,9 @@ BASE = 'esp32cam/%s/' % ID
 PREFIX = 'homeassistant/'
 
 
-def discovery(listener, count=15, start=0):
-    """{(component, object id): config} of the board's discovery messages."""
+def discovery(listener, count=15, start=0, cleared=False):
+    """{(component, object id): config} of the board's discovery messages
+    (the empty ones, which remove an entity, as None if `cleared`)."""
     deadline = time.monotonic() + 20
     while True:
         configs = {}
@@ -25,9 +26,26 @@ def discovery(listener, count=15, start=0):
             parts = topic.split('/')
             if topic.startswith(PREFIX) and len(parts) == 5 and parts[2] == ID:
                 configs[(parts[1], parts[3])] = json.loads(payload) if payload else None
+        if not cleared:
+            configs = {key: config for key, config in configs.items() if config is not None}
         if len(configs) >= count or time.monotonic() > deadline:
             return configs
         time.sleep(0.1)
+
+
+def retained_configs(broker):
+    """[topic, payload] of every discovery config the broker keeps: what
+    Home Assistant gets when it starts."""
+    late = Listener(broker, topics=[PREFIX + '#'])
+    time.sleep(1)
+    retained = [[t, p.decode()] for t, p, r in late.messages if r]
+    late.close()
+    return retained
+
+
+def schema_check(python, payloads):
+    return subprocess.run([python, ha_schema_check.__file__], input=json.dumps(payloads),
+                          capture_output=True, text=True)
 
 
 def render(template, **values):
@@ -51,21 +69,14 @@ def test_discovery_passes_home_assistants_own_schemas(make_board, broker, listen
         ('sensor', 'uptime'), ('sensor', 'wifi_signal'), ('button', 'save_snapshot'),
         ('button', 'reset_counters'), ('button', 'restart'), ('switch', 'motion_armed'),
         ('number', 'sensitivity'), ('select', 'framesize'), ('light', 'flash')])
-    late = Listener(broker, topics=[PREFIX + '#'])     # what Home Assistant gets at its start
-    time.sleep(1)
-    retained = [(t, p) for t, p, r in late.messages if r]
-    late.close()
-    assert len(retained) == 15
-    payloads = [[t, p.decode()] for t, p in retained]
-    check = subprocess.run([python, ha_schema_check.__file__], input=json.dumps(payloads),
-                           capture_output=True, text=True)
+    payloads = retained_configs(broker)
+    assert len(payloads) == 15
+    check = schema_check(python, payloads)
     assert check.returncode == 0, check.stdout + check.stderr
     # the checker does catch a key Home Assistant would ignore, and a bad value
     bad = json.loads(payloads[0][1])
     bad['state_topik'] = 'x'
-    check = subprocess.run([python, ha_schema_check.__file__],
-                           input=json.dumps([[payloads[0][0], json.dumps(bad)]]),
-                           capture_output=True, text=True)
+    check = schema_check(python, [[payloads[0][0], json.dumps(bad)]])
     assert check.returncode == 1 and 'state_topik' in check.stdout
     for config in configs.values():
         device = config['device']
@@ -190,10 +201,55 @@ def test_discovery_again_when_home_assistant_comes_online_and_cleared_when_off(
     # the feature taken out of the config: the retained configs are cleared
     mark = listener.mark()
     off = make_board(config=board_config(broker, discovery=False), board_id=ID).start()
-    cleared = discovery(listener, start=mark)
-    assert len(cleared) == 15 and all(c is None for c in cleared.values())
+    cleared = discovery(listener, count=19, start=mark, cleared=True)   # 4 zone slots too
+    assert len(cleared) == 19 and all(c is None for c in cleared.values())
     late = Listener(broker, topics=[PREFIX + '#'])
     time.sleep(1)
     assert [t for t, p, _ in late.messages if p] == []      # nothing retained any more
     late.close()
     off.stop()
+
+
+def render_jinja(python, template, value_json):
+    """A value template rendered by Jinja2 from Home Assistant's venv."""
+    code = 'import jinja2, json, sys; t, v = json.load(sys.stdin); ' \
+           'print(jinja2.Template(t).render(value_json=v))'
+    done = subprocess.run([python, '-c', code], input=json.dumps([template, value_json]),
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_each_motion_zone_is_a_binary_sensor_that_comes_and_goes_with_the_zone(
+        make_board, broker, listener):
+    python = ha_schema_check.setup()
+    left, right = 'ff00' * 12, '00ff' * 12          # 16 x 12 cells: the left, the right half
+    zones = [{'name': 'front door', 'cells': left, 'sensitivity': 50, 'count_only': False},
+             {'name': 'street', 'cells': right, 'sensitivity': 50, 'count_only': True}]
+    config = board_config(broker)
+    config['motion'].update(motion_zones=zones, cooldown_s=1)
+    board = make_board(config=config, board_id=ID).start()
+    configs = discovery(listener, count=17)
+    door, street = configs[('binary_sensor', 'motion_zone_1')], \
+        configs[('binary_sensor', 'motion_zone_2')]
+    assert (door['name'], street['name']) == ('Motion in front door', 'Motion in street')
+    assert door['device_class'] == 'motion' and door['state_topic'] == BASE + 'state'
+    payloads = retained_configs(broker)
+    assert len(payloads) == 17
+    check = schema_check(python, payloads)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # the template, as Home Assistant renders it, follows the zone's motion
+    on = listener.wait_json(BASE + 'state', lambda s: 'front door' in s['motion_zones'],
+                            timeout=40)
+    assert render_jinja(python, door['value_template'], on) == 'ON'
+    off = listener.wait_json(BASE + 'state', lambda s: 'front door' not in s['motion_zones'],
+                             timeout=40, start=listener.mark())
+    assert render_jinja(python, door['value_template'], off) == 'OFF'
+    # a zone deleted: its sensor goes, the other one is announced in its slot
+    mark = listener.mark()
+    listener.publish(BASE + 'commands', json.dumps(
+        {'cmd': 'set', 'key': 'motion_zones', 'value': zones[1:]}))
+    assert listener.wait_json(BASE + 'results', start=mark)['ok'] is True
+    again = discovery(listener, count=19, start=mark, cleared=True)
+    assert again[('binary_sensor', 'motion_zone_1')]['name'] == 'Motion in street'
+    assert again[('binary_sensor', 'motion_zone_2')] is None
+    assert len(retained_configs(broker)) == 16

@@ -106,6 +106,8 @@ TESTS = {
                'tests/test_camera_motion.py::test_motion_frames_raise_the_trigger_count_and_save',
                'tests/test_camera_motion.py::test_still_frames_do_not_trigger'],
     'motiondetect': ['tests/test_motion_detector.py'],
+    'motionzones': ['tests/test_motion_zones.py', 'tests/test_homeassistant.py::'
+                    'test_each_motion_zone_is_a_binary_sensor_that_comes_and_goes_with_the_zone'],
     'mqtt': ['tests/test_mqtt.py'],
     'mqttlink': ['tests/test_mqtt.py::test_online_state_and_commands_as_over_the_websocket',
                  'tests/test_mqtt.py::test_a_snapshot_goes_out_whole_as_it_is_on_the_card',
