@@ -16,20 +16,20 @@ def _set(key, value_template):
     return '{"cmd": "set", "key": "%s", "value": %s}' % (key, value_template)
 
 
-def _zone_sensors(state, zones):
-    """A motion binary_sensor per zone slot; None for a slot with no zone
-    (its retained config is cleared: the zone was deleted)."""
+def _zone_sensors(state, names):
+    """A motion binary_sensor per zone slot (the zones' names, in order);
+    None for a slot with no zone (its retained config is cleared)."""
     for i in range(_settings.MAX_ZONES):
         fields = None
-        if i < len(zones):
-            name = zones[i]['name']     # letters, digits, spaces, - and _ (settings.py)
+        if i < len(names):
+            name = names[i]     # letters, digits, spaces, - and _ (settings.py)
             fields = {'name': 'Motion in ' + name, 'device_class': 'motion',
                       'state_topic': state, 'value_template':
                       "{{ 'ON' if '%s' in value_json.motion_zones else 'OFF' }}" % name}
         yield ('binary_sensor', 'motion_zone_%d' % (i + 1), fields)
 
 
-def _entities(base, zones=()):
+def _entities(base, zone_names=()):
     """(component, object id, fields) of every entity; fields None: none now."""
     state = base + 'state'
     commands = base + 'commands'
@@ -95,17 +95,18 @@ def _entities(base, zones=()):
             'state_topic': state,
             'state_template': "{{ 'on' if value_json.settings.flash > 0 else 'off' }}",
             'brightness_template': setting % 'flash'}),
-    ) + tuple(_zone_sensors(state, zones))
+    ) + tuple(_zone_sensors(state, zone_names))
 
 
-def configs(board_id, base, version, url, prefix='homeassistant', controls=True, zones=()):
+def configs(board_id, base, version, url, prefix='homeassistant', controls=True,
+            zone_names=()):
     """Yield (topic, payload text) of every entity's discovery config;
     without controls (mqtt.commands not "all") a control's payload is empty,
     which removes it from Home Assistant, as is a zone slot's with no zone."""
     device = {'identifiers': ['esp32cam_' + board_id], 'name': 'ESP32-CAM ' + board_id,
               'manufacturer': 'AI-Thinker', 'model': 'ESP32-CAM',
               'sw_version': version, 'configuration_url': url}
-    for component, object_id, fields in _entities(base, zones):
+    for component, object_id, fields in _entities(base, zone_names):
         if fields is None or not controls and 'command_topic' in fields:
             yield (config_topic(prefix, component, board_id, object_id), '')
             continue

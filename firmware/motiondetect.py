@@ -364,9 +364,10 @@ def _regions(level, mark, queue, cols: int, rows: int, need: int, out):
 
 @micropython.viper
 def _learn(luma, bg, noise, mark, streak, changed, level, n: int, cols: int, shift: int,
-           off: int, slope: int, pivot: int, cap: int, warm: int, step: int, absorb: int,
+           off: int, slope: int, pivot: int, floors, warm: int, step: int, absorb: int,
            fast: int):
-    # shift: the learning rate this frame (bg and noise); step: this frame's
+    # noise is learnt from residuals up to twice each block's floor (floors:
+    # 1/16 luma steps); shift: the learning rate this frame (bg and noise); step: this frame's
     # duration in streak units, absorb: the streak that joins the background;
     # fast: the rate for flat blocks outside a motion region (light per region)
     x = ptr8(luma)
@@ -376,8 +377,10 @@ def _learn(luma, bg, noise, mark, streak, changed, level, n: int, cols: int, shi
     st = ptr8(streak)
     ch = ptr8(changed)
     lv = ptr8(level)
+    fl = ptr8(floors)
     for i in range(n):
         k = mk[i]
+        cap = fl[i] << 5
         ch[i] = 1 if k else 0
         # a shadow: take it in, with the darker blocks in it that changed
         # less than their threshold (their neighbours are flat), so the
@@ -619,9 +622,9 @@ class Detector:
             _diff_hist(luma, self._bg, self._masked, n, 256, hist)   # one group: an offset
             off = _median256(hist, 0, 512, free // 2) - (256 << 8)
             pivot = 0
-        floor = floor16(self.sensitivity) << 4     # noise is learnt from residuals up to twice it
+        floors = self._floors()
         counts = _classify(luma, self._bg, self._noise, self._masked, self._level,
-                           self._act, self._tex, n, self.cols, off, slope, pivot, self._floors())
+                           self._act, self._tex, n, self.cols, off, slope, pivot, floors)
         strong = counts & 0xffff
         raw = counts >> 16
         warm = self._age_ms <= _WARMUP_MS or self.frames <= _WARMUP_MIN
@@ -638,12 +641,12 @@ class Detector:
         keep = need * 2 // 3 if self.moving else need
         out = self._out
         _regions(self._level, self._mark, self._queue, self.cols, self.rows, max(2, keep), out)
-        if self.areas is not None:
+        if self.areas is not None and not warm:     # no zone counts while (re)learning
             _area_counts(self._mark, self.areas, n, self.area_counts)
         # the background's time constant in frames of this length, as a shift
         shift = _WARM_SHIFT if warm else _log2(_LEARN_MS // dt)
         _learn(luma, self._bg, self._noise, self._mark, self._streak, self.changed,
-               self._level, n, self.cols, shift, off, slope, pivot, 2 * floor, 1 if warm else 0,
+               self._level, n, self.cols, shift, off, slope, pivot, floors, 1 if warm else 0,
                max(1, (dt + _STREAK_MS // 2) // _STREAK_MS), _ABSORB_MS // _STREAK_MS,
                _log2(_SHADE_MS // dt))
         self._since_ms = min(self._since_ms + dt, _ARRIVAL_MS)

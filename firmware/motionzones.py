@@ -39,10 +39,12 @@ class Zones:
         self._gone_ms = [0] * AREAS
         self._last_ms = [None] * AREAS     # each area's last trigger (ticks.now_ms)
         self._stamp = None
+        self._mapped = [None] * AREAS      # the zone names of the last map()
 
     def map(self, cols, rows, mask):
         """The area map of a cols x rows block map (mask: the motion_mask
-        setting); returns the smallest region any area needs, in blocks."""
+        setting); returns the smallest region any area needs, in blocks. A
+        zone that keeps its name stays on and keeps its cooldown."""
         n = cols * rows
         masked = bytearray(n)
         grid_blocks(parse_mask(mask), cols, rows, masked, 1)
@@ -59,15 +61,22 @@ class Zones:
             size = sizes[2 * a] | sizes[2 * a + 1] << 8
             self._need[a] = min_blocks(levels[a], size) if levels[a] is not None and size \
                 else _NEVER
-        self.clear()
+            name = self.zones[a]['name'] if a < len(self.zones) else None
+            if a != REST and name != self._mapped[a]:
+                self._mapped[a] = name
+                self._forget(a)
         return min(self._need)
 
     def clear(self):
         """Every area off, no cooldown running."""
         for a in range(AREAS):
-            self._hits[a] = self._on[a] = 0
-            self._gone_ms[a] = 0
-            self._last_ms[a] = None
+            self._forget(a)
+            self._mapped[a] = None
+
+    def _forget(self, a):
+        self._hits[a] = self._on[a] = 0
+        self._gone_ms[a] = 0
+        self._last_ms[a] = None
         self.changed = True
 
     def judge(self, moving, ms, cooldown_ms):

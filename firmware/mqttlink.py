@@ -70,7 +70,7 @@ class MqttLink:
         self.commands = []
         self.allowed = None if config['commands'] == 'all' else commands.READ_ONLY
         self.announce = False
-        self.zones = None               # the motion zones the last discovery told
+        self.zone_names = None          # the motion zones the last discovery told
         self.image_path = None
         self.frame_wanted = False
         self.sent_frame = -1            # camera.frame_count of the last frame sent
@@ -114,16 +114,16 @@ class MqttLink:
         self._wake.set()
 
     # --- publishing -------------------------------------------------------
-    def _zones(self):
-        return self.state.state['settings'].get('motion_zones', [])
+    def _zone_names(self):
+        return [zone['name'] for zone in self.state.state['settings'].get('motion_zones', [])]
 
     async def _discovery(self):
         client = self.client
-        self.zones = self._zones()
+        self.zone_names = self._zone_names()
         if self.config['discovery']:
             for topic, payload in homeassistant.configs(
                     self.id, self.base, VERSION, self.board.url, self.prefix,
-                    controls=self.config['commands'] == 'all', zones=self.zones):
+                    controls=self.config['commands'] == 'all', zone_names=self.zone_names):
                 await client.publish(topic, payload, retain=True, qos=1)
         else:
             # the feature was turned off: empty retained configs remove the entities
@@ -159,8 +159,9 @@ class MqttLink:
     async def _publish_pending(self):
         client = self.client
         state = self.state
-        if self.zones is not None and self.zones != self._zones():
-            self.announce = True        # a zone's binary_sensor came or went
+        if self.config['discovery'] and self.zone_names is not None and \
+                self.zone_names != self._zone_names():
+            self.announce = True        # a zone's binary_sensor came, went or was renamed
         if self.announce:
             self.announce = False
             try:

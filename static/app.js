@@ -574,7 +574,7 @@ function closeEditor() {
 function keepZoneFields() {
   const zone = zoneDrafts[zoneAt];
   zone.name = $('zone-name').value.trim();
-  zone.sensitivity = Number($('zone-sens').value);
+  zone.sensitivity = $('zone-sens').valueAsNumber;     // NaN when empty: refused below
   zone.count_only = $('zone-count-only').checked;
 }
 // the zone `i` on the grid; i past the last: a new one
@@ -584,12 +584,13 @@ function pickZone(i) {
     let n = zoneDrafts.length + 1;
     while (zoneDrafts.some((z) => z.name === 'zone ' + n)) n++;
     zoneDrafts.push({ name: 'zone ' + n, bits: new Array(MASK_COLS * MASK_ROWS).fill(0),
-      sensitivity: Number($('sensitivity').value), count_only: false });
+      sensitivity: Number($('sensitivity').value), count_only: false, fresh: true });
     i = zoneDrafts.length - 1;
   }
   zoneAt = i;
   const zone = zoneDrafts[i];
   draft = zone.bits;              // painting the grid edits this zone
+  $('mask-grid').style.setProperty('--zone', ZONE_COLOURS[i] + '66');
   $('zone-name').value = zone.name;
   $('zone-sens').value = zone.sensitivity;
   $('zone-count-only').checked = zone.count_only;
@@ -602,7 +603,9 @@ function pickZone(i) {
 // the zones with cells, as the board takes them, or a problem to say
 function zonesToSave() {
   keepZoneFields();
-  const kept = zoneDrafts.filter((z) => z.bits.some(Boolean));
+  const empty = zoneDrafts.find((z) => !z.fresh && !z.bits.some(Boolean));
+  if (empty) return 'zone "' + empty.name + '" has no cells: paint some, or delete it';
+  const kept = zoneDrafts.filter((z) => z.bits.some(Boolean));     // a new zone never painted goes
   const names = kept.map((z) => z.name.toLowerCase());
   const bad = kept.find((z, k) => !/^[A-Za-z0-9_-]([A-Za-z0-9 _-]{0,14}[A-Za-z0-9_-])?$/.test(z.name) || names.indexOf(names[k]) !== k);
   if (bad) return 'zone names: 1-16 letters, digits, spaces, - or _, each different ("' + bad.name + '")';

@@ -244,6 +244,16 @@ def test_each_motion_zone_is_a_binary_sensor_that_comes_and_goes_with_the_zone(
     off = listener.wait_json(BASE + 'state', lambda s: 'front door' not in s['motion_zones'],
                              timeout=40, start=listener.mark())
     assert render_jinja(python, door['value_template'], off) == 'OFF'
+    # new cells, the same names: nothing for Home Assistant to learn again
+    mark = listener.mark()
+    moved = [dict(zones[0], cells='f' * 48), zones[1]]
+    listener.publish(BASE + 'commands', json.dumps(
+        {'cmd': 'set', 'key': 'motion_zones', 'value': moved}))
+    assert listener.wait_json(BASE + 'results', start=mark)['ok'] is True
+    listener.wait_json(BASE + 'state', lambda s: s['settings']['motion_zones'] == moved,
+                       start=mark)
+    time.sleep(2)
+    assert not [t for t, _, _ in listener.messages[mark:] if t.startswith(PREFIX)]
     # a zone deleted: its sensor goes, the other one is announced in its slot
     mark = listener.mark()
     listener.publish(BASE + 'commands', json.dumps(

@@ -147,10 +147,10 @@ BASE = bytearray(60 + random.getrandbits(7) for _ in range(C * R))
 LEFT = 'ff00' * 12
 RIGHT = '00ff' * 12
 
-def frame(blob_x=None, w=5):
+def frame(blob_x=None, w=5, add=0):
     f = bytearray(C * R)
     for i in range(C * R):
-        f[i] = max(0, min(255, BASE[i] + random.getrandbits(2) - 2))
+        f[i] = max(0, min(255, BASE[i] + add + random.getrandbits(2) - 2))
     if blob_x is not None:
         for y in range(10, 18):
             for x in range(blob_x, blob_x + w):
@@ -158,16 +158,23 @@ def frame(blob_x=None, w=5):
                     f[y * C + x] = 240
     return f
 
-def watch(zones, xs, sensitivity=50, mask='0' * 48, cooldown=5000, w=5):
+def watch(zones, xs, sensitivity=50, mask='0' * 48, cooldown=5000, w=5, remap=None,
+          light=None):
     """Feed 25 still frames, then a blob at each x of xs, 100 ms apart:
-    [(frame, fresh areas, zones on, motion)] whenever something changed."""
+    [(frame, fresh areas, zones on, motion)] whenever something changed.
+    At frame `remap` the zones are mapped again at sensitivity 60 (a setting
+    changed); from frame `light` on, the picture is 40 steps brighter."""
     z = Zones(zones, sensitivity)
     det = Detector(C, R, sensitivity, mask)
     smallest = z.map(C, R, mask)
     det.watch_areas(z.areas, z.counts, smallest, z.floors)
     out = []
     for t, x in enumerate([None] * 25 + list(xs)):
-        det.feed(frame(x, w), t * 100)
+        if t == remap:
+            z.sensitivity = 60
+            smallest = z.map(C, R, mask)
+            det.watch_areas(z.areas, z.counts, smallest, z.floors)
+        det.feed(frame(x, w, 40 if light is not None and t >= light else 0), t * 100)
         fresh = z.judge(det.moving, t * 100, cooldown)
         if fresh or z.changed:
             out.append((t, fresh, z.names_on(), z.motion()))
@@ -234,4 +241,22 @@ def test_a_masked_zone_never_goes_on():
     mpy('''
 z, out = watch([zone('hidden', RIGHT)], [25, 26, 27], mask=RIGHT)
 assert out == [], out
+''')
+
+
+def test_a_setting_changed_during_motion_neither_ends_it_nor_triggers_again():
+    # the sensitivity slider moved while someone stands in the zone
+    mpy('''
+z, out = watch([zone('left', LEFT)], [3, 4, 5, 6, 6, 6, 6, 6], remap=28, cooldown=500)
+assert [o[1] for o in out if o[1]] == [[0]], out
+assert [o for o in out if 26 < o[0] <= 33] == [], out      # stays on, no new trigger
+''')
+
+
+def test_no_zone_fires_while_the_background_is_relearnt_after_a_light_change():
+    # the light comes on as the blob moves to the right: the detector relearns
+    # for 0.5 s; counting then would fire the right zone on stale regions
+    mpy('''
+z, out = watch([zone('left', LEFT), zone('right', RIGHT)], [3, 4, 5, 30, 31, 32], light=28)
+assert [o[1] for o in out if o[1]] == [[0]], out
 ''')
