@@ -7,8 +7,11 @@ is not from it), QoS 1 retransmission with DUP while the broker is frozen, a
 fleet on one broker, and /stream as an ffmpeg input."""
 import json
 import os
+import queue
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -116,17 +119,33 @@ def test_the_camera_topic_shows_what_the_camera_sees_now(make_board, broker, lis
         late.close()
 
 
-def kick(broker, client_id):
+def kick(broker, client_id, cafile=None):
     """Connect with the board's client id: the broker drops the board's
     connection (MQTT session takeover), as a broker restart or a lost
-    Wi-Fi link would, while the broker itself stays up."""
+    Wi-Fi link would, while the broker itself stays up. cafile: over TLS."""
     import paho.mqtt.client as paho
     kicker = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id)
+    if cafile:
+        kicker.tls_set(ca_certs=cafile)
     kicker.connect('127.0.0.1', broker.port, keepalive=30)
     kicker.loop_start()
     time.sleep(0.3)
     kicker.loop_stop()
     kicker.disconnect()
+
+
+def reset_monitor(board):
+    """Clear the board's loop monitor: its figures count from here."""
+    with board.ws() as ws:
+        assert board.command(ws, cmd='reset')['ok'] is True
+
+
+def median_stall(rounds):
+    """The median round's loop_stall_ms (each round began with a reset):
+    a busy host may deschedule the board's process in one round, a loop
+    that blocks shows in every round."""
+    stalls = sorted(status['loop_stall_ms'] for status in rounds)
+    return stalls[len(stalls) // 2]
 
 
 def test_the_reconnect_backoff_starts_again_after_a_good_connection(make_board, broker, listener):
@@ -163,20 +182,25 @@ def test_power_cut_leaves_offline_within_one_and_a_half_keepalives(make_board, b
 def test_broker_restart_reconnects_and_serving_never_stalls(make_board, tmp_path, broker):
     board = make_board(config=board_config(broker), board_id=ID).start()
     board.wait_for(lambda s: s['mqtt'] == 'connected')
-    broker.stop()
-    status = board.wait_for(lambda s: s['mqtt'].startswith('error'))
-    with board.http() as client:
-        for _ in range(20):     # serving on while the broker is away
-            assert client.get('/snapshot.jpg').status_code == 200
-            time.sleep(0.1)
-    broker.start()
-    listener = Listener(broker)
-    listener.wait(online, timeout=15)           # retained, republished
-    listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected', timeout=15)
-    status = board.wait_for(lambda s: s['mqtt'] == 'connected')
-    print('loop_stall_ms across a broker restart:', status['loop_stall_ms'])
-    assert status['loop_stall_ms'] < 1000       # a blocking connect or read: >= 1000
-    listener.close()
+    rounds = []
+    for _ in range(3):      # the median of three restarts: one may be descheduled
+        reset_monitor(board)
+        broker.stop()
+        board.wait_for(lambda s: s['mqtt'].startswith('error'))
+        with board.http() as client:
+            for _ in range(7):      # serving on while the broker is away
+                assert client.get('/snapshot.jpg').status_code == 200
+                time.sleep(0.1)
+        broker.start()
+        listener = Listener(broker)
+        try:
+            listener.wait(online, timeout=15)           # retained, republished
+            listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected', timeout=15)
+        finally:
+            listener.close()
+        rounds.append(board.wait_for(lambda s: s['mqtt'] == 'connected'))
+    print('loop_stall_ms across each broker restart:', [s['loop_stall_ms'] for s in rounds])
+    assert median_stall(rounds) < 500, rounds   # a blocking connect, read or backoff: >= 1000
 
 
 def test_broker_down_at_boot_then_up(make_board, tmp_path):
@@ -201,14 +225,27 @@ def test_wrong_password_is_reported_and_retried_with_backoff(make_board, tmp_pat
         board = make_board(config=board_config(broker, user='cam', password='wrong',
                                                 backoff_max_s=4), board_id=ID).start()
         status = board.wait_for(lambda s: s['mqtt'] != 'connecting')
+        refused = time.monotonic()
         # CONNACK 5; mosquitto 2 answers a wrong password so (4 is the other's)
         assert status['mqtt'] in REFUSED
-        time.sleep(6)
+        # three rounds, one retry each (1 s, 2 s, 4 s after the one before):
+        # the median round, as a busy host may deschedule the board in one
+        rounds = []
+        for _ in range(3):
+            reset_monitor(board)
+            tried = broker.log().count('New connection from')
+            deadline = time.monotonic() + 15
+            while broker.log().count('New connection from') == tried:
+                assert time.monotonic() < deadline, 'no retry'
+                time.sleep(0.1)
+            time.sleep(0.5)         # refused again, and waiting for the next
+            rounds.append(board.status())
         attempts = broker.log().count('New connection from')
-        assert 2 <= attempts <= 5, attempts     # 1 s, 2 s, 4 s apart: no tight loop
-        status = board.status()
-        assert status['mqtt'] in REFUSED
-        assert status['loop_stall_ms'] < 1000       # a blocking connect or read: >= 1000
+        # 1 s, 2 s, 4 s apart: no tight loop, and the backoff grows
+        assert attempts <= 5 and time.monotonic() - refused > 5, attempts
+        print('loop_stall_ms across each retry:', [s['loop_stall_ms'] for s in rounds])
+        assert all(status['mqtt'] in REFUSED for status in rounds), rounds
+        assert median_stall(rounds) < 500, rounds   # a blocking connect, read or backoff: >= 1000
         board.stop()
         right = make_board(config=board_config(broker, user='cam', password='right'),
                            board_id=ID).start()
@@ -227,22 +264,105 @@ def tls(tmp_path):
             'bad': make_cert(tmp_path, 'impostor', rogue)}
 
 
+class FarBroker:
+    """A TCP relay to the broker on `port` that holds what the broker sends
+    for `delay` s, as a broker across a slow link: a handshake that blocked
+    the board's loop would block it for its round trips, not only for its
+    (loopback-fast) CPU."""
+
+    def __init__(self, port, delay):
+        self.port_to, self.delay = port, delay
+        self.server = socket.create_server(('127.0.0.1', 0))
+        self.port = self.server.getsockname()[1]
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                board, _ = self.server.accept()
+                broker = socket.create_connection(('127.0.0.1', self.port_to))
+            except OSError:
+                return
+            self.socks += [board, broker]
+            held = queue.Queue()
+            threading.Thread(target=self._relay, args=(board, broker, None), daemon=True).start()
+            threading.Thread(target=self._relay, args=(broker, board, held), daemon=True).start()
+            threading.Thread(target=self._deliver, args=(held, board, broker),
+                             daemon=True).start()
+
+    def _relay(self, src, dst, held):
+        try:
+            while True:
+                data = src.recv(65536)
+                if held is not None:
+                    held.put((time.monotonic() + self.delay, data))
+                elif data:
+                    dst.sendall(data)
+                if not data:
+                    break
+        except OSError:
+            if held is not None:
+                held.put((0, b''))
+        finally:
+            if held is None:
+                for sock in (src, dst):
+                    sock.close()
+
+    def _deliver(self, held, dst, src):
+        try:
+            while True:
+                due, data = held.get()
+                time.sleep(max(0, due - time.monotonic()))
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                sock.close()
+
+    def close(self):
+        for sock in [self.server] + self.socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)     # wakes the threads blocked on it
+            except OSError:
+                pass
+            sock.close()
+
+
 def test_tls_to_the_broker_verified_against_the_configured_ca(make_board, tmp_path, tls):
     broker = Broker(tmp_path, tls=tls['good']).start()
+    far = FarBroker(broker.port, 0)
     try:
         listener = Listener(broker, cafile=tls['ca']['pem'])
-        # as README.md says: tls on, the CA as a DER file on flash
-        board = make_board(config=board_config(broker, tls=True, ca=tls['ca']['der']),
+        # as README.md says: tls on, the CA as a DER file on flash; the board
+        # reaches the broker through a relay (keepalive_s 2: a dropped
+        # session is seen within 1 s)
+        board = make_board(config=board_config(broker, tls=True, ca=tls['ca']['der'],
+                                               port=far.port, keepalive_s=2),
                            board_id=ID).start()
         # a TLS handshake in the unix port takes seconds when the host is busy
         listener.wait(online, timeout=60)
         listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected', timeout=60)
         assert command(listener, {'cmd': 'set', 'key': 'sensitivity', 'value': 70})['ok'] is True
-        status = board.status()
-        assert status['mqtt'] == 'connected'
-        assert status['loop_stall_ms'] < 1000       # the handshake does not block serving
+        # three reconnects, a handshake each, over a 0.5 s link: the median
+        # round, as a busy host may deschedule the board's process in one
+        far.delay = 0.5
+        rounds = []
+        for _ in range(3):
+            reset_monitor(board)
+            mark = listener.mark()
+            kick(broker, 'esp32cam-' + ID, cafile=tls['ca']['pem'])
+            listener.wait(online, timeout=60, start=mark)
+            rounds.append(board.wait_for(lambda s: s['mqtt'] == 'connected', timeout=60))
+        print('loop_stall_ms across each TLS reconnect:', [s['loop_stall_ms'] for s in rounds])
+        # the handshake does not block serving (a blocking one: >= 1000, its round trips)
+        assert median_stall(rounds) < 500, rounds
         listener.close()
     finally:
+        far.close()
         broker.stop()
     # the TLS listener really was one: the board's session came in over TLS
     log = broker.log()
@@ -251,21 +371,36 @@ def test_tls_to_the_broker_verified_against_the_configured_ca(make_board, tmp_pa
 
 def test_tls_broker_with_a_certificate_not_from_the_ca_is_refused(make_board, tmp_path, tls):
     broker = Broker(tmp_path, tls=tls['bad']).start()
+    far = FarBroker(broker.port, 1)     # the broker's certificate comes 1 s after the hello
     try:
         board = make_board(config=board_config(broker, tls=True, ca=tls['ca']['der'],
-                                               backoff_max_s=4), board_id=ID).start()
+                                               port=far.port, backoff_max_s=4),
+                           board_id=ID).start()
         status = board.wait_for(lambda s: s['mqtt'] != 'connecting')
+        refused = time.monotonic()
         assert status['mqtt'].startswith('error'), status['mqtt']
-        time.sleep(6)
-        status = board.status()
-        assert status['mqtt'].startswith('error'), status['mqtt']
-        assert status['loop_stall_ms'] < 1000
+        # three rounds, one handshake each (1 s, 2 s, 4 s after the one before):
+        # the median round, as a busy host may deschedule the board in one
+        rounds = []
+        for _ in range(3):
+            reset_monitor(board)
+            tried = broker.log().count('New connection from')
+            deadline = time.monotonic() + 15
+            while broker.log().count('New connection from') == tried:
+                assert time.monotonic() < deadline, 'no retry'
+                time.sleep(0.1)
+            time.sleep(1.5)         # refused again, and waiting for the next
+            rounds.append(board.status())
+        print('loop_stall_ms across each refused handshake:', [s['loop_stall_ms'] for s in rounds])
+        assert all(status['mqtt'].startswith('error') for status in rounds), rounds
+        assert median_stall(rounds) < 500, rounds   # a blocking handshake or backoff: >= 1000
         log = broker.log()
         # handshakes tried, 1 s, 2 s, 4 s apart (no tight loop), none got to CONNECT
         attempts = log.count('OpenSSL Error')
         assert 'esp32cam-' + ID not in log and 'New client connected' not in log, log
-        assert 2 <= attempts <= 10, log
+        assert 2 <= attempts <= 10 and time.monotonic() - refused > 5, log
     finally:
+        far.close()
         broker.stop()
 
 
