@@ -140,6 +140,22 @@ def reset_monitor(board):
         assert board.command(ws, cmd='reset')['ok'] is True
 
 
+def retry_rounds(board, broker, settle_s):
+    """Three rounds, each from a reset of the board's loop monitor to its
+    status `settle_s` after its next connection attempt reached the broker."""
+    rounds = []
+    for _ in range(3):
+        reset_monitor(board)
+        tried = broker.log().count('New connection from')
+        deadline = time.monotonic() + 15
+        while broker.log().count('New connection from') == tried:
+            assert time.monotonic() < deadline, 'no retry'
+            time.sleep(0.1)
+        time.sleep(settle_s)
+        rounds.append(board.status())
+    return rounds
+
+
 def median_stall(rounds):
     """The median round's loop_stall_ms (each round began with a reset):
     a busy host may deschedule the board's process in one round, a loop
@@ -230,16 +246,7 @@ def test_wrong_password_is_reported_and_retried_with_backoff(make_board, tmp_pat
         assert status['mqtt'] in REFUSED
         # three rounds, one retry each (1 s, 2 s, 4 s after the one before):
         # the median round, as a busy host may deschedule the board in one
-        rounds = []
-        for _ in range(3):
-            reset_monitor(board)
-            tried = broker.log().count('New connection from')
-            deadline = time.monotonic() + 15
-            while broker.log().count('New connection from') == tried:
-                assert time.monotonic() < deadline, 'no retry'
-                time.sleep(0.1)
-            time.sleep(0.5)         # refused again, and waiting for the next
-            rounds.append(board.status())
+        rounds = retry_rounds(board, broker, 0.5)    # refused again, waiting for the next
         attempts = broker.log().count('New connection from')
         # 1 s, 2 s, 4 s apart: no tight loop, and the backoff grows
         assert attempts <= 5 and time.monotonic() - refused > 5, attempts
@@ -381,16 +388,7 @@ def test_tls_broker_with_a_certificate_not_from_the_ca_is_refused(make_board, tm
         assert status['mqtt'].startswith('error'), status['mqtt']
         # three rounds, one handshake each (1 s, 2 s, 4 s after the one before):
         # the median round, as a busy host may deschedule the board in one
-        rounds = []
-        for _ in range(3):
-            reset_monitor(board)
-            tried = broker.log().count('New connection from')
-            deadline = time.monotonic() + 15
-            while broker.log().count('New connection from') == tried:
-                assert time.monotonic() < deadline, 'no retry'
-                time.sleep(0.1)
-            time.sleep(1.5)         # refused again, and waiting for the next
-            rounds.append(board.status())
+        rounds = retry_rounds(board, broker, 1.5)    # refused again, waiting for the next
         print('loop_stall_ms across each refused handshake:', [s['loop_stall_ms'] for s in rounds])
         assert all(status['mqtt'].startswith('error') for status in rounds), rounds
         assert median_stall(rounds) < 500, rounds   # a blocking handshake or backoff: >= 1000
