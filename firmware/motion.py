@@ -194,8 +194,8 @@ class Motion:
             note = 'box=%d,%d,%d,%d area=%s' % (tuple(where['box']) + (where['area'],))
         if areas is not None:
             event['zones'] = names = self.zones.names(areas)
-            if names:
-                note = '%s zones=%s' % (note, ','.join(names))
+            if names:       # last: a name may have spaces
+                note = (note + ' ' if note else '') + 'zones=' + ','.join(names)
         self.state.update(last_motion=event)
         self.state.emit('motion', event)
         if areas is None or self.zones.saves(areas):

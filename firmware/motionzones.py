@@ -5,9 +5,9 @@ A zone's cells are a 16 x 12 grid, like the mask's. With zones set, each
 block is judged against the floor of its most sensitive area and the
 detector keeps regions as small as the smallest area asks for; after each
 frame the blocks of its regions are counted in each zone and in the rest of
-the picture (which keeps the `sensitivity` setting). An area is on after two looks in a row with at
-least min_blocks(its sensitivity, its size) of them, and off when it has
-had fewer for 0.5 s. An area going on is a trigger with a cooldown of its
+the picture (which keeps the `sensitivity` setting). An area is on after
+two looks in a row with at least min_blocks(its sensitivity, its size) of
+them, and off when it has had fewer for 0.5 s. An area going on is a trigger with a cooldown of its
 own; a count-only zone's trigger is counted and reported, and saves no
 snapshot and starts no clip.
 """
