@@ -66,10 +66,12 @@ def listener(broker):
 
 @pytest.fixture(scope='module')
 def still_frames(tmp_path_factory):
-    """A scene nobody walks through: the gallery holds only what a test saves."""
+    """A scene nobody walks through: the gallery holds only what a test saves.
+    240 frames (24 s at 10 fps): a clip's frame order is told from a gap of a
+    loaded host's seconds, where a 48-frame loop wraps within one."""
     out = str(tmp_path_factory.mktemp('still') / 'frames')
     subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'make_frames.py'), out,
-                    '--still-only'], check=True)
+                    '--still-only', '--count', '240'], check=True)
     return out
 
 

@@ -397,8 +397,8 @@ def test_record_start_and_stop_over_mqtt(make_board, broker, listener, tmp_path)
     positions(frames)
 
 
-def test_a_card_slower_than_the_camera_still_ends_the_clip(make_board, tmp_path):
-    board = make_board(config=config(), fps=25).start()
+def test_a_card_slower_than_the_camera_still_ends_the_clip(make_board, tmp_path, still_frames):
+    board = make_board(config=config(), fps=25, frames=still_frames).start()
     board.wait_frame()
     board.set_faults(sd_bytes_per_s=60000)      # below the camera's ~150 KB/s
     events = SSE(board)
@@ -409,7 +409,7 @@ def test_a_card_slower_than_the_camera_still_ends_the_clip(make_board, tmp_path)
     name = saved['path'].rsplit('/', 1)[1]
     frames, rate = check_clip(download(board, name), tmp_path)
     assert len(frames) == saved['frames']
-    positions(frames)
+    positions(frames, still_frames)
     assert rate <= 25 * 1.05
 
 
