@@ -102,6 +102,7 @@ class Recorder:
         self.manual = False         # record_stop ends it, not the end of motion
         self.motion_until = None    # now_ms after which a motion clip ends
         self.stop_now = False       # record_stop: end even while motion lasts
+        self.beginning = False      # a clip is being opened (the card may take a while)
         self.ending = False         # the clip takes no more frames: the ring drains, then it closes
         self.dropped = 0            # frames the writer was too slow for
         self.lapse = None
@@ -127,13 +128,14 @@ class Recorder:
         if self.ring is None:
             return {'ok': False, 'reason': 'recording needs memory for its buffer'}
         self.manual = True
-        if self.clip is None or self.ending or self.stop_now:
+        if self.clip is None and not self.beginning or self.ending or self.stop_now:
             self.want = 'manual'    # after the clip that is ending, a new one
         return {'ok': True, 'recording': True}
 
     def stop_manual(self):
         """record_stop: end the clip now (a motion clip too)."""
-        was = self.clip is not None or self.want is not None
+        # a clip still being opened counts: it ends as soon as it is open
+        was = self.clip is not None or self.want is not None or self.beginning
         self.manual = False
         self.want = None
         self.stop_now = was
@@ -187,8 +189,8 @@ class Recorder:
         # motion starts a clip and keeps it going; nothing here waits
         if self.state.state.get('motion') and self.motion_clips:
             self.motion_until = now + self.tail_ms
-            if self.clip is None and self.want is None and self.ring is not None \
-                    and self.ready:
+            if self.clip is None and self.want is None and not self.beginning \
+                    and self.ring is not None and self.ready:
                 self.want = 'motion'
 
     def _should_end(self, now):
@@ -244,20 +246,24 @@ class Recorder:
 
     async def _begin(self, kind):
         self.want = None
-        if not await self._room():
-            print('clips: card too full to record')
-            return
-        seq = self.store.take_seq()
-        name = '%s-%s-%04d.avi' % (kind, stamp(self.store.tz_offset_s), seq)
-        folder = self.tree.folder_for(seq)
-        await asyncio.sleep_ms(0)
-        clip = avi.AviWriter(folder + '/' + name, 1000000 // self.fps,
-                             self.max_ms * 2 // 1000 * self.fps + self.fps)
-        await clip.open()
+        self.stop_now = False       # a record_stop from here on is this clip's
+        self.beginning = True
+        try:
+            if not await self._room():
+                print('clips: card too full to record')
+                return
+            seq = self.store.take_seq()
+            name = '%s-%s-%04d.avi' % (kind, stamp(self.store.tz_offset_s), seq)
+            folder = self.tree.folder_for(seq)
+            await asyncio.sleep_ms(0)
+            clip = avi.AviWriter(folder + '/' + name, 1000000 // self.fps,
+                                 self.max_ms * 2 // 1000 * self.fps + self.fps)
+            await clip.open()
+        finally:
+            self.beginning = False
         self.clip = clip
         self.kind = kind
         self.ending = False
-        self.stop_now = False
         self.dropped = 0
         self.checked_ms = ticks.now_ms()
         if kind == 'motion' and self.motion_until is None:

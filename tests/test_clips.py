@@ -413,6 +413,22 @@ def test_a_card_slower_than_the_camera_still_ends_the_clip(make_board, tmp_path,
     assert rate <= 25 * 1.05
 
 
+def test_a_stop_while_the_clip_is_still_being_opened_ends_it(make_board, still_frames):
+    # a slow card takes a while to open a clip: a stop meanwhile must not be
+    # lost (the clip would run to max_s)
+    board = make_board(config=config(max_s=60), frames=still_frames).start()
+    board.wait_frame()
+    board.set_faults(sd_bytes_per_s=2000)       # a block write: 0.26 s
+    with board.ws() as ws:
+        assert board.command(ws, cmd='record_start')['ok']
+        time.sleep(0.7)             # the writer is opening it: seconds of block writes
+        assert board.command(ws, cmd='record_stop')['stopped'] is True
+    board.set_faults()
+    time.sleep(3)                   # a clip being opened is open by now
+    # and closed at once (its pre-roll), not 60 s later
+    board.wait_for(lambda s: s['recording'] is None, timeout=20)
+
+
 def test_cuts_at_single_block_writes_of_a_clip_its_close_and_its_repair(
         make_board, tmp_path, still_frames):
     """The card stops the board after exactly N block writes, counted from
