@@ -174,7 +174,8 @@ def watch(zones, xs, sensitivity=50, mask='0' * 48, cooldown=5000, w=5, remap=No
             z.sensitivity = 60
             smallest = z.map(C, R, mask)
             det.watch_areas(z.areas, z.counts, smallest, z.floors)
-        det.feed(frame(x, w, 40 if light is not None and t >= light else 0), t * 100)
+        x, width = x if isinstance(x, tuple) else (x, w)     # (x, w): this frame's width
+        det.feed(frame(x, width, 40 if light is not None and t >= light else 0), t * 100)
         fresh = z.judge(det.moving, t * 100, cooldown)
         if fresh or z.changed:
             out.append((t, fresh, z.names_on(), z.motion()))
@@ -259,4 +260,17 @@ def test_no_zone_fires_while_the_background_is_relearnt_after_a_light_change():
     mpy('''
 z, out = watch([zone('left', LEFT), zone('right', RIGHT)], [3, 4, 5, 30, 31, 32], light=28)
 assert [o[1] for o in out if o[1]] == [[0]], out
+''')
+
+
+def test_a_zone_stays_on_while_two_thirds_of_its_smallest_region_moves():
+    # at sensitivity 30 the half-frame zone wants 20 blocks, and keeps on
+    # with 13: the 40-block blob turns it on, 8 blocks of it are too few
+    mpy('''
+z, out = watch([zone('left', LEFT, sensitivity=30)], [3, 4, 5, 6] + [(6, 1)] * 12)
+assert out[0][2] == ['left'], out
+off = [o[0] for o in out if o[2] == []]
+assert off and off[0] <= 25 + 4 + 7, out       # off 0.5 s after the blob shrank
+z, out = watch([zone('left', LEFT, sensitivity=30)], [3, 4, 5, 6] + [(6, 3)] * 12)
+assert [o for o in out if o[2] == []] == [], out    # 24 blocks: it stays on
 ''')
