@@ -13,7 +13,7 @@ from tools.sim.harness import frame_set, read_mjpeg
 @pytest.fixture
 def slow_board(make_board):
     board = make_board(board_speed=True).start(timeout=60)
-    board.wait_frame()
+    board.wait_frame(timeout=60)
     return board
 
 
