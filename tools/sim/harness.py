@@ -300,9 +300,9 @@ class Board:
         return ws_connect(self.ws_url, open_timeout=10, close_timeout=2,
                           additional_headers=self.auth_headers())
 
-    def command(self, ws, **cmd):
+    def command(self, ws, timeout=15, **cmd):
         ws.send(json.dumps(cmd))
-        return json.loads(ws.recv(timeout=15))
+        return json.loads(ws.recv(timeout=timeout))
 
     def status(self):
         with self.ws() as ws:
