@@ -464,7 +464,7 @@ def counting(a, b):
 auth.same = counting
 token = auth.new_token()
 credentials = auth.Credentials(auth.record(b'salt', bytes(32), token))
-for given in (token, 'x' + token[1:]):
+for given in (token, ('y' if token[0] == 'x' else 'x') + token[1:]):    # one char off
     calls.clear()
     print('token', credentials.token_ok(given), any(auth.token_digest(given) in c for c in calls))
 os.mkdir('ota')
@@ -482,7 +482,7 @@ class Stream:
 updater = ota.Updater(State(), 60)
 manifest = b'{"version":"9","files":[]}'
 right = binascii.hexlify(ota.hmac_sha256(bytes(32), manifest))
-for mac in (right, b'0' + right[1:]):
+for mac in (right, (b'1' if right[:1] == b'0' else b'0') + right[1:]):
     calls.clear()
     data = b'ESP32CAM-OTA1 ' + mac + b' ' + str(len(manifest)).encode() + b'\\n' + manifest
     reply, status = asyncio.run(updater.receive(Stream(data), len(data)))
