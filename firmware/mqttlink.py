@@ -124,7 +124,9 @@ class MqttLink:
             for topic, payload in homeassistant.configs(
                     self.id, self.base, VERSION, self.board.url, self.prefix,
                     controls=self.config['commands'] == 'all', zone_names=self.zone_names):
-                await client.publish(topic, payload, retain=True, qos=1)
+                # a clear (an empty zone slot, a control not allowed) needs no
+                # acknowledgement: every connect sends them all again
+                await client.publish(topic, payload, retain=True, qos=1 if payload else 0)
         else:
             # the feature was turned off: empty retained configs remove the entities
             for topic in homeassistant.config_topics(self.id, self.prefix):

@@ -28,6 +28,7 @@ MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK='1')
 _PORT_BLOCK = 1000
 _PORT_BLOCKS = 22                   # 10000-31999
 _next_port = []
+_BROWSER_REFUSED = (10080,)         # in Chromium's restricted ports (net/base/port_util.cc)
 
 
 def _port_candidates():
@@ -41,7 +42,8 @@ def _port_candidates():
         _next_port.append(os.getpid() % _PORT_BLOCK)
     for _ in range(_PORT_BLOCK):
         _next_port[0] = (_next_port[0] + 1) % _PORT_BLOCK
-        yield base + _next_port[0]
+        if base + _next_port[0] not in _BROWSER_REFUSED:
+            yield base + _next_port[0]
 
 
 def _free(kind):
