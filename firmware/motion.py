@@ -105,7 +105,8 @@ class Motion:
             self.state.update(motion_error=None)
             self.analysed += 1
             if self.zones.zones:
-                areas = self.zones.judge(self.armed and self.detector.moving, taken,
+                detector = self.detector
+                areas = self.zones.judge(self.armed and detector.moving, taken, detector.dt,
                                          self.cooldown_ms)
                 self._show_zones()
             else:

@@ -52,8 +52,8 @@ _LEARN_MS = const(3200)     # background follows still blocks with this time con
 _SHADE_MS = const(400)      # and blocks whose level alone changed (light) with this one
 _NOISE_K = const(4)         # strong change: over 4x the block's mean noise
 _NOISE_START = const(256)   # 1 luma step, in 1/256
-_CONFIRM = const(2)         # candidate frames in a row for STARTED: two looks, any rate
-_END_MS = const(500)        # no region this long: ENDED
+CONFIRM = const(2)          # candidate frames in a row for STARTED: two looks, any rate
+END_MS = const(500)         # no region this long: ENDED (zones use both too)
 _ABSORB_MS = const(5000)    # a block changed this long joins the background
 _STREAK_MS = const(50)      # the changed-streak counter's unit (255 of them: 12.75 s)
 _DT_DEFAULT = const(100)    # feed() without a time stamp: 10 fps
@@ -475,7 +475,8 @@ class Detector:
 
     def __init__(self, cols, rows, sensitivity=50, mask=None):
         self.sensitivity = sensitivity
-        self.end_ms = _END_MS
+        self.end_ms = END_MS
+        self.dt = _DT_DEFAULT       # the last frame's duration in ms
         self.min_region = None      # smallest region in blocks; None: from the sensitivity
         self.areas = None           # zones: an area bit per block (firmware/motionzones.py)
         self.area_counts = None     # and the region blocks in each area, 16 bits each
@@ -589,7 +590,7 @@ class Detector:
         n = self.cols * self.rows
         if len(luma) != n:
             raise ValueError('map size')
-        dt = self._dt(ms)
+        dt = self.dt = self._dt(ms)     # this frame's duration (zones time by it too)
         self.frames += 1
         tally = self.area_counts
         if tally is not None:
@@ -678,7 +679,7 @@ class Detector:
             self._since_ms = 0
             return STARTED
         self._hits += 1
-        if self._hits >= _CONFIRM:
+        if self._hits >= CONFIRM:
             self.moving = True
             self._gone_ms = 0
             self._fresh = None

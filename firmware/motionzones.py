@@ -13,13 +13,10 @@ snapshot and starts no clip.
 """
 import micropython
 from micropython import const
-from firmware.motiondetect import floor16, grid_blocks, min_blocks, parse_mask
+from firmware.motiondetect import CONFIRM, END_MS, floor16, grid_blocks, min_blocks, parse_mask
 
 AREAS = const(5)        # the zones' bits 0-3, then the rest of the picture
 REST = const(4)
-_CONFIRM = const(2)     # looks in a row with enough blocks: on
-_END_MS = const(500)    # this long with too few: off
-_DT_MAX = const(1000)
 _NEVER = const(0x7fff)  # the need of an area with no block (fully masked)
 
 
@@ -38,7 +35,6 @@ class Zones:
         self._on = bytearray(AREAS)
         self._gone_ms = [0] * AREAS
         self._last_ms = [None] * AREAS     # each area's last trigger (ticks.now_ms)
-        self._stamp = None
         self._mapped = [None] * AREAS      # the zone names of the last map()
 
     def map(self, cols, rows, mask):
@@ -79,12 +75,11 @@ class Zones:
         self._last_ms[a] = None
         self.changed = True
 
-    def judge(self, moving, ms, cooldown_ms):
-        """After each analysed frame (taken at `ms`, ticks.now_ms; `moving`:
-        the detector's episode, armed): the areas that went on now and are
-        out of their cooldown."""
-        last, self._stamp = self._stamp, ms
-        dt = 100 if last is None else max(1, min(_DT_MAX, ms - last))
+    def judge(self, moving, ms, dt, cooldown_ms):
+        """After each analysed frame (taken at `ms`, ticks.now_ms, lasting
+        `dt` ms as the detector timed it; `moving`: the detector's episode,
+        armed): the areas that went on now and are out of their cooldown.
+        On after CONFIRM looks in a row, off after END_MS with too few."""
         counts = self.counts
         fresh = []
         self.changed = False
@@ -95,15 +90,15 @@ class Zones:
                 need = max(2, need * 2 // 3)    # kept on as the detector keeps a region
             if blocks >= need:
                 self._gone_ms[a] = 0
-                self._hits[a] = min(_CONFIRM, self._hits[a] + 1)
+                self._hits[a] = min(CONFIRM, self._hits[a] + 1)
             else:
                 self._hits[a] = 0
-                self._gone_ms[a] = min(_END_MS, self._gone_ms[a] + dt)
+                self._gone_ms[a] = min(END_MS, self._gone_ms[a] + dt)
             if self._on[a]:
-                if not moving or self._gone_ms[a] >= _END_MS:
+                if not moving or self._gone_ms[a] >= END_MS:
                     self._on[a] = 0
                     self.changed = True
-            elif moving and self._hits[a] >= _CONFIRM:
+            elif moving and self._hits[a] >= CONFIRM:
                 self._on[a] = 1
                 self.changed = True
                 since = self._last_ms[a]

@@ -176,7 +176,7 @@ def watch(zones, xs, sensitivity=50, mask='0' * 48, cooldown=5000, w=5, remap=No
             det.watch_areas(z.areas, z.counts, smallest, z.floors)
         x, width = x if isinstance(x, tuple) else (x, w)     # (x, w): this frame's width
         det.feed(frame(x, width, 40 if light is not None and t >= light else 0), t * 100)
-        fresh = z.judge(det.moving, t * 100, cooldown)
+        fresh = z.judge(det.moving, t * 100, det.dt, cooldown)
         if fresh or z.changed:
             out.append((t, fresh, z.names_on(), z.motion()))
     return z, out
