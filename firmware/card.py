@@ -5,6 +5,8 @@ clips.py /clips, cardfiles.py the file operations they share.
 """
 import os
 
+from firmware.cardcheck import reclaim
+
 _card = None    # the one machine.SDCard: the SD host lives as long as the board
 _mount = None   # the _Mount of the card mounted now
 
@@ -63,6 +65,9 @@ def mount_card(mount_point, width=1, quiet=False):
         if _card is None:
             _card = machine.SDCard(slot=1, width=width)
         _mount = _Mount(_card)
+        given = reclaim(_mount)         # before anything can write to it
+        if given:
+            print('sd: gave back %d KB that power cuts had left to no file' % (given // 1024))
         vfs.mount(_mount, mount_point)
     except Exception as exc:
         if not quiet:
