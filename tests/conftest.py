@@ -1,8 +1,10 @@
 """pytest fixtures around the simulated board; the harness itself is
 tools/sim/harness.py, shared with tools/bench.py."""
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -11,6 +13,68 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tools.sim.harness import REPO, Board  # noqa: E402
 from chromium import ARGS, CHROMIUM  # noqa: E402
 from tools.broker import Broker, Listener  # noqa: E402  (mosquitto + paho)
+
+
+def pytest_configure(config):
+    # Every board of the run boots from one host bundle (firmware as .mpy,
+    # the tree the board gets; tools/bundle.py), built here once: compiling
+    # ~60 sources at each of ~1,000 boots was half of a boot's time. A test
+    # that names its own board_root still gets it.
+    if not hasattr(config, 'workerinput') and not os.environ.get('SIM_TEST_BUNDLE'):
+        out = tempfile.mkdtemp(prefix='sim-bundle-')
+        subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'bundle.py'),
+                        '--out', out, '--arch', 'host'], check=True, capture_output=True)
+        os.environ['SIM_TEST_BUNDLE'] = out      # the workers inherit it
+        config.sim_bundle = out
+
+
+# The longest tests (30-80 s each; a module-scoped fixture's tests stay in
+# their module), longest first. Run last, they made the run's tail: each
+# worker now starts with its share of them (see below).
+LONG = (
+    'tests/test_clips.py::test_cuts_at_single_block_writes_of_a_clip_its_close_and_its_repair',
+    'tests/test_power_cut.py::test_power_cuts_never_leave_a_broken_snapshot_or_lost_space',
+    'tests/test_attacks_storage.py::test_24_5_a_cut_at_every_block_write_of_an_old_seq_migration_never_reuses_a_number',
+    'tests/test_clips.py::test_power_cuts_while_recording_leave_playable_clips',
+    'tests/test_attacks_storage.py::test_9_a_motion_snapshot_counts_if_and_only_if_its_file_is_on_the_card',
+    'tests/test_power_cut.py::test_a_cut_after_every_single_block_write_of_a_save',
+    'tests/test_card_migration.py::test_10000_flat_snapshots_move_into_folders_through_random_cuts',
+    'tests/test_attacks_storage.py::test_3_a_cut_at_every_block_write_of_a_seq_renewal_never_reuses_a_number',
+    'tests/test_deploy.py::test_mpremote_stops_the_app_and_the_console_says_until_when',
+    'tests/test_readme.py::test_the_readme_update_example_on_a_simulated_board',
+    'tests/test_check.py::test_what_the_esp32_port_lacks_fails_the_check',
+    'tests/test_deploy.py::test_soft_reset_and_machine_reset_reboot_through_boot_py',
+    'tests/test_limits.py::test_connect_disconnect_cycles_and_commands_do_not_leak',
+    'tests/test_clips.py::test_retention_removes_oldest_clips_then_motion_snapshots',
+    'tests/test_deploy.py::test_deploy_to_a_blank_board_then_only_what_changed',
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    # pytest-xdist's worksteal hands each worker one contiguous share of the
+    # list (then idle workers take the back half of a busy one's queue):
+    # every share begins with its round-robin part of LONG. Every worker
+    # computes the same order, as xdist requires.
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT') or 0)
+    if workers < 2:
+        return
+    rank = {nodeid: i for i, nodeid in enumerate(LONG)}
+    long = sorted((item for item in items if item.nodeid in rank), key=lambda i: rank[i.nodeid])
+    rest = iter([item for item in items if item.nodeid not in rank])
+    ordered = []
+    left = len(items)
+    for k in range(workers):
+        share = left // (workers - k)       # as the scheduler cuts it
+        left -= share
+        part = long[k::workers]
+        ordered += part + [next(rest) for _ in range(share - len(part))]
+    items[:] = ordered + list(rest)
+
+
+def pytest_unconfigure(config):
+    if getattr(config, 'sim_bundle', None):
+        shutil.rmtree(config.sim_bundle, ignore_errors=True)
+        del os.environ['SIM_TEST_BUNDLE']
 
 
 @pytest.hookimpl(hookwrapper=True)
