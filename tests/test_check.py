@@ -39,13 +39,6 @@ def board_copy(dest):
 
 
 @pytest.mark.timeout(200)
-def test_the_board_files_pass():
-    done = run_check()
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert 'match the MicroPython ESP32 API' in done.stdout
-
-
-@pytest.mark.timeout(200)
 def test_what_the_esp32_port_lacks_fails_the_check(tmp_path):
     board_copy(str(tmp_path))
     with open(tmp_path / 'firmware' / 'clock.py', 'a') as f:
@@ -61,5 +54,6 @@ def test_what_the_esp32_port_lacks_fails_the_check(tmp_path):
     assert any('"monotonic" is not a known attribute of module "time"' in line
                for line in lines), out
     assert any('Import "pathlib" could not be resolved' in line for line in lines), out
-    # only the probe fails: the rest of the copy is the passing tree
+    # only the probe fails: the rest of the copy, the board files as they are,
+    # passes (make test runs the check on the tree itself before the tests)
     assert len(lines) == 5 and 'check: 5 error(s)' in out, out
