@@ -124,7 +124,7 @@ def test_the_pins_in_the_config_reach_the_driver(make_board, api, error):
 
 @pytest.mark.parametrize('api', ['cnadler86', 'lemariva'])
 def test_capture_waits_for_a_frame_without_stalling_the_loop(make_board, api):
-    fps = 5             # a 200 ms frame interval: a capture that blocks shows
+    fps = 2             # a 500 ms frame interval: a capture that blocks shows (~500 ms)
     board = make_board(camera_api=api, fps=fps, config=sim_config(fps=fps)).start()
     board.wait_frame()
     rounds = []

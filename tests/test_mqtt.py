@@ -413,13 +413,15 @@ def test_unacknowledged_qos1_is_resent_with_dup_and_delivered_when_the_broker_is
     board.wait_frame()
     # the state comes after the discovery configs: the command is not queued behind them
     listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected')
-    board.set_faults(sd_bytes_per_s=8000)       # a snapshot takes seconds to save
+    # a snapshot takes ~3 s to save: the freeze 0.5 s in comes well before
+    # the reply, even on a loaded host (at 8000 B/s, ~1.5 s, it once came after)
+    board.set_faults(sd_bytes_per_s=4000)
     mark = listener.mark()
     listener.publish(BASE + 'commands', json.dumps({'cmd': 'snapshot_now', 'id': 'dup'}))
     time.sleep(0.5)                             # delivered; the board is saving
     broker.proc.send_signal(signal.SIGSTOP)
     try:
-        time.sleep(9)                           # the reply, and its resend after 5 s
+        time.sleep(12)                          # the reply, and its resend 5 s later
     finally:
         broker.proc.send_signal(signal.SIGCONT)
     reply = listener.wait_json(BASE + 'results', lambda r: r.get('id') == 'dup', start=mark)

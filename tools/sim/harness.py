@@ -317,19 +317,25 @@ class Board:
         """Poll the board's status until predicate(status) holds."""
         deadline = time.monotonic() + timeout
         status = None
-        while True:
-            try:
-                status = self.status()
-            except (OSError, ConnectionError, WebSocketException, AssertionError):
-                # rebooting, or full for a moment: ask again (a handshake the
-                # board refuses can trip an assert inside websockets' sync client)
-                pass
-            else:
-                if predicate(status):
-                    return status
-            if time.monotonic() > deadline:
-                raise AssertionError('status never matched: %r' % status)
-            time.sleep(interval)
+        ws = None           # one connection for all the asking (a handshake each was costly)
+        try:
+            while True:
+                try:
+                    ws = ws or self.ws()
+                    status = self.command(ws, cmd='status')['status']
+                except (OSError, ConnectionError, WebSocketException, AssertionError,
+                        TimeoutError):
+                    # rebooting, or full for a moment: ask again (a handshake the
+                    # board refuses can trip an assert inside websockets' sync client)
+                    ws = _closed(ws)
+                else:
+                    if predicate(status):
+                        return status
+                if time.monotonic() > deadline:
+                    raise AssertionError('status never matched: %r' % status)
+                time.sleep(interval)
+        finally:
+            _closed(ws)
 
     def frames_analysed(self):
         """How many frames motion detection has looked at (GET /motion)."""
@@ -397,6 +403,15 @@ class Board:
     def card_read(self, path):
         return subprocess.run(['mcopy', '-i', self.sdcard, '-n', '::' + path, '-'],
                               capture_output=True, check=True, env=MTOOLS_ENV).stdout
+
+
+def _closed(ws):
+    # close a client WebSocket whatever state it is in; None
+    if ws is not None:
+        try:
+            ws.close()
+        except Exception:
+            pass
 
 
 def seq_of(name):
