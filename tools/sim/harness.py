@@ -321,7 +321,7 @@ class Board:
         try:
             while True:
                 try:
-                    ws = ws or self.ws()
+                    ws = ws or self.ws().__enter__()    # closed in finally
                     status = self.command(ws, cmd='status')['status']
                 except (OSError, ConnectionError, WebSocketException, AssertionError,
                         TimeoutError):
