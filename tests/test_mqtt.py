@@ -17,7 +17,7 @@ import time
 import pytest
 
 from tools.broker import Broker, Listener, board_config, make_ca, make_cert
-from tools.sim.harness import SSE
+from tools.sim.harness import SSE, card_paths
 
 ID = 'a0b1c2d3e4f5'
 BASE = 'esp32cam/%s/' % ID
@@ -402,6 +402,15 @@ def test_tls_broker_with_a_certificate_not_from_the_ca_is_refused(make_board, tm
         broker.stop()
 
 
+def _saving(board):
+    # a snapshot's .part is on the card (read while the board writes: a
+    # listing that fails now is asked again)
+    try:
+        return any(p.endswith('.part') for p in card_paths(board.sdcard, '/snaps') or ())
+    except AssertionError:
+        return False
+
+
 def test_unacknowledged_qos1_is_resent_with_dup_and_delivered_when_the_broker_is_back(
         make_board, broker, listener):
     # results go out at QoS 1. The card is made slow so that a snapshot_now
@@ -413,12 +422,16 @@ def test_unacknowledged_qos1_is_resent_with_dup_and_delivered_when_the_broker_is
     board.wait_frame()
     # the state comes after the discovery configs: the command is not queued behind them
     listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected')
-    # a snapshot takes ~3 s to save: the freeze 0.5 s in comes well before
-    # the reply, even on a loaded host (at 8000 B/s, ~1.5 s, it once came after)
+    # a snapshot takes ~3 s to save: the freeze comes well before the reply
     board.set_faults(sd_bytes_per_s=4000)
     mark = listener.mark()
     listener.publish(BASE + 'commands', json.dumps({'cmd': 'snapshot_now', 'id': 'dup'}))
-    time.sleep(0.5)                             # delivered; the board is saving
+    # freeze the broker once the board is saving (the command delivered), not
+    # after a fixed time: a loaded broker may still hold the command then
+    deadline = time.monotonic() + 20
+    while not _saving(board):
+        assert time.monotonic() < deadline, 'the board never began the save'
+        time.sleep(0.05)
     broker.proc.send_signal(signal.SIGSTOP)
     try:
         time.sleep(12)                          # the reply, and its resend 5 s later

@@ -305,7 +305,8 @@ class Board:
         return ws_connect(self.ws_url, open_timeout=10, close_timeout=2,
                           additional_headers=self.auth_headers())
 
-    def command(self, ws, timeout=15, **cmd):
+    def command(self, ws, timeout=30, **cmd):
+        # 30 s: beside two CPU hogs a board once took over 15 s to answer a 'set'
         ws.send(json.dumps(cmd))
         return json.loads(ws.recv(timeout=timeout))
 
