@@ -24,8 +24,8 @@ from firmware.cardlayout import NumberedFolder
 from firmware.snapstore import SnapshotStore
 
 
-class Cut(Exception):
-    pass
+class Cut(BaseException):
+    pass        # the power going: no `except Exception` on the board catches it
 
 
 class Ram:

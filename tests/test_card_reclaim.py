@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from test_power_cut import fsck_problems, used_and_free_clusters
 from tools.sim.harness import MTOOLS_ENV
 
 PARTITION_AT = 2048         # sectors: where a card from the shop has its volume
@@ -68,29 +69,15 @@ def _plant_losses(image, partitioned, fat):
             f.write(b'\xff\xff' if fat == 16 else b'\xff\xff\xff\x0f')
 
 
-def _fsck(vol):
-    if '@@' in vol:         # fsck.vfat reads the volume, not the disk
-        image, offset = vol.split('@@')
-        part = image + '.vol'
-        with open(image, 'rb') as src, open(part, 'wb') as dst:
-            src.seek(int(offset))
-            dst.write(src.read())
-        vol = part
-    out = subprocess.run(['fsck.vfat', '-n', vol], capture_output=True, text=True)
-    return out.stdout + out.stderr
-
-
-def _owned_and_free(vol):
-    """(clusters fsck finds owned by files and folders, clusters in all,
-    clusters free as mtools reads the card: FSInfo's count on FAT32)."""
-    owned, total = map(int, re.search(r'(\d+)/(\d+) clusters', _fsck(vol)).groups())
-    info = subprocess.run(['minfo', '-i', vol, '::'], capture_output=True, text=True,
-                          env=MTOOLS_ENV, check=True).stdout
-    cluster = 512 * int(re.search(r'cluster size: (\d+) sectors', info).group(1))
-    listing = subprocess.run(['mdir', '-i', vol, '::/'], capture_output=True, text=True,
-                             env=MTOOLS_ENV, check=True).stdout
-    free = int(re.search(r'([\d ]+) bytes free', listing).group(1).replace(' ', ''))
-    return owned, total, free // cluster
+def _bare_volume(vol):
+    """A file holding just the volume (fsck.vfat reads a volume, not a disk)."""
+    if '@@' not in vol:
+        return vol
+    image, offset = vol.split('@@')
+    with open(image, 'rb') as src, open(image + '.vol', 'wb') as dst:
+        src.seek(int(offset))
+        dst.write(src.read())
+    return image + '.vol'
 
 
 @pytest.mark.parametrize('fat,partitioned', [(16, False), (32, True)],
@@ -101,9 +88,9 @@ def test_the_space_power_cuts_left_to_no_file_comes_back_at_boot(make_board, tmp
     files = _make_card(image, fat, partitioned)
     vol = _volume(image, partitioned)
     _plant_losses(image, partitioned, fat)
-    lost = re.search(r'Reclaimed (\d+) unused clusters? \((\d+) bytes\)', _fsck(vol))
-    assert lost and int(lost.group(2)) > 50000, 'the planted loss is not there'
-    owned, total, free = _owned_and_free(vol)
+    _, lost = fsck_problems(_bare_volume(vol))
+    owned, free, cluster, total = used_and_free_clusters(_bare_volume(vol))
+    assert lost * cluster > 50000, 'the planted loss is not there'
     assert free < total - owned             # lost: neither in a file nor free
     board = make_board(sdcard=image)
     board.start()
@@ -113,11 +100,11 @@ def test_the_space_power_cuts_left_to_no_file_comes_back_at_boot(make_board, tmp
     board.stop()
     console = board.output()
     given = re.search(r'sd: gave back (\d+) KB that power cuts had left to no file', console)
-    assert given and int(given.group(1)) == int(lost.group(2)) // 1024, console
-    report = _fsck(vol)
-    assert 'Reclaimed' not in report and len(report.strip().splitlines()) == 2, report
-    owned, total, free = _owned_and_free(vol)
-    assert free == total - owned            # every cluster no file owns is free
+    assert given and int(given.group(1)) == lost * cluster // 1024, console
+    problems, orphans = fsck_problems(_bare_volume(vol))
+    assert not problems and not orphans, problems
+    owned, free, _, _ = used_and_free_clusters(_bare_volume(vol))
+    assert owned + free == total            # every cluster no file owns is free
     for path, data in files.items():
         if path != '/victim.bin':
             got = subprocess.run(['mcopy', '-i', vol, '-n', '::' + path, '-'],

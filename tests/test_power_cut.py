@@ -33,17 +33,17 @@ def fsck_problems(image):
 
 
 def used_and_free_clusters(image):
-    """(clusters fsck finds owned by files and folders, clusters the FAT
-    marks free as mtools counts them, cluster size)."""
+    """(clusters fsck finds owned by files and folders, clusters free as
+    mtools counts them (FSInfo's count on FAT32), cluster size, clusters)."""
     out = subprocess.run(['fsck.vfat', '-n', image], capture_output=True, text=True).stdout
-    used = int(re.search(r'(\d+)/\d+ clusters', out).group(1))
+    used, total = map(int, re.search(r'(\d+)/(\d+) clusters', out).groups())
     info = subprocess.run(['minfo', '-i', image, '::'], capture_output=True, text=True,
-                          env=dict(MTOOLS_ENV), check=True).stdout
+                          env=MTOOLS_ENV, check=True).stdout
     cluster = 512 * int(re.search(r'cluster size: (\d+) sectors', info).group(1))
     listing = subprocess.run(['mdir', '-i', image, '::/'], capture_output=True, text=True,
-                             env=dict(MTOOLS_ENV), check=True).stdout
+                             env=MTOOLS_ENV, check=True).stdout
     free = int(re.search(r'([\d ]+) bytes free', listing).group(1).replace(' ', ''))
-    return used, free // cluster, cluster
+    return used, free // cluster, cluster, total
 
 
 def burst_until_cut(board, oks, ended):
@@ -114,7 +114,7 @@ def test_power_cuts_never_leave_a_broken_snapshot_or_lost_space(make_board, tmp_
     problems, orphans = fsck_problems(board.sdcard)
     assert not problems and not orphans, problems
     # every cluster no file or folder owns is free again
-    used, free, cluster = used_and_free_clusters(board.sdcard)
+    used, free, cluster, _ = used_and_free_clusters(board.sdcard)
     assert free == before[1] - (used - before[0]), (before, (used, free))
     print('after %d cuts: %d snapshots, %d clips, %d KB in files, %d KB free'
           % (CUTS, len(files), len(clips), used * cluster // 1024, free * cluster // 1024))
