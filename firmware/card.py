@@ -75,8 +75,8 @@ def mount_card(mount_point, width=1, quiet=False):
         return False
     try:
         # FatFs counts the free clusters on the first statvfs after a mount
-        # (FAT16 always, FAT32 when the card's FSInfo is not valid, e.g.
-        # after a power cut): seconds on a big card. Here, at mount time,
+        # (FAT16 always; FAT32 only when reclaim() could not set FSInfo's
+        # count): seconds on a big card. Here, at mount time,
         # that happens before the app serves (or when a card is inserted),
         # not in a save; FatFs then keeps the count as files come and go.
         os.statvfs(mount_point)

@@ -9,6 +9,8 @@ write: one pass over the FAT, one over the folders, all per-entry work in
 viper. FAT16 and FAT32 (every SD card; not FAT12, only on cards under
 16 MB), on a bare volume or the first FAT partition.
 """
+import struct
+
 import micropython
 from micropython import const
 
@@ -119,25 +121,18 @@ def _write(dev, at, buf):
         raise OSError(5)
 
 
-def _u16(b, at):
-    return b[at] | b[at + 1] << 8
-
-
-def _u32(b, at):
-    return _u16(b, at) | _u16(b, at + 2) << 16
-
-
 class _Volume:
     """A FAT volume's layout, and its FAT through a one-sector cache."""
 
     def __init__(self, dev, base, boot):
         self.dev = dev
-        spc = boot[13]
-        reserved = _u16(boot, 14)
-        self.copies = boot[16]
-        root_entries = _u16(boot, 17)
-        self.fat_size = _u16(boot, 22) or _u32(boot, 36)
-        total = _u16(boot, 19) or _u32(boot, 32)
+        # the BPB: sectors per cluster, reserved, FATs, root entries, total
+        # (16 bit), FAT size (16 bit); FAT32's total and FAT size at 32, 36
+        spc, reserved, self.copies, root_entries, total, _, fat16 = \
+            struct.unpack_from('<BHBHHBH', boot, 13)
+        total32, fat32_size, _, _, root_cluster, fsinfo = struct.unpack_from('<IIHHIH', boot, 32)
+        self.fat_size = fat16 or fat32_size
+        total = total or total32
         self.fat_start = base + reserved
         self.root_start = self.fat_start + self.copies * self.fat_size
         self.root_sectors = (root_entries * 32 + _SECTOR - 1) // _SECTOR
@@ -148,8 +143,8 @@ class _Volume:
         self.fat12 = clusters <= 4085       # a card under ~16 MB: not looked at
         self.fat32 = 1 if clusters > 65525 else 0
         self.width = 4 if self.fat32 else 2
-        self.root_cluster = _u32(boot, 44) if self.fat32 else 0
-        self.fsinfo = base + _u16(boot, 48) if self.fat32 else None
+        self.root_cluster = root_cluster if self.fat32 else 0
+        self.fsinfo = base + fsinfo if self.fat32 else None
         self.sector = bytearray(_SECTOR)
         self.cached = None
         self.dirty = False
@@ -171,18 +166,18 @@ class _Volume:
         self._load(self.fat_start + at // _SECTOR)
         at %= _SECTOR
         if self.fat32:
-            return _u32(self.sector, at) & 0x0FFFFFFF
-        return _u16(self.sector, at)
+            return struct.unpack_from('<I', self.sector, at)[0] & 0x0FFFFFFF
+        return struct.unpack_from('<H', self.sector, at)[0]
 
     def free(self, c):
         at = c * self.width
         self._load(self.fat_start + at // _SECTOR)
         at %= _SECTOR
-        s = self.sector
-        s[at] = s[at + 1] = 0
-        if self.fat32:
-            s[at + 2] = 0
-            s[at + 3] &= 0xF0           # the top four bits are reserved: kept
+        if self.fat32:             # the top four bits are reserved: kept
+            kept = struct.unpack_from('<I', self.sector, at)[0] & 0xF0000000
+            struct.pack_into('<I', self.sector, at, kept)
+        else:
+            struct.pack_into('<H', self.sector, at, 0)
         self.dirty = True
 
     def chain(self, c):
@@ -203,7 +198,7 @@ def _volume(dev):
     _read(dev, 0, boot)
     if _is_fat(boot):
         return _Volume(dev, 0, boot)
-    for base in [_u32(boot, 446 + 16 * i + 8) for i in range(4)]:
+    for base in struct.unpack_from('<I12xI12xI12xI', boot, 446 + 8):
         if base:
             _read(dev, base, boot)
             if _is_fat(boot):
@@ -213,7 +208,7 @@ def _volume(dev):
 
 def _is_fat(boot):
     return (boot[510] == 0x55 and boot[511] == 0xAA and boot[0] in (0xEB, 0xE9)
-            and _u16(boot, 11) == _SECTOR and boot[13] and boot[16])
+            and struct.unpack_from('<H', boot, 11)[0] == _SECTOR and boot[13] and boot[16])
 
 
 def _scan_fat(vol, used, ref):
@@ -248,7 +243,7 @@ def _scan_folders(vol, ref):
             for i in range(k if k >= 0 else -1 - k):
                 if len(waiting) >= _MAX_FOLDERS:
                     return False
-                waiting.append(vol.chain(_u32(found, 4 * i)))
+                waiting.append(vol.chain(struct.unpack_from('<I', found, 4 * i)[0]))
             if k < 0:
                 break
     return True
@@ -279,10 +274,10 @@ def _set_free_count(vol, free):
     # trusts it instead of counting the whole FAT on the first statvfs
     info = bytearray(_SECTOR)
     _read(vol.dev, vol.fsinfo, info)
-    if _u32(info, 0) == 0x41615252 and _u32(info, 484) == 0x61417272:
-        if _u32(info, 488) != free:
-            info[488:492] = free.to_bytes(4, 'little')
-            _write(vol.dev, vol.fsinfo, info)
+    lead, mark, count = struct.unpack_from('<I480xII', info, 0)
+    if lead == 0x41615252 and mark == 0x61417272 and count != free:
+        struct.pack_into('<I', info, 488, free)
+        _write(vol.dev, vol.fsinfo, info)
 
 
 def reclaim(dev):
