@@ -47,6 +47,8 @@ LONG = (
     'tests/test_limits.py::test_connect_disconnect_cycles_and_commands_do_not_leak',
     'tests/test_clips.py::test_retention_removes_oldest_clips_then_motion_snapshots',
     'tests/test_deploy.py::test_deploy_to_a_blank_board_then_only_what_changed',
+    'tests/test_mqtt.py::test_tls_to_the_broker_verified_against_the_configured_ca',
+    'tests/test_mqtt.py::test_tls_broker_with_a_certificate_not_from_the_ca_is_refused',
 )
 
 

@@ -345,18 +345,18 @@ def test_tls_to_the_broker_verified_against_the_configured_ca(make_board, tmp_pa
     try:
         listener = Listener(broker, cafile=tls['ca']['pem'])
         # as README.md says: tls on, the CA as a DER file on flash; the board
-        # reaches the broker through a relay (keepalive_s 2: a dropped
-        # session is seen within 1 s)
+        # reaches the broker through a relay (keepalive_s 10: pings outlast the 2 s link)
         board = make_board(config=board_config(broker, tls=True, ca=tls['ca']['der'],
-                                               port=far.port, keepalive_s=2),
+                                               port=far.port, keepalive_s=10),
                            board_id=ID).start()
         # a TLS handshake in the unix port takes seconds when the host is busy
         listener.wait(online, timeout=60)
         listener.wait_json(BASE + 'state', lambda s: s['mqtt'] == 'connected', timeout=60)
         assert command(listener, {'cmd': 'set', 'key': 'sensitivity', 'value': 70})['ok'] is True
-        # three reconnects, a handshake each, over a 0.5 s link: the median
+        # three reconnects, a handshake each, over a 2 s link: the median
         # round, as a busy host may deschedule the board's process in one
-        far.delay = 0.5
+        # (beside two CPU hogs a good round read up to 729 ms)
+        far.delay = 2
         rounds = []
         for _ in range(3):
             reset_monitor(board)
@@ -365,8 +365,8 @@ def test_tls_to_the_broker_verified_against_the_configured_ca(make_board, tmp_pa
             listener.wait(online, timeout=60, start=mark)
             rounds.append(board.wait_for(lambda s: s['mqtt'] == 'connected', timeout=60))
         print('loop_stall_ms across each TLS reconnect:', [s['loop_stall_ms'] for s in rounds])
-        # the handshake does not block serving (a blocking one: >= 1000, its round trips)
-        assert median_stall(rounds) < 500, rounds
+        # the handshake does not block serving (a blocking one: >= 4000, its round trips)
+        assert median_stall(rounds) < 2000, rounds
         listener.close()
     finally:
         far.close()
@@ -378,20 +378,22 @@ def test_tls_to_the_broker_verified_against_the_configured_ca(make_board, tmp_pa
 
 def test_tls_broker_with_a_certificate_not_from_the_ca_is_refused(make_board, tmp_path, tls):
     broker = Broker(tmp_path, tls=tls['bad']).start()
-    far = FarBroker(broker.port, 1)     # the broker's certificate comes 1 s after the hello
+    far = FarBroker(broker.port, 4)     # the broker's certificate comes 4 s after the hello
     try:
         board = make_board(config=board_config(broker, tls=True, ca=tls['ca']['der'],
-                                               port=far.port, backoff_max_s=4),
+                                               port=far.port, backoff_max_s=4,
+                                               keepalive_s=10),     # outlasts the 4 s link
                            board_id=ID).start()
         status = board.wait_for(lambda s: s['mqtt'] != 'connecting')
         refused = time.monotonic()
         assert status['mqtt'].startswith('error'), status['mqtt']
         # three rounds, one handshake each (1 s, 2 s, 4 s after the one before):
         # the median round, as a busy host may deschedule the board in one
-        rounds = retry_rounds(board, broker, 1.5)    # refused again, waiting for the next
+        rounds = retry_rounds(board, broker, 4.5)    # refused again, waiting for the next
         print('loop_stall_ms across each refused handshake:', [s['loop_stall_ms'] for s in rounds])
         assert all(status['mqtt'].startswith('error') for status in rounds), rounds
-        assert median_stall(rounds) < 500, rounds   # a blocking handshake or backoff: >= 1000
+        # a blocking handshake: >= 4000; beside two CPU hogs a good round read up to 1434
+        assert median_stall(rounds) < 2000, rounds
         log = broker.log()
         # handshakes tried, 1 s, 2 s, 4 s apart (no tight loop), none got to CONNECT
         attempts = log.count('OpenSSL Error')
