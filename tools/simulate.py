@@ -207,7 +207,9 @@ def board_env(args, flash):
         env['SIM_FAULTS'] = os.path.abspath(os.environ['SIM_FAULTS'])
     env.pop('SIM_BOARD_COST', None)
     if args.board_cost:
+        from sim import calibrate
         env['SIM_BOARD_COST'] = args.board_cost
+        env['SIM_BOARD_COMPILED'] = calibrate.compiled_functions(REPO)
     return env
 
 

@@ -282,17 +282,25 @@ def exempt(owner, names):
 
 def compiled(module, names):
     """module.NAME is compiled code (viper, or a call that is all C such as
-    gc.mem_free()): its host time is scaled by the viper ratio."""
+    gc.mem_free()): its host time is scaled by the viper ratio. Modules that
+    imported it by name get the wrapped one too."""
     for name in names:
         fn = getattr(module, name, None)
         if fn is not None:
-            setattr(module, name, _accounted(fn, True))
+            call = _accounted(fn, True)
+            for other in list(sys.modules.values()):
+                if getattr(other, name, None) is fn:
+                    setattr(other, name, call)
 
 
-# firmware functions that are compiled code, wrapped once their module is
+# firmware functions that are compiled code (every viper/native function of
+# the sources, found by tools/simulate.py), wrapped once their module is
 # imported (never imported here: boot.py may pick an OTA slot's copy)
-_pending = {'firmware.jpegluma': ('_decode', '_same', '_fill16', '_store_words'),
-            'firmware.state': ('free_heap',)}
+_pending = {'firmware.state': ('free_heap',)}
+for _entry in (os.getenv('SIM_BOARD_COMPILED') or '').split(';'):
+    if _entry:
+        _module, _names = _entry.split(':')
+        _pending[_module] = tuple(_names.split('+'))
 
 
 def _wrap_imported():

@@ -103,6 +103,23 @@ def calibrate(micropython):
             'realtime': bool(prefix), 'measured': bool(pystones)}
 
 
+def compiled_functions(repo):
+    """'module:name+name;...' for every @micropython.viper or .native function
+    in the firmware's sources: the board-speed model scales their time by the
+    viper ratio, not the bytecode one (read from the code, so none is missed)."""
+    import ast
+    found = []
+    for path in sorted(glob.glob(os.path.join(repo, 'firmware', '*.py'))):
+        tree = ast.parse(open(path).read())
+        names = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                 and any(ast.unparse(d) in ('micropython.viper', 'micropython.native')
+                         for d in node.decorator_list)]
+        if names:
+            module = 'firmware.' + os.path.basename(path)[:-3]
+            found.append(module + ':' + '+'.join(names))
+    return ';'.join(found)
+
+
 def cost_value(c):
     """The SIM_BOARD_COST the simulated board reads (tools/sim/boardspeed.py)."""
     return '%.1f,%.1f,%.1f,%.2f' % (c['bytecode'], c['viper'], c['gc_us_per_kb'], c['step_us'])
