@@ -19,6 +19,7 @@ from firmware.motionzones import Zones
 _SLICE_US = const(20000)    # one slice of decoding holds the loop about this long
 _SLICE_MIN = const(16)      # MCUs in a slice, learnt as the board runs
 _SLICE_MAX = const(4096)
+_WATCHED_REST = const(2)     # watched: a pause of twice a frame's analysis after it
 _PIR_HOLD_MS = const(10000)  # motion stays on this long after the last PIR edge
 
 
@@ -41,6 +42,7 @@ class Motion:
         self.detector = None
         self.frame_size = None      # (width, height) of the analysed frames
         self.analysed = 0
+        self.busy_us = 0            # CPU time the frame under analysis has taken
         self.task = None
 
     def apply(self, name, value):
@@ -95,9 +97,12 @@ class Motion:
             seen = camera.frame_count
             jpeg, slot = camera.hold()
             taken = ticks.now_ms()      # the detector's timing is in seconds, not frames
+            self.busy_us = 0
             try:
                 luma = await self._luma(jpeg)
+                fed = time.ticks_us()
                 event = self.detector.feed(luma, taken)
+                self.busy_us += time.ticks_diff(time.ticks_us(), fed)
             except ValueError as exc:        # JpegError: a frame we cannot read
                 camera.release(slot)
                 self.state.update(motion_error=str(exc))
@@ -117,7 +122,15 @@ class Motion:
                 self.trigger('frame', self.detector.region, (jpeg, slot), areas)
             else:
                 camera.release(slot)
-            await asyncio.sleep_ms(0)
+            await asyncio.sleep_ms(self._rest_ms())
+
+    def _rest_ms(self):
+        """The pause after a frame: while anyone watches (a stream, a
+        dashboard) analysis takes at most a third of the CPU, so a board too
+        slow for both keeps serving them (README: How fast on a real board)."""
+        if not self.state.state['clients']:
+            return 0
+        return self.busy_us * _WATCHED_REST // 1000
 
     def _moving(self):
         """Inside a picture-change episode (in a zone that is not count-only,
@@ -150,9 +163,11 @@ class Motion:
         mcus = self.slice_mcus
         while True:
             started = time.ticks_us()
-            if decoder.step(mcus):
-                break
+            done = decoder.step(mcus)
             took = max(1, time.ticks_diff(time.ticks_us(), started))
+            self.busy_us += took
+            if done:
+                break
             mcus = max(_SLICE_MIN, min(_SLICE_MAX, mcus * 2, mcus * _SLICE_US // took))
             await asyncio.sleep_ms(0)
         self.slice_mcus = mcus

@@ -40,7 +40,7 @@ from firmware.wsock import StrictWebSocket
 
 _REAP_MS = const(500)
 _READ_CHUNK = const(512)
-_WRITE_CHUNK = const(2048)
+_WRITE_CHUNK = const(5744)     # lwIP's TCP_SND_BUF: the most a board's socket takes at once
 _MAX_REQUEST_LINE = const(1024)
 _MAX_HEAD = const(4096)
 _MAX_HEADER_LINE = const(2048)
