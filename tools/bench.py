@@ -142,7 +142,7 @@ def start(tmp, name, **kwargs):
     path = os.path.join(tmp, name)
     os.makedirs(path, exist_ok=True)
     from pathlib import Path
-    return Board(Path(path), **kwargs).start()
+    return Board(Path(path), **kwargs).start(timeout=60)
 
 
 def latency_figures(tmp):
@@ -252,29 +252,34 @@ def folder_figures(tmp):
     frames = os.path.join(tmp, 'frames-30000')
     if not os.path.isdir(frames):
         frames_of_size(frames, 30000)
-    empty, crowded = (_save_stall(tmp, frames, os.path.join(tmp, 'folder-%d.img' % count))
-                      for count in (0, 10000))
-    row('longest loop stall, 10 saves among 10,000 snapshots (ms)', crowded,
-        'empty card %d' % empty, '<= 100 ms', crowded <= 100)
+    for board_speed in (False, True):
+        # at this PC's speed, then at the ESP32-CAM's (README: How fast on a real board)
+        (empty, _), (crowded, worst) = (
+            _save_stall(tmp, frames, os.path.join(tmp, 'folder-%d.img' % count), board_speed)
+            for count in (0, 10000))
+        row('%sloop stall of a save among 10,000 snapshots, median (max) (ms)'
+            % ('board: ' if board_speed else ''), '%d (%d)' % (crowded, worst),
+            'empty card %d' % empty, '<= 100 ms', crowded <= 100)
 
 
-def _save_stall(tmp, frames, image):
-    # the longest the loop was held while 10 snapshots were saved onto image
-    board = start(tmp, 'stall-' + os.path.basename(image), frames=frames, sdcard=image,
-                  config=bench_config(loop_monitor=True))
-    board.wait_frame()
+def _save_stall(tmp, frames, image, board_speed):
+    """(median, longest) of the longest loop stall during each of 10
+    snapshot saves onto image."""
+    board = start(tmp, 'stall-%s-%s' % (board_speed, os.path.basename(image)), frames=frames,
+                  sdcard=image, config=bench_config(loop_monitor=True), board_speed=board_speed)
+    board.wait_frame(timeout=60)
+    stalls = []
     with board.ws() as ws:
-        ws.send('{"cmd": "reset"}')
-        json.loads(ws.recv())                       # resets the stall reading
-        replies = []
         for _ in range(10):
+            ws.send('{"cmd": "reset"}')
+            json.loads(ws.recv())                       # resets the stall reading
             ws.send('{"cmd": "snapshot_now"}')
-            replies.append(json.loads(ws.recv(timeout=60)))
-        ws.send('{"cmd": "status"}')
-        stall = json.loads(ws.recv())['status']['loop_stall_ms']
+            reply = json.loads(ws.recv(timeout=60))
+            assert reply['ok'], reply
+            ws.send('{"cmd": "status"}')
+            stalls.append(json.loads(ws.recv(timeout=60))['status']['loop_stall_ms'])
     board.stop()
-    assert all(r['ok'] for r in replies), replies
-    return stall
+    return statistics.median(stalls), max(stalls)
 
 
 def stall_figure(tmp):
