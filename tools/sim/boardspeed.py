@@ -156,8 +156,11 @@ _profile_ms = [0]
 def _account(name, host, board, exempt, viper_us, gc_us):
     entry = _profile.get(name)
     if entry is None:
-        entry = _profile[name] = [0, 0, 0, 0, 0, 0, 0, 0]
-    entry[6] = max(entry[6], board)
+        entry = _profile[name] = [0, 0, 0, 0, 0, 0, 0, 0, '']
+    if board > entry[6]:
+        # what the longest step was made of: host us, drivers, viper, GC (board)
+        entry[8] = ' (host %d, drivers %d, viper %d, GC %d)' % (host, exempt, viper_us, gc_us)
+        entry[6] = board
     grown = gc.mem_alloc() - _alloc_at[0]
     if grown > 0 and not gc_us:
         entry[7] += grown
@@ -170,11 +173,11 @@ def _account(name, host, board, exempt, viper_us, gc_us):
     now = utime.ticks_ms()
     if utime.ticks_diff(now, _profile_ms[0]) > 5000:
         _profile_ms[0] = now
-        for key, (steps, host_us, board_us, ex, vi, gcs, worst, alloc) in sorted(
+        for key, (steps, host_us, board_us, ex, vi, gcs, worst, alloc, made) in sorted(
                 _profile.items(), key=lambda kv: -kv[1][2]):
             print('board speed profile: %-22s %5d steps, host %7d us (drivers %7d, viper %6d);'
-                  ' board %8d us (GC %7d), longest step %6d us, allocated %d KB'
-                  % (key, steps, host_us, ex, vi, board_us, gcs, worst, alloc // 1024))
+                  ' board %8d us (GC %7d), longest step %6d us%s, allocated %d KB'
+                  % (key, steps, host_us, ex, vi, board_us, gcs, worst, made, alloc // 1024))
         _profile.clear()
 
 
