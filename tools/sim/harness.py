@@ -299,7 +299,8 @@ class Board:
         return ''.join('%s: %s\r\n' % item for item in self.auth_headers().items())
 
     def http(self):
-        return httpx.Client(base_url=self.url, timeout=10, headers=self.auth_headers())
+        # 30 s, as command(): a starved board on a loaded host answers late
+        return httpx.Client(base_url=self.url, timeout=30, headers=self.auth_headers())
 
     def ws(self):
         return ws_connect(self.ws_url, open_timeout=10, close_timeout=2,
