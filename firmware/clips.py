@@ -484,9 +484,11 @@ class Recorder:
             try:
                 if self.lapse is not None and (day != self.lapse_day or self.lapse.full()):
                     await self._close_lapse()
+                # every frame, as a clip's writer every second: a day of
+                # frames would otherwise go past the floor unchecked
+                if not await self._room():
+                    continue
                 if self.lapse is None:
-                    if not await self._room():
-                        continue
                     seq = self.store.take_seq()
                     name = 'timelapse-%s-%04d.avi' % (stamp(self.store.tz_offset_s), seq)
                     lapse = avi.AviWriter(self.tree.folder_for(seq) + '/' + name, us_per_frame,

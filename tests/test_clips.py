@@ -11,7 +11,7 @@ import time
 from playwright.sync_api import expect
 
 from avicheck import camera_frames, card_clips, check_clip, positions, riff_frames
-from test_power_cut import fsck_problems
+from test_power_cut import card_free, fsck_problems
 from tools.sim.harness import SSE, read_mjpeg
 
 WALK = range(16, 32)        # frames of tools/sim/frames with the figure walking
@@ -315,6 +315,40 @@ def test_time_lapse_across_a_reboot_and_midnight(make_board, tmp_path):
     assert sum(counts) >= 16, counts
     problems, _ = fsck_problems(board.sdcard)
     assert not problems, problems
+
+
+def test_time_lapse_keeps_the_floor_at_every_frame(make_board, tmp_path, still_frames):
+    # two clips on a small card, then a floor just under its free space: the
+    # day's time-lapse clip must make room as it grows (the oldest clip
+    # goes), not run past the floor until midnight
+    image = str(tmp_path / 'small.img')
+    first = make_board(config=config(), frames=still_frames, sdcard=image)
+    first.env['SIM_SDCARD_SIZE'] = str(8 * 1024 * 1024)
+    first.start()
+    first.wait_frame()
+    record(first, 1)
+    record(first, 1)
+    older = [i['name'] for i in wait_clips(first, count=2)]
+    first.stop()
+    floor = card_free(image) - 24 * 1024        # about four frames
+    cfg = config(timelapse_s=10)
+    cfg['sd'] = {'min_free_bytes': floor}
+    board = make_board(config=cfg, frames=still_frames, sdcard=image).start()
+    board.wait_frame()
+    frame = max(len(f) for f in camera_frames(still_frames)[0])
+    lowest = floor
+    for ahead in range(10, 130, 10):       # a dozen frames
+        board.set_faults(jump_s=ahead)
+        _wait_output(board, 'simulator: %d s ahead' % ahead)
+        time.sleep(0.4)                     # the frame of this interval goes to the card
+        lowest = min(lowest, card_free(image))
+    frames = board.output()[board.log_start:].count('time-lapse into')
+    board.stop()
+    assert frames == 1, 'one clip for the day'
+    # one frame (and a cluster of its index) past the floor at most
+    assert lowest >= floor - frame - 4096, '%d bytes under the floor' % (floor - lowest)
+    assert 'clips: low space, deleted 1 clips' in board.output()[board.log_start:]
+    assert older[-1] not in card_clips(board), 'the oldest clip stayed'
 
 
 def _advance(board, start, seconds, step=10):

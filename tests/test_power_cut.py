@@ -32,6 +32,13 @@ def fsck_problems(image):
     return [line for line in lines if not BENIGN.match(line)], orphans
 
 
+def card_free(image):
+    """Free bytes as a card reader counts them (the FAT's free clusters)."""
+    listing = subprocess.run(['mdir', '-i', image, '::/'], capture_output=True, text=True,
+                             env=MTOOLS_ENV, check=True).stdout
+    return int(re.search(r'([\d ]+) bytes free', listing).group(1).replace(' ', ''))
+
+
 def used_and_free_clusters(image):
     """(clusters fsck finds owned by files and folders, clusters free as
     mtools counts them (FSInfo's count on FAT32), cluster size, clusters)."""
@@ -40,10 +47,7 @@ def used_and_free_clusters(image):
     info = subprocess.run(['minfo', '-i', image, '::'], capture_output=True, text=True,
                           env=MTOOLS_ENV, check=True).stdout
     cluster = 512 * int(re.search(r'cluster size: (\d+) sectors', info).group(1))
-    listing = subprocess.run(['mdir', '-i', image, '::/'], capture_output=True, text=True,
-                             env=MTOOLS_ENV, check=True).stdout
-    free = int(re.search(r'([\d ]+) bytes free', listing).group(1).replace(' ', ''))
-    return used, free // cluster, cluster, total
+    return used, card_free(image) // cluster, cluster, total
 
 
 def burst_until_cut(board, oks, ended):
