@@ -8,6 +8,10 @@
 #   the ticks, the clock and the event loop fast until the board is that far
 #   ahead, as if that much time had passed with the board up all along; it
 #   prints "simulator: N s ahead" when it gets there.
+# - SIM_CLOCK_AHEAD_S (read at power-on): the date NTP gives is that many
+#   seconds ahead of the host's, as for a board powered on again after its
+#   earlier runs were run ahead: the calendar goes on where they left it,
+#   while its ticks and uptime start afresh.
 # asyncio keeps the host's own ticks plus the run-ahead: the unix port's C
 # task queue stamps woken tasks with the host's ticks, which 30-bit keys
 # beside them would misorder. On the board asyncio is wrap-safe by design.
@@ -24,6 +28,7 @@ _FAST = const(200000)           # running ahead: a simulated day in 0.4 s...
 _MAX_STEP_MS = const(600000)    # ...at most 10 minutes per reading
 _EPOCH_2000 = 946684800         # 2000-01-01 in Unix seconds
 _power_on = int(utime.time())
+_calendar_ahead_s = int(simctl.env('SIM_CLOCK_AHEAD_S', '0'))
 _clock_set = False
 _host_ms0 = utime.ticks_ms()
 _host_us0 = utime.ticks_us()
@@ -95,7 +100,7 @@ def time():
     ahead_s = _ahead_ms // 1000     # not a difference of two host readings: it could be -1
     now = int(utime.time())         # whole seconds, as the board's
     if _clock_set:
-        return now - _EPOCH_2000 + ahead_s
+        return now - _EPOCH_2000 + ahead_s + _calendar_ahead_s
     return now - _power_on + ahead_s
 
 
