@@ -128,28 +128,32 @@ def test_a_slow_card_write_lets_the_loop_serve_others_between_chunks(make_board,
     board = make_board(frames=big_frames(tmp_path), config=config).start()
     board.wait_frame()
     board.set_faults(sd_bytes_per_s=_CHUNK * 10)
-    saved = []
+    rounds = []
     with board.ws() as saver, board.ws() as other:
-        board.command(other, cmd='reset')           # the stall gauge starts afresh
-        saver.send(json.dumps({'cmd': 'snapshot_now'}))
-        worker = threading.Thread(target=lambda: saved.append(json.loads(saver.recv(timeout=60))))
-        worker.start()
-        served = 0
-        while worker.is_alive():
-            assert board.command(other, cmd='status')['ok'] is True
-            served += 1
-        worker.join()
-        status = board.command(other, cmd='status')['status']
-    reply = saved[0]
-    assert reply['ok'] is True, reply
-    chunks = -(-reply['bytes'] // _CHUNK)
+        for _ in range(3):      # the median round: a loaded host may deschedule the board in one
+            board.command(other, cmd='reset')           # the stall gauge starts afresh
+            saved = []
+            saver.send(json.dumps({'cmd': 'snapshot_now'}))
+            worker = threading.Thread(target=lambda: saved.append(json.loads(saver.recv(timeout=60))))
+            worker.start()
+            served = 0
+            while worker.is_alive():
+                assert board.command(other, cmd='status')['ok'] is True
+                served += 1
+            worker.join()
+            status = board.command(other, cmd='status')['status']
+            reply = saved[0]
+            assert reply['ok'] is True, reply
+            rounds.append((status['loop_stall_ms'], served, -(-reply['bytes'] // _CHUNK)))
     whole_ms = 1000 * reply['bytes'] // (_CHUNK * 10)
-    print('chunks:', chunks, 'requests served during the save:', served,
-          'loop_stall_ms:', status['loop_stall_ms'], 'the whole file takes:', whole_ms)
+    print('(loop_stall_ms, requests served during the save, chunks) per save:', rounds,
+          'the whole file takes:', whole_ms)
+    stall, served, chunks = (sorted(column)[1] for column in zip(*rounds))
     assert chunks >= 20
     # one request can be served in each gap between two chunks
-    assert served >= chunks // 3, (served, chunks)
-    assert status['loop_stall_ms'] < whole_ms // 2, (status['loop_stall_ms'], whole_ms)
+    assert served >= chunks // 3, rounds
+    # a save that held the loop for the whole file: >= whole_ms
+    assert stall < whole_ms // 2, (rounds, whole_ms)
 
 
 def test_nothing_half_written_appears_under_a_final_name(board):
