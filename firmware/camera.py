@@ -242,6 +242,7 @@ class CameraTask:
         self.driver = None
         self.latest_jpeg = None
         self.frame_count = 0
+        self.viewers = 0            # live streams being sent: the analysis yields to them
         self.worst_block_ms = 0     # longest capture() since clear_block()
         self.task = None
         self._new_frame = asyncio.Event()

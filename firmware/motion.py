@@ -19,7 +19,7 @@ from firmware.motionzones import Zones
 _SLICE_US = const(20000)    # one slice of decoding holds the loop about this long
 _SLICE_MIN = const(16)      # MCUs in a slice, learnt as the board runs
 _SLICE_MAX = const(4096)
-_WATCHED_REST = const(2)     # watched: a pause of twice a frame's analysis after it
+_WATCHED_REST = const(2)     # streamed: a pause of twice a frame's analysis after it
 _PIR_HOLD_MS = const(10000)  # motion stays on this long after the last PIR edge
 
 
@@ -125,10 +125,10 @@ class Motion:
             await asyncio.sleep_ms(self._rest_ms())
 
     def _rest_ms(self):
-        """The pause after a frame: while anyone watches (a stream, a
-        dashboard) analysis takes at most a third of the CPU, so a board too
-        slow for both keeps serving them (README: How fast on a real board)."""
-        if not self.state.state['clients']:
+        """The pause after a frame: while anyone watches the live picture,
+        analysis takes at most a third of the CPU, so a board too slow for
+        both keeps the stream going (README: How fast on a real board)."""
+        if not self.camera.viewers:
             return 0
         return self.busy_us * _WATCHED_REST // 1000
 

@@ -17,6 +17,7 @@ class MjpegStream(ClientStream):
     def __init__(self, camera, state, max_fps):
         super().__init__(state)
         self.camera = camera
+        camera.viewers += 1
         self.interval_ms = 1000 // max(1, max_fps)
         self.seen = -1
         self.sent_ms = None
@@ -51,6 +52,7 @@ class MjpegStream(ClientStream):
         self.pending = []
         self.camera.release(self.slot)
         self.slot = None
+        self.camera.viewers -= 1
 
 
 def headers():
