@@ -339,9 +339,11 @@ class Connection:
                 view = memoryview(data)
                 for start in range(0, len(view), _WRITE_CHUNK):
                     writer.write(view[start:start + _WRITE_CHUNK])
-                    if getattr(writer, 'out_buf', True):    # kept: wait for room
+                    kept = getattr(writer, 'out_buf', True)
+                    if kept:                # the socket did not take it all: wait for room
                         await writer.drain()
-                await writer.drain()
+                if not kept:
+                    await writer.drain()    # the last slice waited for no turn yet
             self.write_deadline = None
         finally:
             lock.release()

@@ -5,6 +5,7 @@ import os
 import sys
 import time
 import utime
+import boardspeed
 import simctl
 
 _BLOCK = 512
@@ -176,16 +177,13 @@ class SDCard:
         return 0
 
 
-_SLEEP_TO_HOLD = bool(os.getenv('SIM_BOARD_COST'))
-
-
 def _hold_us(us):
     # a spin, not a sleep: the serial port's Ctrl-C goes in only while the
     # board sleeps, never inside FatFs (the ESP32's driver is C, no Python).
     # Board ticks: while the fault jump_s runs the board ahead, this is quick.
     # At board speed the simulator has real-time priority, where a spin
     # would starve every other process on its core: it sleeps (the VM is held alike)
-    if _SLEEP_TO_HOLD:
+    if boardspeed.enabled:
         time.sleep_us(us)
         return
     start = time.ticks_us()
