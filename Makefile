@@ -5,7 +5,7 @@ PORT    ?=
 SIM_ARGS ?=
 ARCH    ?= xtensawin
 
-.PHONY: setup sim test check compile bundle deploy repl console ota bench motion-eval clean mutate
+.PHONY: setup sim test test-deps check compile bundle deploy repl console ota bench motion-eval clean mutate
 
 setup: $(VENV_OK)
 
@@ -18,12 +18,18 @@ $(VENV_OK): requirements.txt
 sim: setup
 	$(PY) tools/simulate.py $(SIM_ARGS)
 
-# mtools, dosfstools and chromium come from Debian when missing. The boards
-# mostly wait, so more workers than cores (JOBS); a test hung past 15 min fails.
+# The boards mostly wait, so more workers than cores (JOBS); a test hung
+# past 15 min fails.
 JOBS ?= 5
-test: setup compile check
-	bash tools/system-deps.sh
+test: setup compile check test-deps
 	$(PY) -m pytest -n $(JOBS) --dist worksteal --timeout 900 --durations=15 tests
+
+# What the tests use besides .venv, installed before they start so that
+# none of it runs beside their boards: Debian's packages, and Home
+# Assistant in build/ha-venv (its schemas check the MQTT discovery).
+test-deps: setup
+	bash tools/system-deps.sh
+	$(PY) tools/ha_schema_check.py --setup
 
 # The board files against the MicroPython ESP32 API: pyright with the pinned
 # micropython-esp32-stubs and microdot; exceptions are listed in tools/check.py.

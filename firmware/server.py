@@ -496,13 +496,18 @@ class Server(Microdot):
 
     async def reap(self):
         """Cancel connections whose read or write deadline has passed."""
+        last = time.ticks_ms()
         while True:
             await asyncio.sleep_ms(_REAP_MS)
             now = time.ticks_ms()
+            # woken late, the board itself stood still: what the peers sent
+            # meanwhile is read first, and their deadlines looked at next round
+            held = time.ticks_diff(now, last) > 2 * _REAP_MS
+            last = now
             for conn in self.connections:
                 if conn.ws is not None:
                     conn.ws.keepalive(ticks.now_ms())
-                if conn.expired(now):
+                if not held and conn.expired(now):
                     conn.cancel()
 
 

@@ -121,3 +121,50 @@ def test_every_viper_function_counts_at_the_viper_ratio():
         compiled = set(re.findall(r'@micropython\.(?:viper|native)\s*\ndef (\w+)', source))
         assert compiled <= named.get(module, set()), (module, compiled)
     assert {'_classify', '_regions', '_learn'} <= named['firmware.motiondetect']
+
+
+_HELD_STEP = """
+import sys, utime
+sys.path[:] = [%r, '', '.frozen']
+import camera
+import boardspeed
+boardspeed.install()
+import asyncio
+
+async def step(hold_ms):
+    utime.sleep_ms(hold_ms)     # off the CPU inside a step, as when the PC's disk holds a write
+    await asyncio.sleep_ms(0)
+
+start = utime.ticks_ms()
+asyncio.run(step(%d))
+print(utime.ticks_diff(utime.ticks_ms(), start))
+"""
+
+
+def test_a_step_the_pc_held_off_the_cpu_costs_the_board_seconds_not_a_minute(tmp_path):
+    """The model scales a step's host time by the bytecode ratio: a step the
+    PC held for 300 ms (its disk, a page fault) would hold the board for 30 s
+    at 1/100, with no output, as a board in a CI run once did for a minute
+    ('no camera frame'). No step of the firmware's takes 20 ms of this PC's
+    CPU: past that it counts as 20 ms, and the console says so."""
+    import os
+    import subprocess
+    import sys
+    from tools.sim.harness import REPO
+    sim_dir = os.path.join(REPO, 'tools', 'sim')
+    micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
+    env = dict(os.environ, SIM_BOARD_COST='100,40,125,5', SIM_DIR=sim_dir,
+               SIM_FAULTS=str(tmp_path / 'faults.json'))
+
+    def took_ms(hold_ms):
+        out = subprocess.run([micropython, '-c', _HELD_STEP % (sim_dir, hold_ms)], env=env,
+                             capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.split()[-1]), out.stdout
+    took, out = took_ms(5)
+    assert took >= 300, took                # an ordinary step: at the board's speed
+    assert 'held it off' not in out
+    took, out = took_ms(300)
+    assert took < 6000, took                # 300 ms + 20 ms x 100, not 30 s
+    assert re.search(r'board speed: a step took (29|30)\d ms of this PC.*counted as 20 ms',
+                     out), out

@@ -1,5 +1,7 @@
 """Load and liveness: connection cap, deadlines, dead peers, leaks, errors."""
 import json
+import os
+import signal
 import socket
 import struct
 import time
@@ -188,6 +190,38 @@ def test_sse_heartbeat_comments_arrive_while_nothing_changes(tight_board):
         assert chunk, 'stream closed'
         data += chunk
     sock.close()
+
+
+def test_a_peer_that_spoke_while_the_board_stood_still_is_kept(tight_board):
+    """dead_peer_s counts the peer's silence, not the board's: a command sent
+    while the board itself stood still (stopped here for longer than
+    dead_peer_s, as a long card write or collection would hold it) is
+    answered when the board moves again, and the connection stays. (The
+    reaper's timer and the peer's bytes are due together then, and the
+    timer runs first: it once dropped such a peer beside two CPU hogs.)"""
+    raw = RawWebSocket(tight_board)
+
+    def reply():
+        while True:
+            opcode, payload = raw.recv_frame()
+            if opcode == 9:
+                raw.send(frame(10, payload))
+                continue
+            assert opcode == 1, (opcode, payload)    # 8: the board dropped us
+            return json.loads(payload)
+    raw.send(frame(1, '{"cmd": "status"}'))
+    assert reply()['ok'] is True
+    (vm,) = tight_board.vm_pids()
+    os.kill(vm, signal.SIGSTOP)
+    try:
+        raw.send(frame(1, '{"cmd": "status"}'))
+        time.sleep(LIMITS['dead_peer_s'] + 1.5)
+    finally:
+        os.kill(vm, signal.SIGCONT)
+    assert reply()['ok'] is True
+    raw.send(frame(1, '{"cmd": "status"}'))     # and the connection goes on
+    assert reply()['ok'] is True
+    raw.close()
 
 
 def test_pings_and_replies_on_one_connection_at_once(tight_board):

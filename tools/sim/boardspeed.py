@@ -51,7 +51,8 @@ _sleep_us = utime.sleep_us
 
 # what the simulator adds up, for the bench and the console
 stats = {'steps': 0, 'board_us': 0, 'host_us': 0, 'gcs': 0, 'gc_board_us': 0,
-         'worst_gc_us': 0, 'viper_host_us': 0, 'viper_board_us': 0, 'exempt_us': 0}
+         'worst_gc_us': 0, 'viper_host_us': 0, 'viper_board_us': 0, 'exempt_us': 0,
+         'held_off': 0}
 
 
 def _off_heap():
@@ -84,17 +85,37 @@ def _collected(step_us):
     return board
 
 
+# The longest a step's Python can have run on this PC's CPU: the firmware's
+# longest steps take ~2.5 ms here. A step that took longer was held off the
+# CPU (the host's disk, a page fault, a busy machine), which scaled by the
+# bytecode ratio would freeze the board for a minute per second held.
+_STEP_CPU_MAX_US = 20000
+_held_off_ms = [None]   # when the last such step was reported
+
+
+def _cpu_bound(python):
+    if python <= _STEP_CPU_MAX_US:
+        return python
+    stats['held_off'] += 1
+    now = utime.ticks_ms()
+    last = _held_off_ms[0]
+    if last is None or utime.ticks_diff(now, last) > 10000:
+        _held_off_ms[0] = now
+        print('board speed: a step took %d ms of this PC, longer than any of the firmware\'s '
+              'CPU: the PC held it off; counted as %d ms (%d such steps)'
+              % (python // 1000, _STEP_CPU_MAX_US // 1000, stats['held_off']))
+    return _STEP_CPU_MAX_US
+
+
 def _settle(start, name):
     """Hold the board until this step has taken its board time."""
     global _exempt_us, _viper_us, _calls
     host = _diff(_ticks_us(), start)
     gc_board = _collected(host)
     exempt = _exempt_us + _calls * _WRAP_NS // 1000
-    python = host - exempt - _viper_us
-    if gc_board:
-        python -= _gc_host_us
+    python = _cpu_bound(host - exempt - _viper_us - (_gc_host_us if gc_board else 0))
     cpu = (max(0, python) * 1000 + STEP_NS) * BYTECODE_M // 1000000 \
-        + _viper_us * VIPER_M // 1000
+        + _cpu_bound(_viper_us) * VIPER_M // 1000
     # the ratios are for 240 MHz; machine.freq() sets the clock
     board = cpu * _MHZ_CALIBRATED // (_machine._freq // 1000000) + exempt + gc_board
     stats['steps'] += 1
@@ -127,8 +148,9 @@ def debt_us():
             viper_us += _diff(now, _inner_start)
         else:
             exempt += _diff(now, _inner_start)
-    python = max(0, host - exempt - viper_us)
-    cpu = (python * 1000 + STEP_NS) * BYTECODE_M // 1000000 + viper_us * VIPER_M // 1000
+    python = min(max(0, host - exempt - viper_us), _STEP_CPU_MAX_US)
+    cpu = (python * 1000 + STEP_NS) * BYTECODE_M // 1000000 \
+        + min(viper_us, _STEP_CPU_MAX_US) * VIPER_M // 1000
     return max(0, cpu * _MHZ_CALIBRATED // (_machine._freq // 1000000) + exempt - host)
 
 

@@ -241,20 +241,23 @@ class Board:
             self.log.close()
         self.proc = None
 
-    def power_cut(self):
-        """SIGKILL the MicroPython process itself: no clean-up runs at all.
-        Returns the simulator's exit status, so a test can show the cut fired."""
+    def vm_pids(self):
+        """The pid of the MicroPython process (the board's CPU), as a list:
+        empty between a reset and the next boot (a loaded host makes that
+        gap long), so this waits up to 10 s for it."""
         deadline = time.monotonic() + 10
         while True:
             with open('/proc/%d/task/%d/children' % (self.proc.pid, self.proc.pid)) as f:
-                children = f.read().split()
-            # none: between a reset and the next boot (a loaded host makes
-            # that gap long); the cut lands on the boot that comes
+                children = [int(pid) for pid in f.read().split()]
             if children or self.proc.poll() is not None or time.monotonic() > deadline:
-                break
+                return children
             time.sleep(0.01)
-        for child in children:
-            os.kill(int(child), signal.SIGKILL)
+
+    def power_cut(self):
+        """SIGKILL the MicroPython process itself: no clean-up runs at all.
+        Returns the simulator's exit status, so a test can show the cut fired."""
+        for child in self.vm_pids():    # none yet: the cut lands on the boot that comes
+            os.kill(child, signal.SIGKILL)
         code = self.proc.wait(timeout=30)
         self.log.close()
         self.proc = None
@@ -356,13 +359,15 @@ class Board:
     def wait_frame(self, timeout=20):
         with self.http() as client:
             deadline = time.monotonic() + timeout
+            last = None
             while True:
                 try:
-                    if client.get('/snapshot.jpg').status_code == 200:
+                    last = client.get('/snapshot.jpg').status_code
+                    if last == 200:
                         return
-                except httpx.TimeoutException:
-                    pass        # a board at board speed on a loaded host answers late
-                assert time.monotonic() < deadline, 'no camera frame'
+                except httpx.TimeoutException as exc:
+                    last = repr(exc)    # a board at board speed on a loaded host answers late
+                assert time.monotonic() < deadline, 'no camera frame (last answer: %s)' % last
                 time.sleep(0.1)
 
     # --- the card, read as a card reader does ------------------------------
