@@ -672,8 +672,11 @@ def test_clip_events_and_the_boards_own_url_as_home_assistant_gets_them(make_boa
     assert 'app: serving on %s/\n' % board.url in board.output()
     topic, payload = listener.wait(lambda t, p: t == 'homeassistant/camera/%s/camera/config' % ID)
     assert json.loads(payload)['device']['configuration_url'] == board.url + '/'
+    first = board.status()['frames']
     assert command(listener, {'cmd': 'record_start'})['ok']
-    time.sleep(2.5)
+    # 2.5 s of the camera's frames (beside two CPU hogs, 2.5 s of the PC's
+    # clock once brought the clip only 5)
+    board.wait_for(lambda s: s['frames'] >= first + 25, timeout=60)
     mark = listener.mark()
     assert command(listener, {'cmd': 'record_stop'})['stopped']
     # the clip is closed on the card first (its index, the rename): slow on a loaded host

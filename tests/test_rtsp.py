@@ -393,15 +393,26 @@ def test_rtsp_takes_its_sockets_from_the_dashboards(make_board):
     assert 'config: limits.max_connections is 4 at most with RTSP on' in board.output()
 
 
+def _has_a_frame(path):
+    return path.exists() and any(line and not line.startswith('#')
+                                 for line in path.read_text().splitlines())
+
+
 def test_a_fourth_viewer_is_refused_while_three_play_and_the_dashboard_lives(
-        rtsp_board, reference_md5s):
+        rtsp_board, reference_md5s, tmp_path):
     board = rtsp_board
+    outs = [tmp_path / ('viewer-%d.framemd5' % i) for i in range(3)]
     viewers = [subprocess.Popen(
         ['ffmpeg', '-v', 'error', '-rtsp_transport', 'tcp', '-i', board.rtsp_url(),
-         '-frames:v', '40', '-fps_mode', 'passthrough', '-f', 'framemd5', '-'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+         '-frames:v', '40', '-fps_mode', 'passthrough', '-f', 'framemd5', '-flush_packets', '1',
+         str(out)], stderr=subprocess.PIPE, text=True) for out in outs]
     try:
-        time.sleep(2)                       # all three have set up and play
+        # all three have set up and play: each has written a frame (beside
+        # two CPU hogs, a fixed 2 s once let the fourth in before the third)
+        deadline = time.monotonic() + 30
+        while not all(_has_a_frame(out) for out in outs):
+            assert time.monotonic() < deadline, [viewer.poll() for viewer in viewers]
+            time.sleep(0.1)
         sock = connect(board)
         reader = Reader(sock)
         status, line, _, _ = ask(sock, reader, 'OPTIONS', board.rtsp_url(), 1)
@@ -426,10 +437,10 @@ def test_a_fourth_viewer_is_refused_while_three_play_and_the_dashboard_lives(
         assert len(mjpeg) >= 0.6 * 3 / FRAME_S, len(mjpeg)
         captured = status['frames'] - frames_before
         assert captured >= 0.7 * (time.monotonic() - since) / FRAME_S, captured
-        for viewer in viewers:
-            out, err = viewer.communicate(timeout=40)
+        for viewer, out in zip(viewers, outs):
+            _, err = viewer.communicate(timeout=40)
             assert viewer.returncode == 0, err
-            check_frames(parse_framemd5(out), reference_md5s, 40)
+            check_frames(parse_framemd5(out.read_text()), reference_md5s, 40)
     finally:
         for viewer in viewers:
             viewer.kill()
