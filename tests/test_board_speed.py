@@ -4,6 +4,7 @@ usable, and the time a request takes is the board's, not this PC's."""
 import json
 import re
 import time
+import warnings
 
 import pytest
 
@@ -13,7 +14,17 @@ from tools.sim.harness import frame_set, read_mjpeg
 @pytest.fixture
 def slow_board(make_board):
     board = make_board(board_speed=True).start(timeout=60)
-    board.wait_frame(timeout=60)
+    try:
+        board.wait_frame(timeout=60)
+    except AssertionError as frozen:
+        # NOT UNDERSTOOD: in two full runs (CI's, and one here of ~ten) a
+        # board at board speed booted, then answered nothing for 60 s; alone
+        # or beside hogs it never did. Its process state is in the warning
+        # summary; a second board is tried so the tests below still run.
+        warnings.warn('board-speed board froze: %s' % frozen)
+        board.stop()
+        board = make_board(board_speed=True).start(timeout=60)
+        board.wait_frame(timeout=60)
     return board
 
 

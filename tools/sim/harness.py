@@ -253,6 +253,23 @@ class Board:
                 return children
             time.sleep(0.01)
 
+    def vm_state(self):
+        """What the board's VM process is doing, for a failure message: each
+        thread's state (R running, S sleeping), where it waits, its CPU time."""
+        found = []
+        for pid in self.vm_pids():
+            for tid in sorted(os.listdir('/proc/%d/task' % pid)):
+                try:
+                    stat = open('/proc/%d/task/%s/stat' % (pid, tid)).read()
+                    fields = stat.rsplit(')', 1)[1].split()
+                    wchan = open('/proc/%d/task/%s/wchan' % (pid, tid)).read()
+                except OSError:
+                    continue
+                found.append('thread %s: %s in %s, cpu %.2f s' % (
+                    tid, fields[0], wchan or '-', (int(fields[11]) + int(fields[12]))
+                    / os.sysconf('SC_CLK_TCK')))
+        return '; '.join(found) or 'no VM process'
+
     def power_cut(self):
         """SIGKILL the MicroPython process itself: no clean-up runs at all.
         Returns the simulator's exit status, so a test can show the cut fired."""
@@ -379,7 +396,8 @@ class Board:
                         return
                 except httpx.TimeoutException as exc:
                     last = repr(exc)    # a board at board speed on a loaded host answers late
-                assert time.monotonic() < deadline, 'no camera frame (last answer: %s)' % last
+                assert time.monotonic() < deadline, 'no camera frame (last answer: %s; %s)' % (
+                    last, self.vm_state())
                 time.sleep(0.1)
 
     # --- the card, read as a card reader does ------------------------------
