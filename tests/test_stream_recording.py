@@ -35,7 +35,6 @@ def test_readme_recording_plays_at_the_speed_it_was_filmed(board, tmp_path, name
     assert ffmpeg.wait(timeout=60) == 0
     wall = time.monotonic() - started
     duration = _duration(out)
-    print(name, "duration", duration, "filmed for", wall)
     # the file plays as long as ffmpeg filmed, and that is the minute, here
     # seconds, the recipe asked for
     assert wall - 1 <= duration <= wall + 0.5, (duration, wall)
