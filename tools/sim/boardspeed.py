@@ -14,6 +14,7 @@
 # the board's, measured by the clock as they happen. The simulator runs
 # under real-time priority so that this machine's load does not count as
 # board time (tools/sim/calibrate.py).
+import _thread
 import gc
 import os
 import sys
@@ -48,6 +49,8 @@ _MHZ_CALIBRATED = 240
 _ticks_us = utime.ticks_us
 _diff = utime.ticks_diff
 _sleep_us = utime.sleep_us
+_get_ident = _thread.get_ident
+_main_thread = _get_ident()     # the VM's: the only one whose steps are timed
 
 # what the simulator adds up, for the bench and the console
 stats = {'steps': 0, 'board_us': 0, 'host_us': 0, 'gcs': 0, 'gc_board_us': 0,
@@ -225,7 +228,9 @@ def _accounted(fn, viper):
     # bytecode around it; only the outermost call counts
     def call(*args, **kwargs):
         global _inner, _exempt_us, _viper_us, _calls, _inner_start, _inner_viper
-        if _inner or not _depth:
+        # only the VM's thread runs steps: the watchdog's (hardware on a board),
+        # entering its endless stand-in mid-step, once froze the board for good
+        if _inner or not _depth or _get_ident() != _main_thread:
             return fn(*args, **kwargs)
         _inner = 1
         _inner_viper = viper
