@@ -7,6 +7,7 @@ replies are documented in README.md, "The /control WebSocket".
 import gc
 import json
 from micropython import const
+from firmware import waiting
 from firmware.text import join_surrogates, utf8_valid
 
 
@@ -149,7 +150,7 @@ async def handle(message, board, allowed=None):
     else:
         reply = COMMANDS[cmd](req, board)
         if not isinstance(reply, dict):
-            reply = await reply     # a command that waits (snapshot_now)
+            reply = await waiting.answer(reply)     # a command that waits (snapshot_now)
     if 'id' in req:
         reply['id'] = req['id']
     return reply

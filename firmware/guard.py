@@ -20,7 +20,7 @@ backoff, same-origin proof for state changes.
   them (not a browser), the API token.
 The before_request checks read only the head, never the body.
 """
-from firmware import auth, ticks
+from firmware import auth, ticks, waiting
 
 COOKIE = 'camauth'
 SESSIONS_FILE = 'sessions.json'
@@ -296,7 +296,8 @@ class Guard:
             return None, locked_reply(wait, 'too many wrong passwords on this board')
         self.checking = request
         try:
-            ok = self.credentials is not None and await self.credentials.password_ok(password)
+            ok = self.credentials is not None and await waiting.answer(
+                self.credentials.password_ok(password))
         finally:
             self.checking = None
         if ok:

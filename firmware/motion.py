@@ -12,14 +12,14 @@ import asyncio
 import binascii
 import time
 from micropython import const
-from firmware import jpegluma, ticks
+from firmware import jpegluma, ticks, waiting
 from firmware.motiondetect import STARTED, Detector
 from firmware.motionzones import Zones
 
 _SLICE_US = const(20000)    # one slice of decoding holds the loop about this long
 _SLICE_MIN = const(16)      # MCUs in a slice, learnt as the board runs
 _SLICE_MAX = const(4096)
-_WATCHED_REST = const(2)     # streamed: a pause of twice a frame's analysis after it
+_WATCHED_REST = const(2)     # streamed, or answering: a pause of twice a frame's analysis
 _PIR_HOLD_MS = const(10000)  # motion stays on this long after the last PIR edge
 
 
@@ -125,10 +125,11 @@ class Motion:
             await asyncio.sleep_ms(self._rest_ms())
 
     def _rest_ms(self):
-        """The pause after a frame: while anyone watches the live picture,
-        analysis takes at most a third of the CPU, so a board too slow for
-        both keeps the stream going (README: How fast on a real board)."""
-        if not self.camera.viewers:
+        """The pause after a frame: while anyone watches the live picture or
+        waits for an answer, analysis takes at most a third of the CPU, so a
+        board too slow for both keeps the stream going and answers (README:
+        How fast on a real board)."""
+        if not self.camera.viewers and not waiting.count:
             return 0
         return self.busy_us * _WATCHED_REST // 1000
 
