@@ -125,6 +125,22 @@ def test_every_viper_function_counts_at_the_viper_ratio():
     assert {'_classify', '_regions', '_learn'} <= named['firmware.motiondetect']
 
 
+_SIM_DIR = os.path.join(REPO, 'tools', 'sim')
+
+
+def _model(tmp_path, script, prefix=(), heap=None):
+    """Run `script` (a MicroPython program with the board-speed model at
+    1/100) and return its output."""
+    micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
+    env = dict(os.environ, SIM_BOARD_COST='100,40,125,5', SIM_DIR=_SIM_DIR,
+               SIM_FAULTS=str(tmp_path / 'faults.json'))
+    heap_args = ['-X', 'heapsize=' + heap] if heap else []
+    out = subprocess.run(list(prefix) + [micropython] + heap_args + ['-c', script], env=env,
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 _HELD_STEP = """
 import sys, utime
 sys.path[:] = [%r, '', '.frozen']
@@ -146,19 +162,11 @@ print(utime.ticks_diff(utime.ticks_ms(), start))
 def test_a_step_the_pc_held_off_the_cpu_costs_the_board_seconds_not_a_minute(tmp_path):
     """The model scales a step's host time by the bytecode ratio: a step the
     PC held for 300 ms (its disk, a page fault) would hold the board for 30 s
-    at 1/100, with no output, as a board in a CI run once did for a minute
-    ('no camera frame'). No step of the firmware's takes 20 ms of this PC's
-    CPU: past that it counts as 20 ms, and the console says so."""
-    sim_dir = os.path.join(REPO, 'tools', 'sim')
-    micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
-    env = dict(os.environ, SIM_BOARD_COST='100,40,125,5', SIM_DIR=sim_dir,
-               SIM_FAULTS=str(tmp_path / 'faults.json'))
-
+    at 1/100, with no output. No step of the firmware's takes 20 ms of this
+    PC's CPU: past that it counts as 20 ms, and the console says so."""
     def took_ms(hold_ms):
-        out = subprocess.run([micropython, '-c', _HELD_STEP % (sim_dir, hold_ms)], env=env,
-                             capture_output=True, text=True, timeout=120, cwd=REPO)
-        assert out.returncode == 0, out.stderr
-        return int(out.stdout.split()[-1]), out.stdout
+        out = _model(tmp_path, _HELD_STEP % (_SIM_DIR, hold_ms))
+        return int(out.split()[-1]), out
     took, out = took_ms(5)
     assert took >= 300, took                # an ordinary step: at the board's speed
     assert 'held it off' not in out
@@ -211,14 +219,8 @@ def test_a_thread_beside_the_vm_leaves_the_boards_steps_alone(tmp_path):
     so the board froze after boot (CI's 'no camera frame', 2 of ~12 full
     runs). Only the VM's thread takes part in a step: a driver's 10 ms wait
     takes the board ~10 ms, where the frozen model took 1.5 s and growing."""
-    sim_dir = os.path.join(REPO, 'tools', 'sim')
-    micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
-    env = dict(os.environ, SIM_BOARD_COST='100,40,125,5', SIM_DIR=sim_dir,
-               SIM_FAULTS=str(tmp_path / 'faults.json'))
-    out = subprocess.run([micropython, '-c', _THREAD_BESIDE_A_STEP % sim_dir], env=env,
-                         capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert out.returncode == 0, out.stderr
-    assert int(out.stdout.split()[-1]) < 500, out.stdout
+    out = _model(tmp_path, _THREAD_BESIDE_A_STEP % _SIM_DIR)
+    assert int(out.split()[-1]) < 500, out
 
 
 _COLLECT_IN_A_STEP = """
@@ -255,19 +257,12 @@ def test_a_collection_costs_the_board_its_gc_time_once(tmp_path):
     made each collection of the firmware's 1.2 MB heap a ~650 ms stall
     where the board's is ~150 ms. Real-time priority, as the boards have:
     a hog beside it would lengthen one collect here and not the other."""
-    sim_dir = os.path.join(REPO, 'tools', 'sim')
-    micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
-    env = dict(os.environ, SIM_BOARD_COST='100,40,125,5', SIM_DIR=sim_dir,
-               SIM_FAULTS=str(tmp_path / 'faults.json'))
     beyond = []
     for _ in range(5):
-        out = subprocess.run(calibrate.realtime_prefix() + [
-            micropython, '-X', 'heapsize=4M', '-c', _COLLECT_IN_A_STEP % sim_dir],
-            env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
-        assert out.returncode == 0, out.stderr
-        gc_ms = re.search(r'board speed: GC ([\d.]+) ms \((\d+) KB live\)', out.stdout)
-        assert gc_ms and int(gc_ms.group(2)) > 1500, out.stdout    # the collect was seen
-        beyond.append(int(out.stdout.split()[-1]) - float(gc_ms.group(1)))
+        out = _model(tmp_path, _COLLECT_IN_A_STEP % _SIM_DIR, calibrate.realtime_prefix(), '4M')
+        gc_ms = re.search(r'board speed: GC ([\d.]+) ms \((\d+) KB live\)', out)
+        assert gc_ms and int(gc_ms.group(2)) > 1500, out    # the collect was seen
+        beyond.append(int(out.split()[-1]) - float(gc_ms.group(1)))
     # the step's Python and the loop: 10-70 ms here; charging this PC's
     # collect again read 100-310
     assert statistics.median(beyond) < 90, beyond
