@@ -676,3 +676,32 @@ full(bare, [None] * 7)
 print(bare._make_room())
 """ % str(lib))
     assert out.split() == ['True', '2', 'False', 'False'], out
+
+
+def test_an_answer_is_counted_while_it_is_worked_on_and_not_after():
+    """firmware/waiting.py: while a login is checked or a command answered the
+    motion analysis rests (README: How fast on a real board); a count that
+    stayed up after one would slow it for good, one that never rose never."""
+    out = micropython("""
+import asyncio
+from firmware import waiting
+seen = []
+async def work(fail):
+    seen.append(waiting.count)
+    await asyncio.sleep_ms(0)
+    seen.append(waiting.count)
+    if fail:
+        raise OSError(5)
+    return 'reply'
+async def main():
+    print(await waiting.answer(work(False)), waiting.count)
+    try:
+        await waiting.answer(work(True))
+    except OSError:
+        print('failed', waiting.count)
+    both = [waiting.answer(work(False)), waiting.answer(work(False))]
+    await asyncio.gather(*both)
+    print(seen, waiting.count)
+asyncio.run(main())
+""")
+    assert out.split('\n')[:3] == ['reply 0', 'failed 0', '[1, 1, 1, 1, 1, 2, 2, 1] 0']

@@ -159,6 +159,8 @@ TESTS = {
     'udpserve': ['tests/test_setup.py::test_the_captive_portal_dns_answers_every_name_with_the_board',
                  'tests/test_onvif.py::test_wsdiscovery_finds_the_board_by_a_directed_probe'],
     'watchdog': ['tests/test_boot.py::test_watchdog_resets_a_stalled_board_and_not_a_healthy_one'],
+    'waiting': ['tests/test_auth.py::test_an_answer_is_counted_while_it_is_worked_on_and_not_after',
+                'tests/test_control.py::test_snapshot_now_writes_a_frame_to_the_card'],
     'wsock': ['tests/test_websocket_strict.py', 'tests/test_control.py'],
 }
 DEFAULT = ','.join(sorted(TESTS))
