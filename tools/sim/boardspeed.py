@@ -42,7 +42,7 @@ _viper_us = 0           # host time in viper code during this step
 _WRAP_NS = 0            # host cost of one wrapper around a call
 _calls = 0              # wrapped calls during this step
 _inner = 0              # nesting of exempt/viper calls (only the outermost counts)
-_gc_host_us = 0         # what one collect takes on the host (measured at install)
+_gc_host_us = 0         # what one collect takes on the host, the last one timed
 _last_alloc = 0         # gc.mem_alloc() at the last look
 _machine = None         # its _freq: machine.freq() scales the CPU's time
 _MHZ_CALIBRATED = 240
@@ -78,8 +78,10 @@ _alloc_collected = 0    # gc.mem_alloc() right after the last collect seen
 # would be charged as bytecode). So the simulator collects between steps,
 # where its host time is no step's, once 40 % of the heap left free by the
 # last collect is used: in the unix port's fixed heap, fragmentation made
-# the allocating step collect with 56-61 % of it used (busy VGA board). More
-# collects than the board's (its heap grows into PSRAM), never fewer.
+# the allocating step collect with 56-61 % of it used (busy VGA board), and
+# with 25 % when many small holes are left. More collects than the board's
+# (its heap grows into PSRAM); the check runs at a look (every 16 steps at
+# least), so a burst of allocation can still collect inside a step.
 _AHEAD_PERCENT = 40
 
 
@@ -97,12 +99,15 @@ def _charged_collect(live):
 
 def _look_for_collect(host, due=False):
     """Note a collection held during this step, `host` us into it: less is
-    allocated than at the last look. gc.mem_alloc() reads the whole
-    allocation table (~0.4 ms of a 2 MB heap here), so it looks once per
-    half a host collect of the step's time, not at every clock reading,
-    unless `due`. Returns what is allocated, or None without a look."""
+    allocated than at the last look (by 16 KB: the runtime frees some
+    buffers itself; a collect that frees less, such as the status command's
+    own, goes unseen and counts as bytecode). gc.mem_alloc() reads the
+    whole allocation table (~0.3 ms of a 2 MB heap here), so it looks once
+    per half a host collect of the step's time, not at every clock reading,
+    unless `due`. One collect per step is seen. Returns what is allocated,
+    or None without a look."""
     global _last_alloc, _step_gc_board, _step_sim_us, _step_looked_us, _inner_start, \
-        _alloc_collected
+        _alloc_collected, _gc_host_us
     if _step_gc_board or not due and host - _step_looked_us < _gc_host_us // 2:
         return None
     start = _ticks_us()
@@ -110,12 +115,14 @@ def _look_for_collect(host, due=False):
     dropped = alloc < _last_alloc - 16384
     _last_alloc = alloc
     if dropped:
-        # what that collect took here grows with the live heap (0.3 ms at
+        # what that collect took here grows with the live heap (0.04 ms at
         # boot, ~2 ms at 1.2 MB): one more of the same heap says, so that it
-        # is not charged again as bytecode (an underestimate, see above)
+        # is not charged again as bytecode (an underestimate, see above; and
+        # one that began inside a stand-in is in its time already)
         collect_start = _ticks_us()
         gc.collect()
-        _step_sim_us += _diff(_ticks_us(), collect_start)
+        _gc_host_us = _diff(_ticks_us(), collect_start)
+        _step_sim_us += _gc_host_us
         _last_alloc = _alloc_collected = gc.mem_alloc()
         _step_gc_board = _charged_collect(alloc)
     now = _ticks_us()
@@ -156,7 +163,7 @@ _unlooked = 0           # steps since the last look
 def _settle(start, name):
     """Hold the board until this step has taken its board time."""
     global _exempt_us, _viper_us, _calls, _step_gc_board, _step_sim_us, _step_looked_us, \
-        _unlooked, _last_alloc, _alloc_collected
+        _unlooked, _last_alloc, _alloc_collected, _gc_host_us
     _unlooked += 1
     alloc = _look_for_collect(_diff(_ticks_us(), start), _unlooked >= _LOOK_EVERY)
     host = _diff(_ticks_us(), start)
@@ -165,7 +172,9 @@ def _settle(start, name):
         _unlooked = 0
         if not gc_board and (alloc - _alloc_collected) * 100 \
                 > (_heap_total - _alloc_collected) * _AHEAD_PERCENT:
+            collect_start = _ticks_us()
             gc.collect()    # the board's allocations would soon: between steps
+            _gc_host_us = _diff(_ticks_us(), collect_start)
             _last_alloc = _alloc_collected = gc.mem_alloc()
             gc_board = _charged_collect(_last_alloc)
     exempt = _exempt_us + _calls * _WRAP_NS // 1000
