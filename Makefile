@@ -37,6 +37,7 @@ test-deps: setup
 # micropython-esp32-stubs and microdot; exceptions are listed in tools/check.py.
 check: setup
 	$(PY) tools/check.py
+	$(PY) tools/boardfiles.py --check
 
 # Every board file must compile for MicroPython.
 compile: setup
