@@ -64,7 +64,10 @@ def check_frames(frames, reference_md5s, count):
         assert md5 in reference_md5s          # each one a camera frame, pixel for pixel
     assert len({md5 for _, md5 in frames}) >= count // 2     # and the camera moves on
     gaps = sorted(b[0] - a[0] for a, b in zip(frames, frames[1:]))
-    assert 0.7 * FRAME_S <= gaps[len(gaps) // 2] <= 1.3 * FRAME_S, gaps
+    # the board's capture clock in 90 kHz units: a wrong clock or unit is off
+    # by 90x or 1000x; a board this PC starves skips frames (a median of
+    # 1.38 periods beside two CPU hogs)
+    assert 0.7 * FRAME_S <= gaps[len(gaps) // 2] <= 2 * FRAME_S, gaps
 
 
 def ffprobe_stream(url, transport='tcp'):
