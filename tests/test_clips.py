@@ -197,6 +197,7 @@ def test_card_pulled_mid_clip_is_repaired_after_reboot(make_board, tmp_path, sti
 def test_three_viewers_keep_the_camera_rate_while_recording(board):
     with board.ws() as ws:
         assert board.command(ws, cmd='record_start')['ok']
+        started = time.monotonic()
         before = board.command(ws, cmd='status')['status']['frames']
         seen = [[], [], []]
         viewers = [threading.Thread(target=read_mjpeg, args=(board, 8, out)) for out in seen]
@@ -205,11 +206,14 @@ def test_three_viewers_keep_the_camera_rate_while_recording(board):
         for v in viewers:
             v.join()
         after = board.command(ws, cmd='status')['status']['frames']
+        window = time.monotonic() - started
         assert board.command(ws, cmd='record_stop')['stopped']
     camera = after - before
     assert camera > 0
+    # each viewer reads 8 s of the window, which also holds its connect (a
+    # second or more beside two CPU hogs)
     for out in seen:
-        assert len(out) >= 0.9 * camera, (len(out), camera)
+        assert len(out) >= 0.9 * camera * 8 / window, (len(out), camera, window)
     wait_clips(board)
 
 
