@@ -130,11 +130,12 @@ _SIM_DIR = os.path.join(REPO, 'tools', 'sim')
 
 def _model(tmp_path, script, prefix=(), heap=None):
     """Run `script` (a MicroPython program with the board-speed model at
-    1/100) and return its output."""
+    1/100, the simulator's modules first on its path) and return its output."""
     micropython = os.path.join(os.path.dirname(sys.executable), 'micropython')
     env = dict(os.environ, SIM_BOARD_COST='100,40,125,5', SIM_DIR=_SIM_DIR,
                SIM_FAULTS=str(tmp_path / 'faults.json'))
     heap_args = ['-X', 'heapsize=' + heap] if heap else []
+    script = "import sys\nsys.path[:] = [%r, '', '.frozen']\n" % _SIM_DIR + script
     out = subprocess.run(list(prefix) + [micropython] + heap_args + ['-c', script], env=env,
                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr
@@ -143,7 +144,6 @@ def _model(tmp_path, script, prefix=(), heap=None):
 
 _HELD_STEP = """
 import sys, utime
-sys.path[:] = [%r, '', '.frozen']
 import camera
 import boardspeed
 boardspeed.install()
@@ -165,7 +165,7 @@ def test_a_step_the_pc_held_off_the_cpu_costs_the_board_seconds_not_a_minute(tmp
     at 1/100, with no output. No step of the firmware's takes 20 ms of this
     PC's CPU: past that it counts as 20 ms, and the console says so."""
     def took_ms(hold_ms):
-        out = _model(tmp_path, _HELD_STEP % (_SIM_DIR, hold_ms))
+        out = _model(tmp_path, _HELD_STEP % hold_ms)
         return int(out.split()[-1]), out
     took, out = took_ms(5)
     assert took >= 300, took                # an ordinary step: at the board's speed
@@ -178,7 +178,6 @@ def test_a_step_the_pc_held_off_the_cpu_costs_the_board_seconds_not_a_minute(tmp
 
 _THREAD_BESIDE_A_STEP = """
 import sys, utime, _thread
-sys.path[:] = [%r, '', '.frozen']
 import camera
 import boardspeed
 boardspeed.install()
@@ -219,13 +218,12 @@ def test_a_thread_beside_the_vm_leaves_the_boards_steps_alone(tmp_path):
     so the board froze after boot (CI's 'no camera frame', 2 of ~12 full
     runs). Only the VM's thread takes part in a step: a driver's 10 ms wait
     takes the board ~10 ms, where the frozen model took 1.5 s and growing."""
-    out = _model(tmp_path, _THREAD_BESIDE_A_STEP % _SIM_DIR, calibrate.realtime_prefix())
+    out = _model(tmp_path, _THREAD_BESIDE_A_STEP, calibrate.realtime_prefix())
     assert int(out.split()[-1]) < 500, out
 
 
 _COLLECT_IN_A_STEP = """
 import sys, gc, utime
-sys.path[:] = [%r, '', '.frozen']
 import camera
 import machine
 import boardspeed
@@ -261,7 +259,7 @@ def test_a_collection_costs_the_board_its_gc_time_once(tmp_path):
     beyond = []
     for _ in range(3):
         # a heap large enough that the simulator's own collect-ahead stays out of it
-        out = _model(tmp_path, _COLLECT_IN_A_STEP % _SIM_DIR, calibrate.realtime_prefix(), '8M')
+        out = _model(tmp_path, _COLLECT_IN_A_STEP, calibrate.realtime_prefix(), '8M')
         gc_ms = re.search(r'board speed: GC ([\d.]+) ms \((\d+) KB live\)',
                           out.split('measured:')[1])
         assert gc_ms and int(gc_ms.group(2)) > 1500, out    # that step's collect was seen

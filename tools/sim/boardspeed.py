@@ -85,6 +85,17 @@ _alloc_collected = 0    # gc.mem_alloc() right after the last collect seen
 _AHEAD_PERCENT = 40
 
 
+def _timed_collect():
+    """gc.collect() now, its host time kept as what one takes here (it grows
+    with the live heap: 0.04 ms at boot, ~2 ms at 1.2 MB); returns it."""
+    global _gc_host_us, _last_alloc, _alloc_collected
+    start = _ticks_us()
+    gc.collect()
+    _gc_host_us = _diff(_ticks_us(), start)
+    _last_alloc = _alloc_collected = gc.mem_alloc()
+    return _gc_host_us
+
+
 def _charged_collect(live):
     """The board's time for a collect of `live` bytes, counted and printed."""
     live_kb = max(0, live - _off_heap()) // 1024
@@ -106,8 +117,7 @@ def _look_for_collect(host, due=False):
     per half a host collect of the step's time, not at every clock reading,
     unless `due`. One collect per step is seen. Returns what is allocated,
     or None without a look."""
-    global _last_alloc, _step_gc_board, _step_sim_us, _step_looked_us, _inner_start, \
-        _alloc_collected, _gc_host_us
+    global _last_alloc, _step_gc_board, _step_sim_us, _step_looked_us, _inner_start
     if _step_gc_board or not due and host - _step_looked_us < _gc_host_us // 2:
         return None
     start = _ticks_us()
@@ -115,15 +125,10 @@ def _look_for_collect(host, due=False):
     dropped = alloc < _last_alloc - 16384
     _last_alloc = alloc
     if dropped:
-        # what that collect took here grows with the live heap (0.04 ms at
-        # boot, ~2 ms at 1.2 MB): one more of the same heap says, so that it
-        # is not charged again as bytecode (an underestimate, see above; and
-        # one that began inside a stand-in is in its time already)
-        collect_start = _ticks_us()
-        gc.collect()
-        _gc_host_us = _diff(_ticks_us(), collect_start)
-        _step_sim_us += _gc_host_us
-        _last_alloc = _alloc_collected = gc.mem_alloc()
+        # what that collect took here: one more of the same heap says, so
+        # that it is not charged again as bytecode (an underestimate, see
+        # above; and one that began inside a stand-in is in its time already)
+        _step_sim_us += _timed_collect()
         _step_gc_board = _charged_collect(alloc)
     now = _ticks_us()
     spent = _diff(now, start)
@@ -163,7 +168,7 @@ _unlooked = 0           # steps since the last look
 def _settle(start, name):
     """Hold the board until this step has taken its board time."""
     global _exempt_us, _viper_us, _calls, _step_gc_board, _step_sim_us, _step_looked_us, \
-        _unlooked, _last_alloc, _alloc_collected, _gc_host_us
+        _unlooked
     _unlooked += 1
     alloc = _look_for_collect(_diff(_ticks_us(), start), _unlooked >= _LOOK_EVERY)
     host = _diff(_ticks_us(), start)
@@ -172,10 +177,7 @@ def _settle(start, name):
         _unlooked = 0
         if not gc_board and (alloc - _alloc_collected) * 100 \
                 > (_heap_total - _alloc_collected) * _AHEAD_PERCENT:
-            collect_start = _ticks_us()
-            gc.collect()    # the board's allocations would soon: between steps
-            _gc_host_us = _diff(_ticks_us(), collect_start)
-            _last_alloc = _alloc_collected = gc.mem_alloc()
+            _timed_collect()    # the board's allocations would soon: between steps
             gc_board = _charged_collect(_last_alloc)
     exempt = _exempt_us + _calls * _WRAP_NS // 1000
     python = _cpu_bound(host - exempt - _viper_us - _step_sim_us)
@@ -206,8 +208,8 @@ def debt_us():
     if not _depth:
         return 0
     now = _ticks_us()
-    _look_for_collect(_diff(now, _step_start))   # a clock read after a collect is late by it
-    now = _ticks_us()
+    if _look_for_collect(_diff(now, _step_start)) is not None:   # a read after a collect is late by it
+        now = _ticks_us()
     host = _diff(now, _step_start)
     exempt = _exempt_us + _calls * _WRAP_NS // 1000
     viper_us = _viper_us
