@@ -340,6 +340,8 @@ class LumaDecoder:
         self._dht = [None] * 8          # segment bytes per slot, to skip rebuilds
         self._limits = array('i', bytes(4 * _SLOW_WORDS))
         self._job = [None, self._tabs, self._state, None]
+        self._head = None               # the last headers parsed, SOI to the scan
+        self._parsed = array('i', bytes(4 * _STATE))    # the state they gave
         self.luma = out
         self.reset(jpeg)
 
@@ -347,9 +349,21 @@ class LumaDecoder:
         """Start on another JPEG, reusing the tables and the luma buffer."""
         self._data = None
         self._done = False
-        self._qt = [None] * 4
-        self._defined = 0               # bit per Huffman slot seen in this file
-        self._parse(jpeg)
+        head = self._head
+        if head is not None and len(jpeg) > len(head) and _same(jpeg, 0, head):
+            # a camera's headers are the same frame after frame: parsing them
+            # in Python costs the board more than the detector's Python
+            st = self._state
+            st[:] = self._parsed
+            st[_END] = len(jpeg)
+            self._luma_buffer()
+        else:
+            self._head = None
+            self._qt = [None] * 4
+            self._defined = 0           # bit per Huffman slot seen in this file
+            self._parse(jpeg)
+            self._parsed[:] = self._state
+            self._head = bytes(jpeg[:self._state[_POS]])
         self._data = jpeg
 
     def step(self, mcus):
@@ -594,6 +608,9 @@ class LumaDecoder:
         st[_NBLK] = nblk
         for i in range(4):
             st[_PRED + i] = _BIAS
+        self._luma_buffer()
+
+    def _luma_buffer(self):
         size = self.cols * self.rows
         if self.luma is None or len(self.luma) < size:
             self.luma = bytearray(size)

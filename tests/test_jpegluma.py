@@ -404,3 +404,58 @@ def test_compiles_for_the_esp32():
                                os.path.join(REPO, 'firmware', 'jpegluma.py')],
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_a_cameras_repeated_headers_are_parsed_once_and_any_change_is_seen(tmp_path):
+    # A camera's frames share their headers (SOI to the scan): the decoder
+    # parses them once. Frames with the same headers but other (shorter,
+    # longer) scans, a frame at another quality (its own DQT) and one at
+    # another size, in turns on one decoder, each give exactly what a fresh
+    # decoder gives.
+    b, a, c = sorted((jpeg_bytes(scene(320, 240, seed), quality=80) for seed in (1, 2, 3)), key=len)
+    files = {'a': a, 'b': b, 'c': c,
+             'q': jpeg_bytes(scene(320, 240, 1), quality=30),
+             's': jpeg_bytes(scene(160, 120, 1), quality=80)}
+
+    def head(name):
+        return files[name][:files[name].index(b'\xff\xda')]
+    assert head('a') == head('b') == head('c') and len(b) < len(a) < len(c)
+    assert len({head('a'), head('q'), head('s')}) == 3
+    for name, data in files.items():
+        (tmp_path / (name + '.jpg')).write_bytes(data)
+    order = 'abcaqbsacqqa'
+    script = tmp_path / 'repeat.py'
+    script.write_text('''
+import sys
+sys.path.insert(0, '.')
+from firmware import jpegluma
+parses = [0]
+parse = jpegluma.LumaDecoder._parse
+def counted(self, data):
+    parses[0] += 1
+    return parse(self, data)
+jpegluma.LumaDecoder._parse = counted
+files = dict((n, open(sys.argv[1] + '/' + n + '.jpg', 'rb').read()) for n in 'abcqs')
+def whole(dec):
+    while not dec.step(7):
+        pass
+    return bytes(dec.luma[:dec.cols * dec.rows])
+fresh = dict((n, whole(jpegluma.LumaDecoder(d))) for n, d in files.items())
+one = None
+for n in sys.argv[2]:
+    data = memoryview(bytearray(files[n]))      # as the camera's pool hands it out
+    if one is None:
+        one = jpegluma.LumaDecoder(data)
+    else:
+        one.reset(data)
+    print(n, whole(one) == fresh[n], one.cols, one.rows)
+print('parses', parses[0] - len(files))
+''')
+    proc = subprocess.run([MICROPYTHON, str(script), str(tmp_path), order], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split('\n')
+    assert [line.split()[:2] for line in lines[:len(order)]] == [[n, 'True'] for n in order], lines
+    # parsed: the first frame, and each whose headers differ from the one before
+    changes = 1 + sum(1 for x, y in zip(order, order[1:]) if head(x) != head(y))
+    assert lines[len(order)] == 'parses %d' % changes, (lines, changes)
