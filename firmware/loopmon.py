@@ -7,7 +7,9 @@ import time
 from array import array
 from micropython import const
 
-_PERIOD_MS = const(2)
+# a wake costs the ESP32 ~3 ms of Python (board speed): every 2 ms the monitor
+# took half an idle board; a stall reads short by up to one period
+_PERIOD_MS = const(10)
 _HEAP_EVERY_MS = const(1000)    # gc.mem_free() walks the whole heap
 _BUCKET_MS = const(5)           # the percentile's resolution
 _BUCKETS = const(201)           # 0..1000 ms; the last counts everything longer
