@@ -182,6 +182,9 @@ def test_a_snapshot_being_written_is_not_there_under_its_name(make_board, tmp_pa
     # previous snapshot's): never found until the save is complete, then whole.
     board = make_board(frames=big_frames(tmp_path)).start()
     board.wait_frame()
+    # names come from the clock: one set between the two saves (NTP late on a
+    # loaded host) would put the second in 2026 and the first in 2000
+    board.wait_for(lambda s: s['clock_set'])
     with board.ws() as ws:
         first = board.command(ws, cmd='snapshot_now')['saved'].rsplit('/', 1)[1]
     _, day, hms, seq = first[:-4].split('-')
