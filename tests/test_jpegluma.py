@@ -413,17 +413,20 @@ def test_a_cameras_repeated_headers_are_parsed_once_and_any_change_is_seen(tmp_p
     # another size, in turns on one decoder, each give exactly what a fresh
     # decoder gives.
     b, a, c = sorted((jpeg_bytes(scene(320, 240, seed), quality=80) for seed in (1, 2, 3)), key=len)
+    # x: other Huffman tables, then no DQT: refused after its tables were built
+    segs, scan = segments(jpeg_bytes(scene(320, 240, 1), quality=80, optimize=True))
     files = {'a': a, 'b': b, 'c': c,
              'q': jpeg_bytes(scene(320, 240, 1), quality=30),
-             's': jpeg_bytes(scene(160, 120, 1), quality=80)}
+             's': jpeg_bytes(scene(160, 120, 1), quality=80),
+             'x': join([(m, p) for m, p in segs if m != 0xDB], scan)}
 
     def head(name):
         return files[name][:files[name].index(b'\xff\xda')]
     assert head('a') == head('b') == head('c') and len(b) < len(a) < len(c)
-    assert len({head('a'), head('q'), head('s')}) == 3
+    assert len({head('a'), head('q'), head('s'), head('x')}) == 4
     for name, data in files.items():
         (tmp_path / (name + '.jpg')).write_bytes(data)
-    order = 'abcaqbsacqqa'
+    order = 'abcaqbsacqqaxaxxb'
     script = tmp_path / 'repeat.py'
     script.write_text('''
 import sys
@@ -435,27 +438,33 @@ def counted(self, data):
     parses[0] += 1
     return parse(self, data)
 jpegluma.LumaDecoder._parse = counted
-files = dict((n, open(sys.argv[1] + '/' + n + '.jpg', 'rb').read()) for n in 'abcqs')
-def whole(dec):
-    while not dec.step(7):
-        pass
-    return bytes(dec.luma[:dec.cols * dec.rows])
-fresh = dict((n, whole(jpegluma.LumaDecoder(d))) for n, d in files.items())
+files = dict((n, open(sys.argv[1] + '/' + n + '.jpg', 'rb').read()) for n in 'abcqsx')
+def whole(dec, data):
+    try:
+        if dec is None:
+            dec = jpegluma.LumaDecoder(data)
+        else:
+            dec.reset(data)
+        while not dec.step(7):
+            pass
+        return dec, bytes(dec.luma[:dec.cols * dec.rows])
+    except jpegluma.JpegError as e:
+        return dec, str(e)
+fresh = dict((n, whole(None, d)[1]) for n, d in files.items())
 one = None
 for n in sys.argv[2]:
     data = memoryview(bytearray(files[n]))      # as the camera's pool hands it out
-    if one is None:
-        one = jpegluma.LumaDecoder(data)
-    else:
-        one.reset(data)
-    print(n, whole(one) == fresh[n], one.cols, one.rows)
+    one, got = whole(one, data)
+    print(n, got == fresh[n], fresh[n] == 'missing quantization table')
 print('parses', parses[0] - len(files))
 ''')
     proc = subprocess.run([MICROPYTHON, str(script), str(tmp_path), order], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split('\n')
-    assert [line.split()[:2] for line in lines[:len(order)]] == [[n, 'True'] for n in order], lines
-    # parsed: the first frame, and each whose headers differ from the one before
-    changes = 1 + sum(1 for x, y in zip(order, order[1:]) if head(x) != head(y))
+    assert [line.split() for line in lines[:len(order)]] == \
+        [[n, 'True', str(n == 'x')] for n in order], lines
+    # parsed: the first frame, and each whose headers differ from the one
+    # before or follow a refused one (its tables are built, its headers not kept)
+    changes = 1 + sum(1 for x, y in zip(order, order[1:]) if head(x) != head(y) or x == 'x')
     assert lines[len(order)] == 'parses %d' % changes, (lines, changes)
