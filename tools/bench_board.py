@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 from PIL import Image
+from websockets.exceptions import InvalidMessage
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -68,9 +69,17 @@ def reset(board):
 
 
 def status(board):
-    with board.ws() as ws:
-        ws.send('{"cmd": "status"}')
-        return json.loads(ws.recv(timeout=30))['status']
+    # right after three viewers close, the board may not have freed their
+    # connections yet and answers 503 (board busy): ask again, as a page does
+    for attempt in range(20):
+        try:
+            with board.ws() as ws:
+                ws.send('{"cmd": "status"}')
+                return json.loads(ws.recv(timeout=30))['status']
+        except InvalidMessage:      # the 503 is HTTP/1.0, which websockets cannot read
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
 
 
 def analysed_per_s(board):
