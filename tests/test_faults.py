@@ -2,6 +2,8 @@
 import datetime
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -154,6 +156,54 @@ def test_a_slow_card_write_lets_the_loop_serve_others_between_chunks(make_board,
     assert served >= chunks // 3, rounds
     # a save that held the loop for the whole file: >= whole_ms
     assert stall < whole_ms // 2, (rounds, whole_ms)
+
+
+def test_a_save_yields_once_its_writes_have_held_the_loop_20_ms():
+    # Each yield waits a round of every ready task (~0.1 s on a busy board),
+    # so a save yields by the time its writes held the loop, not per chunk: a
+    # fast card's chunks go together, a slow card's each get a turn.
+    code = """
+import sys, asyncio
+sys.path.insert(0, %r)
+from firmware import jpegcomment
+now = [0]
+log = []
+class Clock:
+    def ticks_ms(self):
+        return now[0]
+    def ticks_diff(self, a, b):
+        return a - b
+class Card:
+    def __init__(self, ms):
+        self.ms, self.size = ms, 0
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        pass
+    def write(self, data):
+        now[0] += self.ms
+        self.size += len(data)
+        log.append('w')
+async def turn(_):
+    log.append('y')
+    await asyncio.sleep(0)
+jpegcomment.time = Clock()
+jpegcomment.asyncio = type('A', (), {'sleep': staticmethod(turn)})
+jpeg = b'\\xff\\xd8' + bytes(40000)
+for ms in (1, 8, 50):
+    card = Card(ms)
+    jpegcomment.open = lambda path, mode: card
+    del log[:]
+    size = asyncio.run(jpegcomment.write_jpeg('x.part', jpeg, b'\\xff\\xfe\\x00\\x04hi'))
+    print(ms, size == card.size == len(jpeg) + 6, ''.join(log))
+""" % REPO
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'micropython'), '-c', code],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split('\n')
+    assert lines[0] == '1 True ' + 'w' * 10, lines          # 10 ms in all: no turn
+    assert lines[1] == '8 True ' + 'www' + 'ywww' * 2 + 'yw', lines   # a turn per 24 ms
+    assert lines[2] == '50 True w' + 'yw' * 9, lines          # a turn before each chunk
 
 
 def test_nothing_half_written_appears_under_a_final_name(board):
