@@ -3,12 +3,8 @@ the file as it goes to the card: SOI, our COM segment, the rest of the
 camera's JPEG, no re-encoding."""
 import asyncio
 import time
-from micropython import const
 from firmware.cardfiles import CHUNK
-
-# writes in a row before the loop runs: each yield waits a round of every
-# ready task (~0.1 s on a busy board), so a fast card's chunks go together
-_HOLD_MS = const(20)
+from firmware.ticks import SLICE_MS
 
 
 def comment_segment(text):
@@ -22,8 +18,9 @@ _first = bytearray(CHUNK)     # the first chunk, put together: one block write
 
 async def write_jpeg(path, data, comment=b''):
     """Write data (a JPEG) to path with the COM segment `comment` after its
-    SOI, in chunks, yielding once the writes have held the loop _HOLD_MS;
-    returns the file's size."""
+    SOI, in chunks, yielding once the writes have held the loop SLICE_MS
+    (each yield waits a round of every ready task, ~0.1 s on a busy board:
+    a fast card's chunks go together); returns the file's size."""
     # The first chunk (SOI, comment, the start of the picture) is put
     # together in one buffer, so every write covers whole sectors: one
     # block write each. No flush before close: a cut leaves a .part that
@@ -46,7 +43,7 @@ async def write_jpeg(path, data, comment=b''):
             f.write(view[:CHUNK])
             start = CHUNK
         while start < len(view):
-            if time.ticks_diff(time.ticks_ms(), held) >= _HOLD_MS:
+            if time.ticks_diff(time.ticks_ms(), held) >= SLICE_MS:
                 await asyncio.sleep(0)
                 held = time.ticks_ms()
             f.write(view[start:start + CHUNK])

@@ -16,7 +16,6 @@ from firmware import jpegluma, ticks, waiting
 from firmware.motiondetect import STARTED, Detector
 from firmware.motionzones import Zones
 
-_SLICE_US = const(20000)    # one slice of decoding holds the loop about this long
 _SLICE_MIN = const(16)      # MCUs in a slice, learnt as the board runs
 _SLICE_MAX = const(4096)
 _WATCHED_REST = const(2)     # streamed, or answering: a pause of twice a frame's analysis
@@ -158,7 +157,7 @@ class Motion:
             decoder = self.decoder = jpegluma.LumaDecoder(jpeg)
         else:
             decoder.reset(jpeg)
-        # slices as long as _SLICE_US on this board (an ESP32 decodes ~100x
+        # slices as long as ticks.SLICE_MS on this board (an ESP32 decodes ~100x
         # slower than a PC): few yields where decoding is fast, short stalls
         # where it is slow
         mcus = self.slice_mcus
@@ -169,7 +168,8 @@ class Motion:
             self.busy_us += took
             if done:
                 break
-            mcus = max(_SLICE_MIN, min(_SLICE_MAX, mcus * 2, mcus * _SLICE_US // took))
+            mcus = max(_SLICE_MIN, min(_SLICE_MAX, mcus * 2,
+                                        mcus * ticks.SLICE_MS * 1000 // took))
             await asyncio.sleep_ms(0)
         self.slice_mcus = mcus
         size = (decoder.width, decoder.height)

@@ -11,6 +11,10 @@ Tick stamps compared only within one short wait stay on time.ticks_ms().
 """
 import time
 
+# how long one piece of work (a decode slice, a run of card writes) holds the
+# event loop before it lets the others run: each yield costs a round of them
+SLICE_MS = 20
+
 _read = time.ticks_ms()
 _elapsed = 0
 
