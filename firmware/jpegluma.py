@@ -343,6 +343,7 @@ class LumaDecoder:
         self._head = None               # the last headers parsed, SOI to the scan
         self._parsed = array('i', bytes(4 * _STATE))    # the state they gave
         self.luma = out
+        self.stepped = 0                # MCUs the last step() decoded
         self.reset(jpeg)
 
     def reset(self, jpeg):
@@ -373,11 +374,14 @@ class LumaDecoder:
             return True
         if self._data is None:
             raise JpegError('decoder failed earlier')
-        self._state[_LIMIT] = mcus
+        state = self._state
+        state[_LIMIT] = mcus
+        first = state[_MCU]
         job = self._job
         job[0] = self._data
         job[3] = self.luma
         rc = _decode(job)
+        self.stepped = state[_MCU] - first     # what this step decoded: the slice's rate
         if rc == 0:
             return False
         job[0] = self._data = None      # let the frame go

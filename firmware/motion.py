@@ -161,17 +161,22 @@ class Motion:
         # slower than a PC): few yields where decoding is fast, short stalls
         # where it is slow
         mcus = self.slice_mcus
+        slice_us = ticks.SLICE_MS * 1000
         while True:
             started = time.ticks_us()
             done = decoder.step(mcus)
             took = max(1, time.ticks_diff(time.ticks_us(), started))
             self.busy_us += took
+            if not done or took > slice_us:     # a frame's last slice that ran long teaches too
+                mcus = max(_SLICE_MIN, min(_SLICE_MAX, mcus * 2,
+                                            decoder.stepped * slice_us // took))
             if done:
                 break
-            mcus = max(_SLICE_MIN, min(_SLICE_MAX, mcus * 2,
-                                        mcus * ticks.SLICE_MS * 1000 // took))
             await asyncio.sleep_ms(0)
         self.slice_mcus = mcus
+        if took * 4 > slice_us:
+            # a board's detector takes ~15 ms more: after a long slice, its own step
+            await asyncio.sleep_ms(0)
         size = (decoder.width, decoder.height)
         if size != self.frame_size:
             self.frame_size = size

@@ -267,3 +267,70 @@ def test_a_collection_costs_the_board_its_gc_time_once(tmp_path):
     # the step's Python and the loop: 8-46 ms here; charging this PC's
     # collect again read 196-209
     assert statistics.median(beyond) < 90, beyond
+
+
+def test_the_analysis_holds_the_loop_about_a_slice_at_a_time():
+    # On a board a frame's decode takes ~100x a PC's: it goes in slices of
+    # ticks.SLICE_MS, learnt from each slice's time (a frame's last slice too,
+    # by what it decoded), and the detector's work after a long last slice
+    # gets a step of its own. A fake clock and decoder stand for the board.
+    code = """
+import sys, asyncio
+sys.path.insert(0, %r)
+from firmware import motion
+now = [0]
+held = []           # the clock's time between one yield and the next
+mark = [0]
+class Clock:
+    def ticks_us(self):
+        return now[0]
+    def ticks_diff(self, a, b):
+        return a - b
+class Decoder:
+    # frame = (MCUs, us per MCU)
+    def __init__(self, frame):
+        self.luma, self.width, self.height, self.cols, self.rows = bytearray(4), 16, 16, 2, 2
+        self.reset(frame)
+    def reset(self, frame):
+        self.left, self.us = frame
+    def step(self, mcus):
+        self.stepped = min(mcus, self.left)
+        self.left -= self.stepped
+        now[0] += self.stepped * self.us
+        return self.left == 0
+async def turn(ms):
+    held.append(now[0] - mark[0])
+    await asyncio.sleep(0)
+    mark[0] = now[0]
+async def analyse(m, frames):
+    for frame in frames:
+        mark[0] = now[0]
+        await m._luma(frame)
+        now[0] += 15000                 # the detector, after _luma returns
+        held.append(now[0] - mark[0])
+        print(frame, ' '.join('%%d' %% (h // 1000) for h in held))
+        del held[:]
+motion.time = Clock()
+motion.jpegluma.LumaDecoder = Decoder
+motion.asyncio = type('A', (), {'sleep_ms': staticmethod(turn)})
+m = motion.Motion(None, None, None, {'sensitivity': 50, 'motion_armed': True, 'motion_mask': None,
+                                      'motion_zones': [], 'cooldown_s': 10})
+m._tune = lambda: None
+asyncio.run(analyse(m, [(3000, 1)] * 4 + [(250, 100)] * 4 + [(600, 100)] * 3 + [(3000, 1)] * 4))
+""" % REPO
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'micropython'), '-c', code],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().split('\n')
+    held = [[int(h) for h in line.split(' ', 2)[2].split()] for line in lines]
+    assert len(held) == 15, lines
+    fast, short, long, fast_again = held[1:4], held[5:8], held[8:11], held[12:]
+    # once learnt, nothing holds the loop much past a slice (20 ms), be the
+    # frame's decode faster (a PC's: 3 ms), a bit longer (25 ms: the old
+    # slice, learnt from fast frames, took it whole, the detector after it)
+    # or several slices long
+    for frame in fast + short + long + fast_again:
+        assert max(frame) <= 21, lines
+    # a fast decode and its detector go in one step: no turn at all
+    for frame in fast[1:] + fast_again[1:]:
+        assert len(frame) == 1, lines

@@ -36,11 +36,20 @@ def one(data):
         cols, rows, luma = luma_map(data)
     except JpegError as e:
         return {'err': str(e)}
+    whole = LumaDecoder(data)
+    whole.step(1 << 30)
     dec = LumaDecoder(data)
-    n = 0
-    while not dec.step(random.randint(1, 9)):
-        n += 1
-    same = bytes(dec.luma[:cols * rows]) == bytes(luma[:cols * rows])
+    counted = 0         # what step() says it decoded: each slice's ask, and in all every MCU
+    while True:
+        ask = random.randint(1, 9)
+        done = dec.step(ask)
+        counted += dec.stepped
+        if done:
+            break
+        if dec.stepped != ask:
+            counted = -1
+    same = bytes(dec.luma[:cols * rows]) == bytes(luma[:cols * rows]) \
+        and counted == whole.stepped and dec.stepped <= ask
     return {'cols': cols, 'rows': rows, 'w': dec.width, 'h': dec.height,
             'same': same, 'luma': luma[:cols * rows]}
 

@@ -106,7 +106,8 @@ TESTS = {
                'tests/test_motion.py::test_a_motion_snapshot_names_its_trigger_in_count',
                'tests/test_motion.py::test_a_pir_edge_is_motion_until_the_sensor_has_been_quiet',
                'tests/test_camera_motion.py::test_motion_frames_raise_the_trigger_count_and_save',
-               'tests/test_camera_motion.py::test_still_frames_do_not_trigger'],
+               'tests/test_camera_motion.py::test_still_frames_do_not_trigger',
+               'tests/test_board_speed.py::test_the_analysis_holds_the_loop_about_a_slice_at_a_time'],
     'motiondetect': ['tests/test_motion_detector.py'],
     'motionzones': ['tests/test_motion_zones.py', 'tests/test_homeassistant.py::'
                     'test_each_motion_zone_is_a_binary_sensor_that_comes_and_goes_with_the_zone'],
