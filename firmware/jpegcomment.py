@@ -1,10 +1,9 @@
 """A snapshot's JPEG comment (time, cause, count, sequence), written into
 the file as it goes to the card: SOI, our COM segment, the rest of the
 camera's JPEG, no re-encoding."""
-import asyncio
 import time
 from firmware.cardfiles import CHUNK
-from firmware.ticks import SLICE_MS
+from firmware.ticks import turn
 
 
 def comment_segment(text):
@@ -29,6 +28,7 @@ async def write_jpeg(path, data, comment=b''):
     size = len(data)
     held = time.ticks_ms()      # the open reads the folder: it holds the loop too
     with open(path, 'wb') as f:
+        held = await turn(held)
         start = 0
         if comment and len(data) > 2 and data[0] == 0xFF and data[1] == 0xD8 \
                 and len(comment) + 2 < CHUNK:
@@ -43,9 +43,8 @@ async def write_jpeg(path, data, comment=b''):
             f.write(view[:CHUNK])
             start = CHUNK
         while start < len(view):
-            if time.ticks_diff(time.ticks_ms(), held) >= SLICE_MS:
-                await asyncio.sleep(0)
-                held = time.ticks_ms()
+            held = await turn(held)
             f.write(view[start:start + CHUNK])
             start += CHUNK
+        await turn(held)        # the close writes the folder's entry: it holds the loop too
     return size

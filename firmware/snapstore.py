@@ -15,6 +15,7 @@ saves and deletes update, so listing them reads no directory at all.
 """
 import asyncio
 import os
+import time
 from micropython import const
 from firmware import download
 from firmware.card import unmount_card
@@ -23,6 +24,7 @@ from firmware.cardlayout import NumberedFolder
 from firmware.cardmigrate import migrate, untwin
 from firmware.cardnames import insert_sorted, keep_newest, seq_of, stamp, valid_name
 from firmware.jpegcomment import comment_segment, write_jpeg
+from firmware.ticks import turn
 
 _RESERVE = const(16384)        # keep this much free for FAT metadata
 _SEQ_BLOCK = const(100)        # sequence numbers reserved per write of .seq
@@ -268,6 +270,7 @@ class SnapshotStore:
         if not self.mounted:
             raise SaveError('no sd card')
         async with self.lock:
+            held = time.ticks_ms()
             free = await self._make_room(len(jpeg))
             if free is None:
                 raise SaveError('no sd card')
@@ -277,9 +280,9 @@ class SnapshotStore:
                 seq = self._take_seq()
             except OSError as exc:
                 raise self._failure(exc)
-            # every open, stat and rename reads the folder: a crowded card
-            # makes each slow, so the loop runs between them
-            await asyncio.sleep_ms(0)
+            # every open, stat and rename reads the folder: on a crowded card
+            # each is slow, so the loop runs between them once they held it a slice
+            await turn(held)
             when = stamp(self.tz_offset_s)
             name = '%s-%s-%04d.jpg' % (kind, when, seq)
             text = 'esp32cam time=%s trigger=%s count=%d seq=%d' % (
@@ -291,10 +294,12 @@ class SnapshotStore:
                 size = await write_jpeg(path + '.part', jpeg, comment)
                 await asyncio.sleep_ms(0)
                 renaming = True
+                held = time.ticks_ms()
                 os.rename(path + '.part', path)
                 self.changes += 1
                 self.recent_capped = keep_newest(self.recent, (seq, name, size), _RECENT) \
                     or self.recent_capped
+                await turn(held)        # the rename read the folder twice: the news after a turn
             except OSError as exc:
                 remove_quietly(path + '.part')
                 if renaming and len(self.in_doubt) < _MAX_IN_DOUBT:

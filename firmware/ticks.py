@@ -9,11 +9,21 @@ ever comes near the wrap. Its stamps are plain ints: compare them with `-`.
 After 12 days the count outgrows a small int (a few bytes per reading then).
 Tick stamps compared only within one short wait stay on time.ticks_ms().
 """
+import asyncio
 import time
 
 # how long one piece of work (a decode slice, a run of card writes) holds the
 # event loop before it lets the others run: each yield costs a round of them
 SLICE_MS = 20
+
+
+async def turn(held):
+    """A turn for the other tasks once the loop was held SLICE_MS since
+    `held` (a ticks_ms stamp); returns the stamp to count from next."""
+    if time.ticks_diff(time.ticks_ms(), held) < SLICE_MS:
+        return held
+    await asyncio.sleep_ms(0)
+    return time.ticks_ms()
 
 _read = time.ticks_ms()
 _elapsed = 0

@@ -161,11 +161,12 @@ def test_a_slow_card_write_lets_the_loop_serve_others_between_chunks(make_board,
 def test_a_save_yields_once_its_writes_have_held_the_loop_20_ms():
     # Each yield waits a round of every ready task (~0.1 s on a busy board),
     # so a save yields by the time its writes held the loop, not per chunk: a
-    # fast card's chunks go together, a slow card's each get a turn.
+    # fast card's chunks go together, a slow card's each get a turn, and a
+    # slow open or a long last run of writes gets one before what follows.
     code = """
 import sys, asyncio
 sys.path.insert(0, %r)
-from firmware import jpegcomment
+from firmware import jpegcomment, ticks
 now = [0]
 log = []
 class Clock:
@@ -174,9 +175,10 @@ class Clock:
     def ticks_diff(self, a, b):
         return a - b
 class Card:
-    def __init__(self, ms):
-        self.ms, self.size = ms, 0
+    def __init__(self, ms, open_ms=0):
+        self.ms, self.open_ms, self.size = ms, open_ms, 0
     def __enter__(self):
+        now[0] += self.open_ms      # a crowded folder's open
         return self
     def __exit__(self, *exc):
         pass
@@ -187,11 +189,11 @@ class Card:
 async def turn(_):
     log.append('y')
     await asyncio.sleep(0)
-jpegcomment.time = Clock()
-jpegcomment.asyncio = type('A', (), {'sleep': staticmethod(turn)})
+jpegcomment.time = ticks.time = Clock()
+ticks.asyncio = type('A', (), {'sleep_ms': staticmethod(turn)})
 jpeg = b'\\xff\\xd8' + bytes(40000)
-for ms in (1, 8, 50):
-    card = Card(ms)
+for ms, open_ms in ((1, 0), (8, 0), (50, 0), (1, 30)):
+    card = Card(ms, open_ms)
     jpegcomment.open = lambda path, mode: card
     del log[:]
     size = asyncio.run(jpegcomment.write_jpeg('x.part', jpeg, b'\\xff\\xfe\\x00\\x04hi'))
@@ -203,7 +205,8 @@ for ms in (1, 8, 50):
     lines = out.stdout.split('\n')
     assert lines[0] == '1 True ' + 'w' * 10, lines          # 10 ms in all: no turn
     assert lines[1] == '8 True ' + 'www' + 'ywww' * 2 + 'yw', lines   # a turn per 24 ms
-    assert lines[2] == '50 True w' + 'yw' * 9, lines          # a turn before each chunk
+    assert lines[2] == '50 True w' + 'yw' * 9 + 'y', lines    # a turn before each chunk, and the close
+    assert lines[3] == '1 True y' + 'w' * 10, lines           # a slow open: a turn after it
 
 
 def test_nothing_half_written_appears_under_a_final_name(board):
