@@ -193,6 +193,8 @@ def _settle(start, name):
     stats['exempt_us'] += exempt
     if _PROFILE:
         _account(name, host, board, exempt, _viper_us, gc_board)
+        if _TRACE:      # each step: the ones between two of the monitor's wakes made its stall
+            print('board speed step: %d %s %d %d' % (start, name, board, gc_board))
     _exempt_us = _viper_us = _calls = 0
     _step_gc_board = _step_sim_us = _step_looked_us = 0
     wait = board - _diff(_ticks_us(), start)
@@ -241,6 +243,7 @@ def _timed(call, arg, name):
 
 
 _PROFILE = os.getenv('SIM_BOARD_PROFILE') == '1'
+_TRACE = os.getenv('SIM_BOARD_TRACE') == '1'     # with the profile: every step
 _alloc_at = [0]         # gc.mem_alloc() when the step began (profiling only)
 _profile = {}           # coroutine name: [steps, host us, board us]
 _profile_ms = [0]
