@@ -42,6 +42,7 @@ class Motion:
         self.frame_size = None      # (width, height) of the analysed frames
         self.analysed = 0
         self.busy_us = 0            # CPU time the frame under analysis has taken
+        self.feed_us = 0            # ... and the detector, the last frame
         self.task = None
 
     def apply(self, name, value):
@@ -101,7 +102,8 @@ class Motion:
                 luma = await self._luma(jpeg)
                 fed = time.ticks_us()
                 event = self.detector.feed(luma, taken)
-                self.busy_us += time.ticks_diff(time.ticks_us(), fed)
+                self.feed_us = time.ticks_diff(time.ticks_us(), fed)
+                self.busy_us += self.feed_us
             except ValueError as exc:        # JpegError: a frame we cannot read
                 camera.release(slot)
                 self.state.update(motion_error=str(exc))
@@ -167,16 +169,17 @@ class Motion:
             done = decoder.step(mcus)
             took = max(1, time.ticks_diff(time.ticks_us(), started))
             self.busy_us += took
-            if not done or took > slice_us:     # a frame's last slice that ran long teaches too
-                mcus = max(_SLICE_MIN, min(_SLICE_MAX, mcus * 2,
-                                            decoder.stepped * slice_us // took))
+            if not done or took > slice_us:
+                learnt = decoder.stepped * slice_us // took
+                if done:    # a frame's last slice that ran long teaches too, by a quarter
+                    learnt = max(learnt, mcus // 4)     # at most: a few MCUs time noise
+                mcus = max(_SLICE_MIN, min(_SLICE_MAX, mcus * 2, learnt))
             if done:
                 break
             await asyncio.sleep_ms(0)
         self.slice_mcus = mcus
-        if took * 4 > slice_us:
-            # a board's detector takes ~15 ms more: after a long slice, its own step
-            await asyncio.sleep_ms(0)
+        if took + self.feed_us > slice_us:
+            await asyncio.sleep_ms(0)   # the detector after it would overrun the slice: a turn first
         size = (decoder.width, decoder.height)
         if size != self.frame_size:
             self.frame_size = size

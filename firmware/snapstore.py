@@ -6,8 +6,9 @@ Snapshots live in numbered folders of at most 100 (cardlayout.py):
 reads a small folder whatever the card holds.
 
 A snapshot appears under its final name only when complete: it is written
-as NAME.part in chunks (yielding to the event loop between them), closed,
-then renamed. Stale .part files are removed when the card is opened.
+as NAME.part in chunks, closed, then renamed, yielding to the event loop
+whenever its card calls have held it a slice (ticks.turn). Stale .part
+files are removed when the card is opened.
 
 A card can hold thousands of snapshots: directory walks yield to the event
 loop every few entries, and the newest ones are kept in a small index that
@@ -270,8 +271,8 @@ class SnapshotStore:
         if not self.mounted:
             raise SaveError('no sd card')
         async with self.lock:
-            held = time.ticks_ms()
             free = await self._make_room(len(jpeg))
+            held = time.ticks_ms()
             if free is None:
                 raise SaveError('no sd card')
             if free < len(jpeg) + _RESERVE:
@@ -299,7 +300,11 @@ class SnapshotStore:
                 self.changes += 1
                 self.recent_capped = keep_newest(self.recent, (seq, name, size), _RECENT) \
                     or self.recent_capped
-                await turn(held)        # the rename read the folder twice: the news after a turn
+                try:
+                    await turn(held)    # the rename read the folder twice: the news after a turn
+                except asyncio.CancelledError:
+                    self.on_recovered(path, kind)   # saved all the same: counted and told now
+                    raise
             except OSError as exc:
                 remove_quietly(path + '.part')
                 if renaming and len(self.in_doubt) < _MAX_IN_DOUBT:

@@ -272,8 +272,10 @@ def test_a_collection_costs_the_board_its_gc_time_once(tmp_path):
 def test_the_analysis_holds_the_loop_about_a_slice_at_a_time():
     # On a board a frame's decode takes ~100x a PC's: it goes in slices of
     # ticks.SLICE_MS, learnt from each slice's time (a frame's last slice too,
-    # by what it decoded), and the detector's work after a long last slice
-    # gets a step of its own. A fake clock and decoder stand for the board.
+    # by what it decoded, and by at most a quarter: a few MCUs' time is
+    # noise), and when the detector's measured work would overrun the slice
+    # after the last one, it waits a turn. A fake clock and decoder stand for
+    # the board; the detector takes 15 ms.
     code = """
 import sys, asyncio
 sys.path.insert(0, %r)
@@ -287,16 +289,17 @@ class Clock:
     def ticks_diff(self, a, b):
         return a - b
 class Decoder:
-    # frame = (MCUs, us per MCU)
+    # frame = (MCUs, us per MCU, us the last step takes more: the PC held it
+    # off, us the detector takes after it)
     def __init__(self, frame):
         self.luma, self.width, self.height, self.cols, self.rows = bytearray(4), 16, 16, 2, 2
         self.reset(frame)
     def reset(self, frame):
-        self.left, self.us = frame
+        self.left, self.us, self.noise, _ = frame
     def step(self, mcus):
         self.stepped = min(mcus, self.left)
         self.left -= self.stepped
-        now[0] += self.stepped * self.us
+        now[0] += self.stepped * self.us + (0 if self.left else self.noise)
         return self.left == 0
 async def turn(ms):
     held.append(now[0] - mark[0])
@@ -306,9 +309,10 @@ async def analyse(m, frames):
     for frame in frames:
         mark[0] = now[0]
         await m._luma(frame)
-        now[0] += 15000                 # the detector, after _luma returns
+        m.feed_us = frame[3]            # the detector, after _luma returns
+        now[0] += m.feed_us
         held.append(now[0] - mark[0])
-        print(frame, ' '.join('%%d' %% (h // 1000) for h in held))
+        print(frame[0], frame[1], m.slice_mcus, ' '.join('%%d' %% (h // 1000) for h in held))
         del held[:]
 motion.time = Clock()
 motion.jpegluma.LumaDecoder = Decoder
@@ -316,15 +320,21 @@ motion.asyncio = type('A', (), {'sleep_ms': staticmethod(turn)})
 m = motion.Motion(None, None, None, {'sensitivity': 50, 'motion_armed': True, 'motion_mask': None,
                                       'motion_zones': [], 'cooldown_s': 10})
 m._tune = lambda: None
-asyncio.run(analyse(m, [(3000, 1)] * 4 + [(250, 100)] * 4 + [(600, 100)] * 3 + [(3000, 1)] * 4))
+fast, short, long, noisy = (3000, 1, 0, 15000), (250, 100, 0, 15000), (600, 100, 0, 15000), \\
+    (203, 100, 20000, 15000)
+cheap = (280, 100, 0, 3000)     # a smaller frame's detector: 3 ms
+asyncio.run(analyse(m, [fast] * 4 + [short] * 8 + [long] * 3 + [noisy] + [long] + [fast] * 4
+                       + [long] * 2 + [cheap] * 3))
 """ % REPO
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'micropython'), '-c', code],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().split('\n')
-    held = [[int(h) for h in line.split(' ', 2)[2].split()] for line in lines]
-    assert len(held) == 15, lines
-    fast, short, long, fast_again = held[1:4], held[5:8], held[8:11], held[12:]
+    print('\n'.join(lines))
+    slices = [int(line.split()[2]) for line in lines]
+    held = [[int(h) for h in line.split()[3:]] for line in lines]
+    assert len(held) == 26, lines
+    fast, short, long, fast_again = held[1:4], held[9:12], held[12:15] + held[23:], held[17:21]
     # once learnt, nothing holds the loop much past a slice (20 ms), be the
     # frame's decode faster (a PC's: 3 ms), a bit longer (25 ms: the old
     # slice, learnt from fast frames, took it whole, the detector after it)
@@ -332,5 +342,9 @@ asyncio.run(analyse(m, [(3000, 1)] * 4 + [(250, 100)] * 4 + [(600, 100)] * 3 + [
     for frame in fast + short + long + fast_again:
         assert max(frame) <= 21, lines
     # a fast decode and its detector go in one step: no turn at all
-    for frame in fast[1:] + fast_again[1:]:
+    for frame in fast[1:] + fast_again[2:]:
         assert len(frame) == 1, lines
+    # 3 MCUs held off 20 ms teach a quarter of the slice at most, not 3 MCUs
+    assert slices[14] == 200 and slices[15] == 50, lines
+    # a last slice of 8 ms and a detector of 3 fit the slice: no turn between
+    assert held[24] == held[25] == [20, 11], lines

@@ -1,11 +1,13 @@
 """Snapshots on the card: names, bursts, restarts, full and missing cards."""
 import json
+import os
 import re
 import subprocess
+import sys
 
 import pytest
 
-from tools.sim.harness import MTOOLS_ENV, card_paths, frame_set, strip_comment
+from tools.sim.harness import MTOOLS_ENV, REPO, card_paths, frame_set, strip_comment
 
 NAME = re.compile(r'^(manual|motion)-\d{8}-\d{6}-\d{4,}\.jpg$')
 
@@ -153,3 +155,53 @@ def test_snaps_list_get_and_delete(board):
         assert client.get('/snaps/' + saved[0]).status_code == 404
         assert client.delete('/snaps/' + saved[0]).status_code == 404
     assert saved[0] not in board.card_files()
+
+
+def test_a_save_cancelled_after_its_rename_still_counts_the_snapshot():
+    # After the rename the save waits a turn (on a board the rename read the
+    # folder twice). A connection cancelled there (the server makes room, a
+    # deadline) no longer gets the reply, but the snapshot is on the card
+    # under its name: it is counted and told all the same, at once.
+    code = """
+import sys, asyncio, os, vfs
+sys.path.insert(0, %r)
+from firmware import snapstore
+class RamCard:
+    def __init__(self, blocks):
+        self.data = bytearray(blocks * 512)
+    def readblocks(self, n, buf):
+        buf[:] = self.data[n * 512:n * 512 + len(buf)]
+    def writeblocks(self, n, buf):
+        self.data[n * 512:n * 512 + len(buf)] = buf
+    def ioctl(self, op, arg):
+        return len(self.data) // 512 if op == 4 else 512 if op == 5 else 0
+card = RamCard(2048)
+vfs.VfsFat.mkfs(card)
+vfs.mount(card, '/sdcard')
+at_news = asyncio.Event()
+async def turn(held):
+    if store.recent:                    # renamed and indexed: wait here to be cancelled
+        at_news.set()
+        await asyncio.sleep(60)
+snapstore.turn = turn
+told = []
+store = snapstore.SnapshotStore('/sdcard', 'snaps', True)
+store.on_recovered = lambda path, kind: told.append((path, kind))
+store.open()
+async def main():
+    task = asyncio.create_task(store.save('manual', bytes([0xFF, 0xD8]) + bytes(9000)))
+    await asyncio.wait_for(at_news.wait(), 10)
+    task.cancel()
+    try:
+        await task
+        print('not cancelled')
+    except asyncio.CancelledError:
+        pass
+    saved = [name for name in os.listdir('/sdcard/snaps/0000') if name.endswith('.jpg')]
+    print(len(saved), told == [('/sdcard/snaps/0000/' + saved[0], 'manual')], store.lock.locked())
+asyncio.run(main())
+""" % REPO
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'micropython'), '-c', code],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ['1', 'True', 'False'], out.stdout
