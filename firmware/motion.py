@@ -169,10 +169,10 @@ class Motion:
             done = decoder.step(mcus)
             took = max(1, time.ticks_diff(time.ticks_us(), started))
             self.busy_us += took
-            if not done or took > slice_us:
+            if not done or took > slice_us:     # a frame's last slice that ran long too
                 learnt = decoder.stepped * slice_us // took
-                if done:    # a frame's last slice that ran long teaches too, by a quarter
-                    learnt = max(learnt, mcus // 4)     # at most: a few MCUs time noise
+                if done:    # its few MCUs may have timed noise: a quarter of the slice at most
+                    learnt = max(learnt, mcus // 4)
                 mcus = max(_SLICE_MIN, min(_SLICE_MAX, mcus * 2, learnt))
             if done:
                 break
