@@ -17,9 +17,10 @@ _first = bytearray(CHUNK)     # the first chunk, put together: one block write
 
 async def write_jpeg(path, data, comment=b''):
     """Write data (a JPEG) to path with the COM segment `comment` after its
-    SOI, in chunks, yielding once the writes have held the loop SLICE_MS
-    (each yield waits a round of every ready task, ~0.1 s on a busy board:
-    a fast card's chunks go together); returns the file's size."""
+    SOI, in chunks, yielding once the open or the writes have held the loop
+    SLICE_MS (each yield waits a round of every ready task, ~0.1 s on a busy
+    board: a fast card's chunks go together) and before the close; returns
+    the file's size."""
     # The first chunk (SOI, comment, the start of the picture) is put
     # together in one buffer, so every write covers whole sectors: one
     # block write each. No flush before close: a cut leaves a .part that

@@ -293,7 +293,7 @@ class SnapshotStore:
             path = self.tree.folder_for(seq) + '/' + name
             try:
                 size = await write_jpeg(path + '.part', jpeg, comment)
-                await asyncio.sleep_ms(0)
+                await asyncio.sleep_ms(0)   # not by time: the rename always reads the folder twice
                 renaming = True
                 held = time.ticks_ms()
                 os.rename(path + '.part', path)

@@ -8,6 +8,7 @@ and state.heartbeat reads it every few seconds, so no gap between readings
 ever comes near the wrap. Its stamps are plain ints: compare them with `-`.
 After 12 days the count outgrows a small int (a few bytes per reading then).
 Tick stamps compared only within one short wait stay on time.ticks_ms().
+SLICE_MS says how long one piece of work holds the event loop; turn() yields by it.
 """
 import asyncio
 import time
