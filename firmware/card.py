@@ -4,42 +4,104 @@ Nothing here knows the folders on the card: snapstore.py owns /snaps,
 clips.py /clips, cardfiles.py the file operations they share.
 """
 import os
+from micropython import const
 
 from firmware.cardcheck import reclaim
 
 _card = None    # the one machine.SDCard: the SD host lives as long as the board
-_mount = None   # the _Mount of the card mounted now
+_mount = None   # the Mount of the card mounted now
+_SECTOR = const(512)
+_CACHED = const(40)        # sectors kept: a folder of 100 is 26 (20 KB of heap)
+_IOCTL_ERASE = const(6)    # MP_BLOCKDEV_IOCTL_BLOCK_ERASE
 
 
-class _Mount:
+class Mount:
     """The card as one mount sees it. VfsFat keeps an unmounted filesystem
     alive, so a file left open on a lost card is closed later by the GC,
     flushing its stale buffers: once lost, this mount fails every transfer
     (EIO) and lets only such a close finish, writing nowhere, never onto a
     card inserted since. The driver's own answer (False: a failed transfer)
-    is passed on."""
+    is passed on.
+
+    It keeps the last _CACHED single sectors read or written: FatFs reads a
+    folder from its start for every name it looks up, and a save looks up
+    four or five (the .part's, the new name's, a short name's) in the same
+    folder, one card command a sector; a numbered folder of 100 is 26
+    sectors. Writes go to the card at once (a power cut finds what it
+    found before); a failed write forgets its sectors."""
 
     def __init__(self, card):
         self.card = card
+        self.cached = {}                # sector -> its 512 bytes
+        self.ring = [-1] * _CACHED      # the cached sectors, oldest replaced first
+        self.next = 0
 
     def lose(self):
         self.card = None
+        self.cached = {}
 
     def readblocks(self, n, buf):
         card = self.card
-        if card is not None:
+        if card is None:
+            return _lost_transfer()
+        if len(buf) != _SECTOR:
             return card.readblocks(n, buf)
-        return _lost_transfer()
+        data = self.cached.get(n)
+        if data is not None:
+            try:
+                buf[:] = data
+                return None
+            except MemoryError:         # the GC's close of a file: heap locked
+                pass
+        failed = card.readblocks(n, buf)
+        if _done(failed):
+            self._keep(n, buf)
+        return failed
 
     def writeblocks(self, n, buf):
         card = self.card
-        if card is not None:
-            return card.writeblocks(n, buf)
-        return _lost_transfer()
+        if card is None:
+            return _lost_transfer()
+        cached = self.cached
+        if cached:                      # no allocation here: the GC's close writes too
+            end = n + len(buf) // _SECTOR
+            if end - n > _CACHED:
+                for sector in self.ring:
+                    if n <= sector < end:
+                        cached.pop(sector, None)
+            else:
+                sector = n
+                while sector < end:
+                    cached.pop(sector, None)
+                    sector += 1
+        failed = card.writeblocks(n, buf)
+        if len(buf) == _SECTOR and _done(failed):
+            self._keep(n, buf)
+        return failed
 
     def ioctl(self, op, arg):
         card = self.card
+        if op == _IOCTL_ERASE:
+            self.cached.pop(arg, None)
         return card.ioctl(op, arg) if card is not None else 0
+
+    def _keep(self, n, buf):
+        try:
+            data = bytes(buf)
+        except MemoryError:             # the GC's close of a file: not kept
+            return
+        cached = self.cached
+        if n not in cached:
+            cached.pop(self.ring[self.next], None)
+            self.ring[self.next] = n
+            self.next = (self.next + 1) % _CACHED
+        cached[n] = data
+
+
+def _done(answer):
+    # a driver's answer for a transfer that worked: None or 0 (VfsFat's
+    # block devices), True (the ESP32's SDCard)
+    return answer is None or answer is True or answer is not False and answer == 0
 
 
 def _lost_transfer():
@@ -64,7 +126,7 @@ def mount_card(mount_point, width=1, quiet=False):
         import vfs
         if _card is None:
             _card = machine.SDCard(slot=1, width=width)
-        _mount = _Mount(_card)
+        _mount = Mount(_card)
         given = reclaim(_mount)         # before anything can write to it
         if given:
             print('sd: gave back %d KB that power cuts had left to no file' % (given // 1024))

@@ -118,6 +118,9 @@ elif mode == 'reads':
             f.write(b'\xff\xd8')
     with open('/sdcard/snaps/.seq', 'w') as f:
         f.write('%010d' % int(sys.argv[3]))
+    vfs.umount('/sdcard')
+    from firmware.card import Mount     # as the board mounts it: its sector cache too
+    vfs.mount(Mount(card), '/sdcard')
     from firmware.snapstore import SnapshotStore
     store = SnapshotStore('/sdcard', 'snaps', True)
     store.open()

@@ -46,7 +46,7 @@ TESTS = {
     'board': ['tests/test_boot.py', 'tests/test_control.py::test_status_command_has_the_sse_fields'],
     'camera': ['tests/test_control.py', 'tests/test_camera_motion.py',
                'tests/test_camera_api.py'],
-    'card': ['tests/test_faults.py', 'tests/test_board_fidelity.py::test_card_removed_and_reinserted_many_times_uses_one_sd_host'],
+    'card': ['tests/test_card_cache.py', 'tests/test_faults.py', 'tests/test_board_fidelity.py::test_card_removed_and_reinserted_many_times_uses_one_sd_host'],
     'cardcheck': ['tests/test_card_reclaim.py'],
     'cardfiles': ['tests/test_snapshots.py', 'tests/test_clips.py::test_manual_clip_download_ranges_play_delete'],
     'cardlayout': ['tests/test_card_migration.py', 'tests/test_snapshots.py'],
