@@ -32,13 +32,14 @@ class Mount:
 
     def __init__(self, card):
         self.card = card
-        self.cached = {}                # sector -> its 512 bytes
-        self.ring = [-1] * _CACHED      # the cached sectors, oldest replaced first
-        self.next = 0
+        self.slab = bytearray(_CACHED * _SECTOR)    # one block: no garbage per fill
+        self.slot_of = {}                   # sector -> its slot in the slab
+        self.sector_in = [-1] * _CACHED     # slot -> the sector it was filled with
+        self.next = 0                       # the slot filled next: oldest first
 
     def lose(self):
         self.card = None
-        self.cached = {}
+        self.slot_of = {}
 
     def readblocks(self, n, buf):
         card = self.card
@@ -46,10 +47,10 @@ class Mount:
             return _lost_transfer()
         if len(buf) != _SECTOR:
             return card.readblocks(n, buf)
-        data = self.cached.get(n)
-        if data is not None:
+        slot = self.slot_of.get(n)
+        if slot is not None:
             try:
-                buf[:] = data
+                buf[:] = memoryview(self.slab)[slot * _SECTOR:(slot + 1) * _SECTOR]
                 return None
             except MemoryError:         # the GC's close of a file: heap locked
                 pass
@@ -62,17 +63,17 @@ class Mount:
         card = self.card
         if card is None:
             return _lost_transfer()
-        cached = self.cached
-        if cached:                      # no allocation here: the GC's close writes too
+        slot_of = self.slot_of
+        if slot_of:                     # no allocation here: the GC's close writes too
             end = n + len(buf) // _SECTOR
             if end - n > _CACHED:
-                for sector in self.ring:
+                for sector in self.sector_in:
                     if n <= sector < end:
-                        cached.pop(sector, None)
+                        slot_of.pop(sector, None)
             else:
                 sector = n
                 while sector < end:
-                    cached.pop(sector, None)
+                    slot_of.pop(sector, None)
                     sector += 1
         failed = card.writeblocks(n, buf)
         if len(buf) == _SECTOR and _done(failed):
@@ -82,20 +83,25 @@ class Mount:
     def ioctl(self, op, arg):
         card = self.card
         if op == _IOCTL_ERASE:
-            self.cached.pop(arg, None)
+            self.slot_of.pop(arg, None)
         return card.ioctl(op, arg) if card is not None else 0
 
     def _keep(self, n, buf):
+        slot_of = self.slot_of
+        slot = slot_of.get(n)
+        if slot is None:
+            slot = self.next
+            self.next = (slot + 1) % _CACHED
+            old = self.sector_in[slot]
+            if slot_of.get(old) == slot:
+                del slot_of[old]
+            self.sector_in[slot] = n
         try:
-            data = bytes(buf)
+            memoryview(self.slab)[slot * _SECTOR:(slot + 1) * _SECTOR] = buf
         except MemoryError:             # the GC's close of a file: not kept
+            slot_of.pop(n, None)
             return
-        cached = self.cached
-        if n not in cached:
-            cached.pop(self.ring[self.next], None)
-            self.ring[self.next] = n
-            self.next = (self.next + 1) % _CACHED
-        cached[n] = data
+        slot_of[n] = slot
 
 
 def _done(answer):

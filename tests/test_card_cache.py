@@ -171,7 +171,7 @@ mount.readblocks(153, buf)
 fresh = fresh and buf == b'z' * 512 and dev.reads == 2
 for n in range(1000):
     mount.readblocks(n, buf)
-kept = len(mount.cached)
+kept = len(mount.slot_of)
 mount.lose()
 lost = mount.readblocks(999, buf)            # read just before: the card's gone all the same
 print(hit, failed, asked, fresh, kept, lost)
