@@ -19,6 +19,7 @@ from firmware.motionzones import Zones
 _SLICE_MIN = const(16)      # MCUs in a slice, learnt as the board runs
 _SLICE_MAX = const(4096)
 _WATCHED_REST = const(2)     # streamed, or answering: a pause of twice a frame's analysis
+_GIVE_WAY_MS = const(300)    # a frame waits this long at most for answers (a save takes ~0.3 s)
 _PIR_HOLD_MS = const(10000)  # motion stays on this long after the last PIR edge
 
 
@@ -43,6 +44,7 @@ class Motion:
         self.analysed = 0
         self.busy_us = 0            # CPU time the frame under analysis has taken
         self.feed_us = 0            # ... and the detector, the last frame
+        self.give_way_ms = 0        # how long the frame may still wait for answers
         self.task = None
 
     def apply(self, name, value):
@@ -164,6 +166,7 @@ class Motion:
         # where it is slow
         mcus = self.slice_mcus
         slice_us = ticks.SLICE_MS * 1000
+        self.give_way_ms = _GIVE_WAY_MS
         while True:
             started = time.ticks_us()
             done = decoder.step(mcus)
@@ -176,10 +179,11 @@ class Motion:
                 mcus = max(_SLICE_MIN, min(_SLICE_MAX, mcus * 2, learnt))
             if done:
                 break
-            await asyncio.sleep_ms(0)
+            self.give_way_ms = await waiting.give_way(self.give_way_ms)
         self.slice_mcus = mcus
         if took + self.feed_us > slice_us:
-            await asyncio.sleep_ms(0)   # the detector after it would overrun the slice: a turn first
+            # the detector after it would overrun the slice: a turn first
+            self.give_way_ms = await waiting.give_way(self.give_way_ms)
         size = (decoder.width, decoder.height)
         if size != self.frame_size:
             self.frame_size = size

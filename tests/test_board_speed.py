@@ -316,7 +316,7 @@ async def analyse(m, frames):
         del held[:]
 motion.time = Clock()
 motion.jpegluma.LumaDecoder = Decoder
-motion.asyncio = type('A', (), {'sleep_ms': staticmethod(turn)})
+motion.asyncio = motion.waiting.asyncio = type('A', (), {'sleep_ms': staticmethod(turn)})
 m = motion.Motion(None, None, None, {'sensitivity': 50, 'motion_armed': True, 'motion_mask': None,
                                       'motion_zones': [], 'cooldown_s': 10})
 m._tune = lambda: None
@@ -348,3 +348,77 @@ asyncio.run(analyse(m, [fast] * 4 + [short] * 8 + [long] * 3 + [noisy] + [long] 
     assert slices[14] == 200 and slices[15] == 50, lines
     # a last slice of 8 ms and a detector of 3 fit the slice: no turn between
     assert held[24] == held[25] == [20, 11], lines
+
+
+def test_the_analysis_gives_way_to_an_answer_for_a_while_each_frame():
+    # While someone waits for an answer (a Save snapshot, a login) the
+    # analysis waits between its slices until nobody does, at most 300 ms a
+    # frame: the answer gets the board, and a login (seconds on a board)
+    # cannot blind the motion detection. Nobody waiting: one turn a slice.
+    code = """
+import sys, asyncio
+sys.path.insert(0, %r)
+from firmware import motion, waiting
+now = [0]                   # us, the board's clock
+answered_at = [0]           # us: the answer under way ends then
+class Clock:
+    def ticks_us(self):
+        return now[0]
+    def ticks_ms(self):
+        return now[0] // 1000
+    def ticks_diff(self, a, b):
+        return a - b
+class Decoder:
+    def __init__(self, frame):
+        self.luma, self.width, self.height, self.cols, self.rows = bytearray(4), 16, 16, 2, 2
+        self.reset(frame)
+    def reset(self, frame):
+        self.left = frame
+    def step(self, mcus):
+        self.stepped = min(mcus, self.left)
+        self.left -= self.stepped
+        now[0] += self.stepped * 100
+        return self.left == 0
+turns = []
+async def sleep_ms(ms):
+    turns.append(ms)
+    now[0] += max(ms, 1) * 1000         # the others' round
+    if answered_at[0] and now[0] >= answered_at[0]:
+        waiting.count = 0
+        answered_at[0] = 0
+    await asyncio.sleep(0)
+motion.time = waiting.time = Clock()
+motion.jpegluma.LumaDecoder = Decoder
+motion.asyncio = waiting.asyncio = type('A', (), {'sleep_ms': staticmethod(sleep_ms)})
+m = motion.Motion(None, None, None, {'sensitivity': 50, 'motion_armed': True, 'motion_mask': None,
+                                      'motion_zones': [], 'cooldown_s': 10})
+m._tune = lambda: None
+m.slice_mcus = 200                      # 20 ms slices
+async def frame(answer_ms):
+    if answer_ms is not None:
+        waiting.count = 1
+        answered_at[0] = now[0] + answer_ms * 1000 if answer_ms else 0
+    del turns[:]
+    start = now[0]
+    await m._luma(1000)                 # 5 slices
+    waiting.count = 0
+    print((now[0] - start) // 1000, len(turns), sum(turns))
+async def main():
+    await frame(None)                   # nobody waits
+    await frame(150)                    # a save of 150 ms
+    await frame(0)                      # an answer that does not end (a login)
+    await frame(0)                      # ... nor in the next frame
+    await frame(None)
+asyncio.run(main())
+""" % REPO
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'micropython'), '-c', code],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = [[int(v) for v in line.split()] for line in out.stdout.strip().split('\n')]
+    quiet, save, login, login_again, quiet_again = lines
+    assert quiet == [104, 4, 0] and quiet_again == quiet, lines    # 4 turns, no waits
+    # the rest of the frame waits for the save (150 ms, the first slice ran
+    # beside it), in short waits
+    assert 125 <= save[0] - quiet[0] <= 140 and save[2] >= 120, lines
+    # an answer that lasts: 300 ms a frame, no more, in each frame
+    assert 295 <= login[0] - quiet[0] <= 305 and login_again == login, lines
