@@ -22,7 +22,11 @@ _FAILS_BEFORE_REINIT = const(3)
 _HUNG_MS = const(1000)      # a capture this slow blocked the whole board
 _NO_FRAME_MS = const(2000)  # no frame this long: the camera stopped
 _POLL_MS = const(5)         # how often to ask frame_available()
-_POOL = const(2)            # frame buffers: the latest and the one being filled
+# frame buffers, made as readers need them: the analysis, a save and a viewer
+# each hold one across awaits, and the next frame needs a free one; past that
+# every frame is a new bytes, garbage that brings a collection (~0.13 s of a
+# board) nearer
+_POOL = const(4)
 
 # micropython-camera-driver's init() keywords for our pin names; its builds
 # default to the AI-Thinker's wiring (its modcamera.h)
