@@ -6,6 +6,11 @@ heartbeat comment on every heartbeat tick. A slow listener therefore skips
 states it was too slow for and never holds more than one event in memory.
 """
 import json
+from micropython import const
+from firmware import ticks
+
+_FRESH_MS = const(1000)     # uptime and the gauges move without a new version
+_built = [-1, 0, b'']       # version, when (ticks.now_ms), the status event: shared
 
 # A heartbeat padded to 2 KB: a peer that vanished without a close stops
 # acknowledging, so a few of these fill lwIP's 5.7 KB send buffer and the
@@ -64,13 +69,23 @@ class StatusStream(ClientStream):
                 self.seen_event = state.last_event_id
             if self.seen_version != state.version:
                 self.seen_version = state.version
-                return (b'event: status\ndata: ' +
-                        json.dumps(state.status()).encode() + b'\n\n')
+                return status_event(state)
             if self.seen_beat != state.beat:
                 self.seen_beat = state.beat
                 return HEARTBEAT
             await state.wait()
         raise StopAsyncIteration
+
+
+def status_event(state):
+    """The status event of the state's version, built once for every
+    listener (a board takes ~10 ms for each): again after _FRESH_MS."""
+    now = ticks.now_ms()
+    if _built[0] != state.version or now - _built[1] >= _FRESH_MS:
+        _built[0] = state.version
+        _built[1] = now
+        _built[2] = b'event: status\ndata: ' + json.dumps(state.status()).encode() + b'\n\n'
+    return _built[2]
 
 
 def headers():
