@@ -10,6 +10,7 @@ from firmware.cardcheck import reclaim
 
 _card = None    # the one machine.SDCard: the SD host lives as long as the board
 _mount = None   # the Mount of the card mounted now
+_slots = None   # the sector cache's 512-byte views, made once: every mount shares them
 _SECTOR = const(512)
 _CACHED = const(40)        # sectors kept: a folder of 100 is 26 (20 KB of heap)
 _IOCTL_ERASE = const(6)    # MP_BLOCKDEV_IOCTL_BLOCK_ERASE
@@ -28,12 +29,18 @@ class Mount:
     four or five (the .part's, the new name's, a short name's) in the same
     folder, one card command a sector; a numbered folder of 100 is 26
     sectors. Writes go to the card at once (a power cut finds what it
-    found before); a failed write forgets its sectors."""
+    found before); a failed write forgets its sectors. The slots are one
+    slab for the board's life, used by one mount at a time (mount_card()
+    loses the one before)."""
 
     def __init__(self, card):
+        global _slots
+        if _slots is None:          # once: a mount tried every few seconds makes no garbage
+            slab = memoryview(bytearray(_CACHED * _SECTOR))
+            _slots = [slab[i * _SECTOR:(i + 1) * _SECTOR] for i in range(_CACHED)]
         self.card = card
-        self.slab = bytearray(_CACHED * _SECTOR)    # one block: no garbage per fill
-        self.slot_of = {}                   # sector -> its slot in the slab
+        self.slot_of = {}                   # sector -> its slot (lose() empties it:
+                                            # a lost mount never reads the shared slots)
         self.sector_in = [-1] * _CACHED     # slot -> the sector it was filled with
         self.next = 0                       # the slot filled next: oldest first
 
@@ -50,9 +57,9 @@ class Mount:
         slot = self.slot_of.get(n)
         if slot is not None:
             try:
-                buf[:] = memoryview(self.slab)[slot * _SECTOR:(slot + 1) * _SECTOR]
+                buf[:] = _slots[slot]
                 return None
-            except MemoryError:         # the GC's close of a file: heap locked
+            except MemoryError:         # a slice with the heap locked (the GC's close)
                 pass
         failed = card.readblocks(n, buf)
         if _done(failed):
@@ -97,8 +104,8 @@ class Mount:
                 del slot_of[old]
             self.sector_in[slot] = n
         try:
-            memoryview(self.slab)[slot * _SECTOR:(slot + 1) * _SECTOR] = buf
-        except MemoryError:             # the GC's close of a file: not kept
+            _slots[slot][:] = buf
+        except MemoryError:             # a slice with the heap locked (the GC's close)
             slot_of.pop(n, None)
             return
         slot_of[n] = slot
@@ -132,6 +139,8 @@ def mount_card(mount_point, width=1, quiet=False):
         import vfs
         if _card is None:
             _card = machine.SDCard(slot=1, width=width)
+        if _mount is not None:
+            _mount.lose()           # a mount that failed before: one live mount shares the slots
         _mount = Mount(_card)
         given = reclaim(_mount)         # before anything can write to it
         if given:

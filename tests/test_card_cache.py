@@ -172,6 +172,12 @@ fresh = fresh and buf == b'z' * 512 and dev.reads == 2
 for n in range(1000):
     mount.readblocks(n, buf)
 kept = len(mount.slot_of)
+import gc
+other = RamCard(8)
+gc.collect()
+before = gc.mem_alloc()
+card.Mount(other)                                  # a mount tried again: no new slab
+kept = kept if gc.mem_alloc() - before < 1024 else -1
 mount.lose()
 lost = mount.readblocks(999, buf)            # read just before: the card's gone all the same
 print(hit, failed, asked, fresh, kept, lost)
