@@ -10,7 +10,7 @@ from firmware.cardcheck import reclaim
 
 _card = None    # the one machine.SDCard: the SD host lives as long as the board
 _mount = None   # the Mount of the card mounted now
-_slots = None   # the sector cache's 512-byte views, made once: every mount shares them
+_slots = []     # the sector cache's 512-byte views, made once: every mount shares them
 _SECTOR = const(512)
 _CACHED = const(40)        # sectors kept: a folder of 100 is 26 (20 KB of heap)
 _IOCTL_ERASE = const(6)    # MP_BLOCKDEV_IOCTL_BLOCK_ERASE
@@ -34,10 +34,9 @@ class Mount:
     loses the one before)."""
 
     def __init__(self, card):
-        global _slots
-        if _slots is None:          # once: a mount tried every few seconds makes no garbage
+        if not _slots:              # once: a mount tried every few seconds makes no garbage
             slab = memoryview(bytearray(_CACHED * _SECTOR))
-            _slots = [slab[i * _SECTOR:(i + 1) * _SECTOR] for i in range(_CACHED)]
+            _slots.extend(slab[i * _SECTOR:(i + 1) * _SECTOR] for i in range(_CACHED))
         self.card = card
         self.slot_of = {}                   # sector -> its slot (lose() empties it:
                                             # a lost mount never reads the shared slots)
