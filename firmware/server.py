@@ -41,6 +41,7 @@ from firmware.wsock import StrictWebSocket
 _REAP_MS = const(500)
 _READ_CHUNK = const(512)
 _WRITE_CHUNK = const(5744)     # lwIP's TCP_SND_BUF: the most a board's socket takes at once
+_WRITES_A_TURN = const(8)      # writes the socket took whole before the loop gets a turn
 _MAX_REQUEST_LINE = const(1024)
 _MAX_HEAD = const(4096)
 _MAX_HEADER_LINE = const(2048)
@@ -258,6 +259,7 @@ class Connection:
         self.write_deadline = None
         self.read_timeout_ms = server.head_timeout_ms
         self.write_lock = asyncio.Lock()
+        self.unyielded = 0     # writes since the last turn
         self.ws = None         # the StrictWebSocket, once upgraded
         self.request = None    # once its head is parsed
         self.on_close = []     # functions called once when the socket closes
@@ -330,23 +332,29 @@ class Connection:
             writer = self.writer
             if len(data) <= _WRITE_CHUNK:
                 writer.write(data)
-                await writer.drain()
+                await self._after_write(writer)
             else:
                 # in slices: asyncio copies whatever the socket did not take
                 # at once, which for a whole frame is a 30 KB copy per viewer;
                 # the next slice goes at once while the socket takes them all
-                # (a turn of the loop costs the board ~3 ms), one turn at the end
                 view = memoryview(data)
                 for start in range(0, len(view), _WRITE_CHUNK):
                     writer.write(view[start:start + _WRITE_CHUNK])
-                    kept = getattr(writer, 'out_buf', True)
-                    if kept:                # the socket did not take it all: wait for room
-                        await writer.drain()
-                if not kept:
-                    await writer.drain()    # the last slice waited for no turn yet
+                    await self._after_write(writer)
             self.write_deadline = None
         finally:
             lock.release()
+
+    async def _after_write(self, writer):
+        # a write the socket took whole needs no turn: each turn waits a round
+        # of every ready task (a response's head is six writes, a frame three),
+        # so the loop gets one after _WRITES_A_TURN of them or when the socket
+        # is full (drain() waits for room)
+        if getattr(writer, 'out_buf', True) or self.unyielded >= _WRITES_A_TURN:
+            self.unyielded = 0
+            await writer.drain()
+        else:
+            self.unyielded += 1
 
     async def aclose(self):
         await self.writer.aclose()

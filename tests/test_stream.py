@@ -1,10 +1,14 @@
 """/stream: MJPEG to several viewers; a slow one does not hold back the others."""
 import json
+import os
+import subprocess
+import sys
 import threading
 
+import microdot
 import pytest
 
-from tools.sim.harness import frame_set, read_mjpeg
+from tools.sim.harness import REPO, frame_set, read_mjpeg
 
 
 @pytest.fixture
@@ -60,3 +64,49 @@ def test_capture_and_snapshot_are_not_cached(board):
             assert response.status_code == 200
             assert response.headers['cache-control'] == 'no-store'
             assert response.content in frame_set()
+
+
+def test_writes_the_socket_takes_whole_go_on_without_a_turn_up_to_eight():
+    # Each turn of the loop waits a round of every ready task (a tenth of a
+    # second on a busy board): a frame is three writes and a response's head
+    # six, so a write the socket took whole goes on at once, and the loop
+    # gets a turn after eight of them, or as soon as the socket is full.
+    code = """
+import sys, asyncio
+sys.path.insert(0, %r)
+from firmware import server
+class Writer:
+    full = False
+    out_buf = b''
+    drains = 0
+    def write(self, data):
+        self.out_buf = b'rest' if self.full else b''
+    async def drain(self):
+        self.drains += 1
+        self.out_buf = b''
+class Server:
+    head_timeout_ms = write_timeout_ms = 1000
+async def main():
+    writer = Writer()
+    conn = server.Connection(Server(), None, writer, b'')
+    for _ in range(20):
+        await conn.awrite(b'x' * 100)
+    small = writer.drains
+    writer.drains = 0
+    await conn.awrite(bytes(30000))             # a frame: six slices, taken whole
+    frame = writer.drains
+    writer.drains = 0
+    writer.full = True
+    await conn.awrite(b'x' * 100)
+    await conn.awrite(bytes(30000))
+    print(small, frame, writer.drains)
+asyncio.run(main())
+""" % REPO
+    env = dict(os.environ, MICROPYPATH='.frozen:' + os.path.dirname(os.path.dirname(microdot.__file__)))
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'micropython'), '-c', code],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # 20 whole writes: a turn after the 9th and the 18th; a frame's six
+    # slices go on at once (two left over, 8 since the last turn); a full
+    # socket: a wait for room after each write, each of the frame's slices too
+    assert out.stdout.split() == ['2', '0', '7'], out.stdout
