@@ -259,7 +259,7 @@ class Connection:
         self.write_deadline = None
         self.read_timeout_ms = server.head_timeout_ms
         self.write_lock = asyncio.Lock()
-        self.unyielded = 0     # writes since the last turn
+        self.writes = 0        # writes since this connection's last turn
         self.ws = None         # the StrictWebSocket, once upgraded
         self.request = None    # once its head is parsed
         self.on_close = []     # functions called once when the socket closes
@@ -348,13 +348,12 @@ class Connection:
     async def _after_write(self, writer):
         # a write the socket took whole needs no turn: each turn waits a round
         # of every ready task (a response's head is six writes, a frame three),
-        # so the loop gets one after _WRITES_A_TURN of them or when the socket
-        # is full (drain() waits for room)
-        if getattr(writer, 'out_buf', True) or self.unyielded >= _WRITES_A_TURN:
-            self.unyielded = 0
+        # so the loop gets one at every _WRITES_A_TURN-th write, or when the
+        # socket is full (drain() waits for room)
+        self.writes += 1
+        if getattr(writer, 'out_buf', True) or self.writes >= _WRITES_A_TURN:
+            self.writes = 0
             await writer.drain()
-        else:
-            self.unyielded += 1
 
     async def aclose(self):
         await self.writer.aclose()

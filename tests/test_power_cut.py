@@ -106,6 +106,7 @@ def test_power_cuts_never_leave_a_broken_snapshot_or_lost_space(make_board, tmp_
         assert not broken, broken
     board.start()       # the boot after the last cut removes stale .part files
     board.wait_frame()
+    board.wait_for(lambda s: s.get('clips_ready'))      # and repairs the clip it cut
     board.stop()
     files = board.card_files()
     assert not [n for n in files if not n.endswith('.jpg')], 'stale .part files left'

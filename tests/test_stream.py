@@ -89,9 +89,11 @@ class Server:
 async def main():
     writer = Writer()
     conn = server.Connection(Server(), None, writer, b'')
+    turns = []
     for _ in range(20):
         await conn.awrite(b'x' * 100)
-    small = writer.drains
+        turns.append(writer.drains)
+        assert conn.write_deadline is None
     writer.drains = 0
     await conn.awrite(bytes(30000))             # a frame: six slices, taken whole
     frame = writer.drains
@@ -99,14 +101,14 @@ async def main():
     writer.full = True
     await conn.awrite(b'x' * 100)
     await conn.awrite(bytes(30000))
-    print(small, frame, writer.drains)
+    print(turns.index(1) + 1, turns.index(2) + 1, turns[-1], frame, writer.drains)
 asyncio.run(main())
 """ % REPO
     env = dict(os.environ, MICROPYPATH='.frozen:' + os.path.dirname(os.path.dirname(microdot.__file__)))
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'micropython'), '-c', code],
                          capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
-    # 20 whole writes: a turn after the 9th and the 18th; a frame's six
-    # slices go on at once (two left over, 8 since the last turn); a full
-    # socket: a wait for room after each write, each of the frame's slices too
-    assert out.stdout.split() == ['2', '0', '7'], out.stdout
+    # 20 whole writes: a turn at the 8th and the 16th, no more; a frame's six
+    # slices after them: one at the 4th (the count goes on); a full socket:
+    # a wait for room after each write, each of the frame's slices too
+    assert out.stdout.split() == ['8', '16', '2', '1', '7'], out.stdout
