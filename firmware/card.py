@@ -6,7 +6,7 @@ clips.py /clips, cardfiles.py the file operations they share.
 import os
 from micropython import const
 
-from firmware.cardcheck import reclaim
+from firmware.cardcheck import reclaim, transfer_done
 
 _card = None    # the one machine.SDCard: the SD host lives as long as the board
 _mount = None   # the Mount of the card mounted now
@@ -61,7 +61,7 @@ class Mount:
             except MemoryError:         # a slice with the heap locked (the GC's close)
                 pass
         failed = card.readblocks(n, buf)
-        if _done(failed):
+        if transfer_done(failed):
             self._keep(n, buf)
         return failed
 
@@ -82,7 +82,7 @@ class Mount:
                     slot_of.pop(sector, None)
                     sector += 1
         failed = card.writeblocks(n, buf)
-        if len(buf) == _SECTOR and _done(failed):
+        if len(buf) == _SECTOR and transfer_done(failed):
             self._keep(n, buf)
         return failed
 
@@ -108,12 +108,6 @@ class Mount:
             slot_of.pop(n, None)
             return
         slot_of[n] = slot
-
-
-def _done(answer):
-    # a driver's answer for a transfer that worked: None or 0 (VfsFat's
-    # block devices), True (the ESP32's SDCard)
-    return answer is None or answer is True or answer is not False and answer == 0
 
 
 def _lost_transfer():

@@ -107,17 +107,20 @@ def _next_set(bits, start: int, ends: int) -> int:
     return -1
 
 
+def transfer_done(answer):
+    """True for a block device's answer to a transfer that worked: None or
+    0 (VfsFat's block devices, which answer a failure with a negative
+    errno), True (the ESP32's SDCard, which answers one with False)."""
+    return answer is None or answer is True or answer is not False and answer == 0
+
+
 def _read(dev, at, buf):
-    # the ESP32's driver answers False for a failed transfer, the unix
-    # port's VfsFat block devices a negative errno
-    failed = dev.readblocks(at, buf)
-    if failed is False or (failed is not True and failed and failed < 0):
+    if not transfer_done(dev.readblocks(at, buf)):
         raise OSError(5)
 
 
 def _write(dev, at, buf):
-    failed = dev.writeblocks(at, buf)
-    if failed is False or (failed is not True and failed and failed < 0):
+    if not transfer_done(dev.writeblocks(at, buf)):
         raise OSError(5)
 
 
