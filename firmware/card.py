@@ -10,7 +10,7 @@ from firmware.cardcheck import reclaim, transfer_done
 
 _card = None    # the one machine.SDCard: the SD host lives as long as the board
 _mount = None   # the Mount of the card mounted now
-_slots = []     # the sector cache's 512-byte views, made once: every mount shares them
+_slots = []     # the sector cache's 512-byte views, made at the first block kept: shared
 _SECTOR = const(512)
 _CACHED = const(40)        # sectors kept: a folder of 100 is 26 (20 KB of heap)
 _IOCTL_ERASE = const(6)    # MP_BLOCKDEV_IOCTL_BLOCK_ERASE
@@ -30,13 +30,11 @@ class Mount:
     folder, one card command a sector; a numbered folder of 100 is 26
     sectors. Writes go to the card at once (a power cut finds what it
     found before); a failed write forgets its sectors. The slots are one
-    slab for the board's life, used by one mount at a time (mount_card()
-    loses the one before)."""
+    slab for the board's life, made when the first block is read (a board
+    without a card never pays its 20 KB), used by one mount at a time
+    (mount_card() loses the one before)."""
 
     def __init__(self, card):
-        if not _slots:              # once: a mount tried every few seconds makes no garbage
-            slab = memoryview(bytearray(_CACHED * _SECTOR))
-            _slots.extend(slab[i * _SECTOR:(i + 1) * _SECTOR] for i in range(_CACHED))
         self.card = card
         self.slot_of = {}                   # sector -> its slot (lose() empties it:
                                             # a lost mount never reads the shared slots)
@@ -93,6 +91,12 @@ class Mount:
         return card.ioctl(op, arg) if card is not None else 0
 
     def _keep(self, n, buf):
+        if not _slots:
+            try:                    # once: a mount tried every few seconds makes no garbage
+                slab = memoryview(bytearray(_CACHED * _SECTOR))
+                _slots[:] = [slab[i * _SECTOR:(i + 1) * _SECTOR] for i in range(_CACHED)]
+            except MemoryError:     # the heap is locked (the GC's close) or full: not kept
+                return
         slot_of = self.slot_of
         slot = slot_of.get(n)
         if slot is None:
