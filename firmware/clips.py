@@ -299,19 +299,23 @@ class Recorder:
         self.stop_now = False
         self.ending = False
         self.ring.entries = []
-        self.state.update(recording=None)
-        if not clip.sizes:
-            clip.abandon()          # stopped before a frame came: no clip
-            remove_quietly(clip.path + '.part')
-            return
         try:
-            path, size = await clip.close()
-        except OSError as exc:
-            print('clips: closing failed:', exc)
-            self.clip = clip
-            await self._abandon(repair=self.store.free_bytes() is not None)
-            return
-        self._saved(path, size, len(clip.sizes), clip.us_per_frame)
+            if not clip.sizes:
+                clip.abandon()          # stopped before a frame came: no clip
+                remove_quietly(clip.path + '.part')
+                return
+            try:
+                path, size = await clip.close()
+            except OSError as exc:
+                print('clips: closing failed:', exc)
+                self.clip = clip
+                await self._abandon(repair=self.store.free_bytes() is not None)
+                return
+            self._saved(path, size, len(clip.sizes), clip.us_per_frame)
+        finally:
+            # only now: until its index is written and it is renamed, the
+            # clip is still being written (a card pulled now holds a .part)
+            self.state.update(recording=None)
 
     def _saved(self, path, size, frames, us_per_frame):
         self.store.on_change(self.store)        # sd_free in the status
